@@ -1,0 +1,51 @@
+"""Descriptive statistics of a prepared event log (``funnelprint inspect``)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from funnelprint.data.pipeline import EventLog
+from funnelprint.data.schema import CANONICAL_ACTIONS
+
+PERCENTILES = (0.5, 0.9, 0.99)
+
+
+def summarize(log: EventLog) -> dict:
+    """One JSON-ready dict: counts, actions, drops, time range and length percentiles."""
+    events = log.events
+    actions = {a: 0 for a in CANONICAL_ACTIONS}
+    for action, count in events["action"].value_counts(sort=True).iter_rows():
+        actions[action] = int(count)
+    session_lengths = events.group_by("session").len()["len"]
+    journey_lengths = events.group_by("customer_id").len()["len"]
+    first, last = events["timestamp"].min(), events["timestamp"].max()
+    return {
+        "path": log.load_report.path,
+        "format": log.load_report.format,
+        "rows_read": log.load_report.rows_read,
+        "events": events.height,
+        "customers": events["customer_id"].n_unique(),
+        "products": events["product_id"].n_unique(),
+        "sessions": log.session_report.sessions,
+        "tokens": events["token"].n_unique(),
+        "actions": actions,
+        "other_actions": log.load_report.other_actions,
+        "dropped": log.dropped,
+        "mapping": log.load_report.mapping,
+        "timestamp_encoding": log.load_report.timestamp_encoding,
+        "time_range": {
+            "first": first.isoformat() if first is not None else None,
+            "last": last.isoformat() if last is not None else None,
+        },
+        "session_length": _percentiles(session_lengths),
+        "journey_length": _percentiles(journey_lengths),
+    }
+
+
+def _percentiles(lengths: pl.Series) -> dict[str, float]:
+    if lengths.len() == 0:
+        return {}
+    out = {f"p{int(q * 100)}": float(lengths.quantile(q, "nearest")) for q in PERCENTILES}
+    out["mean"] = round(float(lengths.mean()), 3)
+    out["max"] = float(lengths.max())
+    return out
