@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
 LINE = "__line"
+_HASH_SEED = 20240101
 SEED_ORDER = ("customer", "timestamp", "action", "product")
 
 # Checked in this order; a row failing several checks is counted under the first.
@@ -113,7 +114,7 @@ def read_events(
     report.mapping = {CANONICAL_COLUMN[f]: c for f, c in resolved.items()}
     events = _canonicalise(raw, resolved, mapping, report)
     events = _validate(events, resolved, on_error, report)
-    events = _drop_duplicates(events, report)
+    events = _drop_duplicates(sort_journeys(events), report)
     report.events = events.height
     counts = events["action"].value_counts()
     report.other_actions = {
@@ -209,8 +210,40 @@ def _read_csv(
             f"--names gives {len(names)} columns but the first line has {len(fields)} fields",
             path=str(path), line=1,
         )
+    truncated = _unterminated_last_line(path, len(names), delimiter)
+    try:
+        frame = pl.read_csv(
+            path, has_header=header, new_columns=names, separator=delimiter, infer_schema=False,
+        )
+    except pl.exceptions.ComputeError:
+        # Too many fields somewhere: pyarrow finds the rows exactly.
+        frame = _read_csv_exact(path, names, header, delimiter, on_error, truncated, report)
+    else:
+        if truncated is not None and frame.height:
+            frame = frame.head(frame.height - 1)
+            _count_truncated(path, report)
+    frame = frame.with_row_index(LINE, offset=2 if header else 1)
+    blank = frame.select(pl.all_horizontal(pl.exclude(LINE).is_null())).to_series()
+    if blank.any():
+        report.dropped["blank_line"] += int(blank.sum())
+        report.rows_read += int(blank.sum())
+        frame = frame.filter(~blank)
+    # Line numbers assume one line per record (no newlines inside quoted fields).
+    return frame
+
+
+def _count_truncated(path: Path, report: LoadReport) -> None:
+    # A file cut mid-record (head -c, an interrupted export) ends in a partial line.
+    log.warning("%s: last line is cut short (no newline, too few fields); skipped", path)
+    report.dropped["truncated_last_line"] += 1
+    report.rows_read += 1
+
+
+def _read_csv_exact(
+    path: Path, names: list[str], header: bool, delimiter: str, on_error: OnError,
+    truncated: str | None, report: LoadReport,
+) -> pl.DataFrame:
     invalid: list[str] = []
-    truncated = _unterminated_last_line(path)
     truncated_rows: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -224,8 +257,12 @@ def _read_csv(
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+            ),
         )
     except pa.ArrowInvalid as exc:
         if invalid:
@@ -237,21 +274,18 @@ def _read_csv(
             ) from exc
         raise EventDataError(f"cannot parse CSV: {exc}", path=str(path)) from exc
     if invalid:
+        log.warning("%s: first malformed row: %r", path, invalid[0])
         report.dropped["malformed_row"] += len(invalid)
         report.rows_read += len(invalid)
     if truncated_rows:
-        # A file cut mid-record (head -c, an interrupted export) ends in a partial line.
-        log.warning("%s: last line is cut short (no newline, too few fields); skipped", path)
-        report.dropped["truncated_last_line"] += 1
-        report.rows_read += 1
+        _count_truncated(path, report)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    # Line numbers assume one line per record (no embedded newlines) and no skipped rows.
-    return frame.with_row_index(LINE, offset=2 if header else 1)
+    return frame
 
 
-def _unterminated_last_line(path: Path) -> str | None:
-    """The last line of a plain-text file that does not end in a newline, else None."""
+def _unterminated_last_line(path: Path, fields: int, delimiter: str) -> str | None:
+    """The last line of a plain-text file when it lacks both its newline and some fields."""
     if path.suffix.lower() == ".gz":
         return None
     with open(path, "rb") as fh:
@@ -261,7 +295,8 @@ def _unterminated_last_line(path: Path) -> str | None:
         tail = fh.read()
     if not tail or tail.endswith(b"\n"):
         return None
-    return tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
+    return last if len(last.split(delimiter)) < fields else None
 
 
 def _find_line(path: Path, text: str) -> tuple[int | None, str]:
@@ -372,10 +407,33 @@ def _raw_value(frame: pl.DataFrame, row: int, reason: str) -> object:
     return None
 
 
+def sort_journeys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Sort by customer, then time; ties keep their input order.
+
+    Customers are ordered by a fixed hash of their id (fast integer sort); two stable passes
+    give the same order as one sort on (customer, time).
+    """
+    if not frame["timestamp"].is_sorted():
+        frame = frame.sort("timestamp", maintain_order=True)
+    key = pl.col("customer_id").hash(_HASH_SEED)
+    if frame.select(key.n_unique()).item() != frame["customer_id"].n_unique():
+        return frame.sort("customer_id", maintain_order=True)  # a hash collision: exact path
+    return frame.sort(key, maintain_order=True)
+
+
 def _drop_duplicates(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
+    """Remove exact duplicate events; they can only sit in runs of equal customer and time."""
+    same = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (
+        pl.col("timestamp") == pl.col("timestamp").shift(1)
+    )
+    tied = frame.select((same | same.shift(-1)).fill_null(False)).to_series()
+    if not tied.any():
+        return frame
     columns = [c for c in frame.columns if c != LINE]
-    unique = frame.unique(subset=columns, keep="first", maintain_order=True)
-    removed = frame.height - unique.height
-    if removed:
-        report.dropped["duplicate"] += removed
-    return unique
+    candidates = frame.with_row_index("__pos").filter(tied)
+    repeated = candidates.filter(~pl.struct(columns).is_first_distinct())["__pos"]
+    if repeated.len() == 0:
+        return frame
+    report.dropped["duplicate"] += repeated.len()
+    keep = pl.int_range(pl.len()).is_in(repeated.implode()).not_()
+    return frame.filter(keep)

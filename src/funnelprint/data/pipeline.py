@@ -39,7 +39,8 @@ def prepare_events(
 ) -> EventLog:
     """Read, validate, sessionize and tokenize one event file."""
     events, load_report = read_events(path, mapping, on_error=on_error)
-    return prepare_frame(events, load_report, sessions, tokens)
+    sessionized, session_report = sessionize(events, sessions, presorted=True)
+    return EventLog(tokenize(sessionized, tokens), load_report, session_report)
 
 
 def prepare_frame(

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from funnelprint.data.load import sort_journeys
+
 log = logging.getLogger(__name__)
 
 SESSION = "session"
@@ -64,17 +66,22 @@ class SessionReport:
 
 
 def sessionize(
-    events: pl.DataFrame, config: SessionConfig | None = None
+    events: pl.DataFrame, config: SessionConfig | None = None, presorted: bool = False
 ) -> tuple[pl.DataFrame, SessionReport]:
     """Sort events by customer and time and number their sessions.
 
-    Returns the events sorted by ``customer_id, timestamp`` (ties keep file order) with an
-    integer ``session`` column numbered 0..n-1 in that order, and a report of what was removed.
+    Returns the events sorted by customer, then session start, then time (ties keep file
+    order), with an integer ``session`` column numbered 0..n-1 in that order, and a report of
+    what was removed. ``presorted=True`` promises events already sorted by customer and time
+    (as :func:`~funnelprint.data.load.read_events` returns them).
     """
     config = config or SessionConfig()
     report = SessionReport()
-    frame = events.sort(["customer_id", "timestamp"], maintain_order=True)
+    frame = events if presorted else sort_journeys(events)
     frame = frame.with_columns(_session_index(frame, config).alias(SESSION))
+    if not frame[SESSION].is_sorted():
+        # A file's own session ids may interleave in time; keep each session contiguous.
+        frame = frame.sort(SESSION, maintain_order=True)
     frame = _drop_bots(frame, config, report)
     frame = _drop_sessions(frame, config, report)
     frame = frame.with_columns(_renumber(pl.col(SESSION)))
