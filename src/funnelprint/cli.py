@@ -1,0 +1,177 @@
+"""The ``funnelprint`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from funnelprint.data import ColumnMapping, EventDataError, EventLog, SessionConfig, TokenConfig
+from funnelprint.data.pipeline import prepare_events
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Customer trait profiles and sequence-aware recommendations from funnel event logs.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(help="Map fields to columns: customer=COL,timestamp=COL,action=COL,product=COL"
+                 "[,session=COL,category=COL,price=COL,brand=COL,quantity=COL]"),
+]
+ActionsOpt = Annotated[
+    str | None, typer.Option(help="Rename raw actions: RAW=CANONICAL,... (e.g. atc=add_to_cart)")
+]
+NamesOpt = Annotated[str | None, typer.Option(help="Column names of a headerless CSV: a,b,c,...")]
+OnErrorOpt = Annotated[
+    str, typer.Option("--on-error", help="'raise' stops at the first bad row; 'skip' drops and "
+                      "counts bad rows")
+]
+GapOpt = Annotated[float, typer.Option(help="Minutes of inactivity that end a session")]
+MinSessionOpt = Annotated[int, typer.Option(help="Drop sessions with fewer events")]
+MaxSessionOpt = Annotated[
+    int, typer.Option(help="Drop sessions with more events (0 keeps all)")
+]
+MaxRateOpt = Annotated[
+    float, typer.Option(help="Drop customers with a session faster than this many events per "
+                        "minute (0 keeps all)")
+]
+RareOpt = Annotated[
+    int, typer.Option(help="Tokenise products seen fewer times by their category (0 = off)")
+]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
+        force=True,
+    )
+
+
+def load_log(
+    events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
+    session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
+    max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
+) -> EventLog:
+    """Read an event file with the mapping flags every event-reading command shares."""
+    try:
+        mapping = ColumnMapping.from_options(columns, actions, names)
+        sessions = SessionConfig(
+            gap_minutes=session_gap,
+            min_session_length=min_session_length,
+            max_events_per_session=max_session_events or None,
+            max_events_per_minute=max_events_per_minute or None,
+        )
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"--on-error must be 'raise' or 'skip', not {on_error!r}")
+        return prepare_events(
+            events, mapping, on_error=on_error,  # type: ignore[arg-type]
+            sessions=sessions, tokens=TokenConfig(rare_product_min_count),
+        )
+    except (EventDataError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output folder")],
+    customers: Annotated[int, typer.Option(help="Number of customers")] = 2000,
+    products: Annotated[int, typer.Option(help="Number of products")] = 600,
+    personas: Annotated[int, typer.Option(help="Number of personas (1-8)")] = 6,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Write a simulated shop: events.csv, products.csv, truth.csv (persona mixes)."""
+    from funnelprint.data.simulate import SimulationConfig
+    from funnelprint.data.simulate import simulate as run_simulation
+
+    try:
+        config = SimulationConfig(
+            customers=customers, products=products, personas=personas, days=days, seed=seed
+        )
+    except ValueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    sim = run_simulation(config)
+    paths = sim.write(out)
+    console.print(
+        f"wrote {sim.events.height:,} events from {customers:,} customers over "
+        f"{products:,} products ({personas} personas) to {out}"
+    )
+    for name, path in paths.items():
+        console.print(f"  {name:<9} {path}")
+
+
+@app.command()
+def inspect(
+    events: Annotated[Path, typer.Argument(help="Event file: CSV (optionally .gz), Parquet, "
+                                           "JSON lines")],
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+    session_gap: GapOpt = 30.0,
+    min_session_length: MinSessionOpt = 1,
+    max_session_events: MaxSessionOpt = 1000,
+    max_events_per_minute: MaxRateOpt = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Validate an event file and summarise it: counts, actions, drops, lengths."""
+    from funnelprint.data.summary import summarize
+
+    log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
+                   max_session_events, max_events_per_minute)
+    summary = summarize(log)
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    table = Table(title=f"{summary['path']} ({summary['format']})", show_header=False)
+    for key in ("rows_read", "events", "customers", "products", "sessions", "tokens"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+    for action, count in summary["actions"].items():
+        table.add_row(f"  {action}", f"{count:,}")
+    for reason, count in summary["dropped"].items() or [("none", 0)]:
+        table.add_row(f"dropped: {reason}", f"{count:,}")
+    tr = summary["time_range"]
+    table.add_row("time range", f"{tr['first']} → {tr['last']}")
+    table.add_row("timestamps", summary["timestamp_encoding"])
+    for key in ("session_length", "journey_length"):
+        q = summary[key]
+        if q:
+            table.add_row(key.replace("_", " "),
+                          f"p50 {q['p50']:g} · p90 {q['p90']:g} · p99 {q['p99']:g} · "
+                          f"mean {q['mean']:g} · max {q['max']:g}")
+    table.add_row("columns", ", ".join(f"{k}←{v}" for k, v in summary["mapping"].items()))
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
