@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py --out bench-results
+	PYTHONPATH=benchmarks $(PY) benchmarks/run.py --out bench-results
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

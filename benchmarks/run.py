@@ -1,0 +1,59 @@
+"""Benchmarks: print figures and write one JSON record per run.
+
+Each benchmark runs in its own process so that thread limits and peak memory are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ("ingest",)
+
+
+def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict:
+    env = {**os.environ, **env_extra}
+    cmd = [sys.executable, str(HERE / f"bench_{name}.py"), "--events", str(args.events)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"benchmark {name} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=BENCHES, action="append")
+    args = parser.parse_args()
+    one_core = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "FUNNELPRINT_THREADS": "1"}
+    record = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "results": {},
+    }
+    for name in args.only or BENCHES:
+        result = run_one(name, args, one_core)
+        record["results"][name] = result
+        print(f"[{name}]")
+        for key, value in result.items():
+            print(f"  {key:<28} {value}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=2))
+    (args.out / "latest.json").write_text(json.dumps(record, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

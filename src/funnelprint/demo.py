@@ -1,0 +1,34 @@
+"""``make demo``: the main job end to end on a simulated shop."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from funnelprint.cli import app
+
+
+def run(args: list[str]) -> None:
+    print(f"\n$ funnelprint {' '.join(args)}")
+    result = CliRunner().invoke(app, args)
+    print(result.output, end="")
+    if result.exit_code != 0:
+        raise SystemExit(result.exit_code)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = args.out / "data"
+    run(["simulate", "--out", str(data), "--customers", str(args.customers),
+         "--seed", str(args.seed)])
+    run(["inspect", str(data / "events.csv")])
+
+
+if __name__ == "__main__":
+    main()
