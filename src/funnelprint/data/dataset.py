@@ -1,0 +1,276 @@
+"""One ``Dataset``: external ids mapped to contiguous indices once, sequences per customer.
+
+Loaders are selected by a prefix: ``events:PATH`` (any event file), ``sasrec:PATH``
+(``user item`` per line), ``s3rec:PATH`` (``user item item ...`` per line) and
+``recbole:PATH.inter`` (RecBole atomic files, with ``.item`` metadata when present).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from funnelprint.data.errors import EventDataError
+from funnelprint.data.pipeline import EventLog, prepare_events
+from funnelprint.data.schema import CANONICAL_ACTIONS, ColumnMapping
+from funnelprint.data.sequences import Sequences
+
+log = logging.getLogger(__name__)
+
+LOADERS = ("events", "sasrec", "s3rec", "recbole")
+
+
+@dataclass
+class Dataset:
+    """Customers' time-ordered interactions with contiguous customer and item indices.
+
+    Attributes
+    ----------
+    customer_ids, item_ids : arrays of str
+        External id of each index.
+    sequences : Sequences
+        Row ``u`` holds customer ``u``'s interactions in time order.
+    action_names : tuple of str
+        Name of each action index.
+    item_categories : array of str or None
+        Category of each item where known.
+    """
+
+    customer_ids: np.ndarray
+    item_ids: np.ndarray
+    sequences: Sequences
+    action_names: tuple[str, ...] = CANONICAL_ACTIONS
+    item_categories: np.ndarray | None = None
+    name: str = "dataset"
+    synthetic_time: bool = False  # True where timestamps are positions, not times
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_customers(self) -> int:
+        return self.customer_ids.size
+
+    @property
+    def n_items(self) -> int:
+        return self.item_ids.size
+
+    @property
+    def n_interactions(self) -> int:
+        return self.sequences.items.size
+
+    def item_index(self) -> dict[str, int]:
+        return {str(item): i for i, item in enumerate(self.item_ids)}
+
+    def customer_index(self) -> dict[str, int]:
+        return {str(c): i for i, c in enumerate(self.customer_ids)}
+
+    def with_sequences(self, sequences: Sequences, **changes: object) -> Dataset:
+        """The same id maps with other sequences (a split's training part, say)."""
+        return replace(self, sequences=sequences, **changes)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.sequences.items, minlength=self.n_items)
+
+    def stats(self) -> dict:
+        lengths = self.sequences.lengths
+        return {
+            "name": self.name,
+            "customers": self.n_customers,
+            "items": self.n_items,
+            "interactions": self.n_interactions,
+            "density": round(self.n_interactions / max(1, self.n_customers * self.n_items), 6),
+            "mean_length": round(float(lengths.mean()), 2) if lengths.size else 0.0,
+            "actions": {
+                name: int(n)
+                for name, n in zip(
+                    self.action_names,
+                    np.bincount(self.sequences.actions, minlength=len(self.action_names)),
+                    strict=True,
+                )
+                if n
+            },
+        }
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def from_frame(
+        cls, frame: pl.DataFrame, name: str = "dataset", synthetic_time: bool = False,
+        item_categories: dict[str, str] | None = None,
+    ) -> Dataset:
+        """Build from a frame with ``customer_id, item_id, action, time`` sorted by customer
+        then time. Customer and item indices follow first appearance."""
+        customers = frame["customer_id"].cast(pl.String)
+        items = frame["item_id"].cast(pl.String)
+        customer_ids = customers.unique(maintain_order=True)
+        item_ids = items.unique(maintain_order=True)
+        rows = _codes(customers, customer_ids)
+        if not np.all(np.diff(rows) >= 0):
+            raise ValueError("frame must be sorted by customer (contiguous journeys)")
+        item_codes = _codes(items, item_ids)
+        extra = sorted(set(frame["action"].unique().to_list()) - set(CANONICAL_ACTIONS))
+        action_names = (*CANONICAL_ACTIONS, *extra)
+        action_codes = _codes(frame["action"], pl.Series(action_names))
+        times = frame["time"].to_numpy().astype(np.int64)
+        sequences = Sequences.from_rows(rows, item_codes, action_codes, times,
+                                        customer_ids.len())
+        categories = None
+        if item_categories:
+            categories = np.array([item_categories.get(i, "") for i in item_ids.to_list()],
+                                  dtype=object)
+        return cls(customer_ids.to_numpy().astype(str), item_ids.to_numpy().astype(str),
+                   sequences, action_names, categories, name, synthetic_time)
+
+    @classmethod
+    def from_events(cls, log: EventLog, name: str = "events",
+                    collapse_repeats: bool = True) -> Dataset:
+        """From a prepared event log. ``collapse_repeats`` merges consecutive events of one
+        customer on the same product (view → cart → buy of one item) into the first one."""
+        events = log.events
+        frame = events.select(
+            "customer_id",
+            pl.col("product_id").alias("item_id"),
+            "action",
+            pl.col("timestamp").dt.epoch("us").alias("time"),
+        )
+        if collapse_repeats:
+            repeat = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (
+                pl.col("item_id") == pl.col("item_id").shift(1)
+            )
+            frame = frame.filter(~repeat.fill_null(False))
+        categories = None
+        if "category" in events.columns:
+            pairs = events.select("product_id", "category").drop_nulls().unique("product_id")
+            categories = dict(pairs.iter_rows())
+        return cls.from_frame(frame, name=name, item_categories=categories)
+
+
+def _codes(values: pl.Series, vocabulary: pl.Series) -> np.ndarray:
+    lookup = pl.DataFrame({"v": vocabulary, "code": np.arange(vocabulary.len())})
+    joined = pl.DataFrame({"v": values}).join(lookup, on="v", how="left", maintain_order="left")
+    return joined["code"].to_numpy()
+
+
+# ---------------------------------------------------------------------- loaders
+
+
+def load_dataset(
+    spec: str, mapping: ColumnMapping | None = None, kcore: int = 0, **event_options: object
+) -> Dataset:
+    """Load ``PREFIX:PATH`` (see module docstring); ``kcore`` > 0 applies k-core filtering."""
+    prefix, sep, path_text = spec.partition(":")
+    if not sep or prefix not in LOADERS:
+        raise ValueError(f"dataset must be PREFIX:PATH with PREFIX one of {', '.join(LOADERS)}; "
+                         f"got {spec!r}")
+    path = Path(path_text)
+    if not path.exists():
+        raise EventDataError("no such file", path=str(path))
+    if prefix == "events":
+        dataset = Dataset.from_events(prepare_events(path, mapping, **event_options),
+                                      name=path.stem)
+    elif prefix == "sasrec":
+        dataset = _read_user_item_lines(path, one_pair_per_line=True)
+    elif prefix == "s3rec":
+        dataset = _read_user_item_lines(path, one_pair_per_line=False)
+    else:
+        dataset = _read_recbole(path)
+    if kcore > 0:
+        dataset = kcore_filter(dataset, kcore)
+    return dataset
+
+
+def _read_user_item_lines(path: Path, one_pair_per_line: bool) -> Dataset:
+    """SASRec ``user item`` lines or S3-Rec ``user item item ...`` lines, chronological."""
+    text = pl.read_csv(path, has_header=False, new_columns=["line"], separator="\x1f",
+                       quote_char=None, infer_schema=False)
+    tokens = text.select(pl.col("line").str.strip_chars().str.split(" ").alias("t")).filter(
+        pl.col("t").list.len() >= 2
+    )
+    skipped = text.height - tokens.height
+    if skipped:
+        log.warning("%s: skipped %d line(s) without a user and an item", path, skipped)
+    frame = tokens.select(
+        pl.col("t").list.first().alias("customer_id"),
+        pl.col("t").list.slice(1).alias("item_id"),
+    ).with_row_index("line").explode("item_id")
+    if one_pair_per_line and tokens["t"].list.len().max() > 2:
+        raise EventDataError("expected 'user item' per line", path=str(path))
+    # Keep the file's order within each customer; customers may interleave (SASRec files do not).
+    frame = _contiguous(frame.with_row_index("pos"), "pos")
+    frame = frame.with_columns(
+        pl.lit("purchase").alias("action"),
+        pl.int_range(pl.len()).over("customer_id").cast(pl.Int64).alias("time"),
+    )
+    return Dataset.from_frame(frame, name=path.stem, synthetic_time=True)
+
+
+def _contiguous(frame: pl.DataFrame, *order: str) -> pl.DataFrame:
+    """Each customer's rows together, customers in order of first appearance (``pos``),
+    rows ordered by ``order`` within a customer."""
+    first = pl.col("pos").min().over("customer_id").alias("first")
+    return frame.with_columns(first).sort("first", *order).drop("first", "pos", "line",
+                                                                 strict=False)
+
+
+def _read_recbole(path: Path) -> Dataset:
+    frame = pl.read_csv(path, separator="\t", infer_schema=False, quote_char=None)
+    names = {c.split(":")[0]: c for c in frame.columns}
+    for needed in ("user_id", "item_id"):
+        if needed not in names:
+            raise EventDataError(f"RecBole file lacks a {needed} column", path=str(path))
+    has_time = "timestamp" in names
+    frame = frame.select(
+        pl.col(names["user_id"]).alias("customer_id"),
+        pl.col(names["item_id"]).alias("item_id"),
+        (pl.col(names["timestamp"]).cast(pl.Float64) if has_time else pl.lit(0.0)).alias("ts"),
+    ).with_row_index("pos")
+    frame = _contiguous(frame, "ts", "pos")
+    # Timestamps: RecBole stores epoch seconds.
+    frame = frame.with_columns(
+        pl.lit("purchase").alias("action"),
+        (pl.col("ts") * 1_000_000).cast(pl.Int64).alias("time"),
+    )
+    categories = _recbole_categories(path.with_suffix(".item"))
+    return Dataset.from_frame(frame, name=path.stem, synthetic_time=not has_time,
+                              item_categories=categories)
+
+
+def _recbole_categories(path: Path) -> dict[str, str] | None:
+    if not path.exists():
+        return None
+    items = pl.read_csv(path, separator="\t", infer_schema=False, quote_char=None)
+    names = {c.split(":")[0]: c for c in items.columns}
+    category = next((c for c in items.columns if c.endswith(":token_seq") or
+                     c.split(":")[0] in ("class", "category", "genre")), None)
+    if "item_id" not in names or category is None:
+        return None
+    first = items[category].str.split(" ").list.first()
+    return dict(zip(items[names["item_id"]].to_list(), first.to_list(), strict=True))
+
+
+def kcore_filter(dataset: Dataset, k: int) -> Dataset:
+    """Repeatedly drop customers and items with fewer than ``k`` interactions."""
+    seq = dataset.sequences
+    keep = np.ones(seq.items.size, dtype=bool)
+    rows = np.repeat(np.arange(seq.n_rows), seq.lengths)
+    while True:
+        user_n = np.bincount(rows[keep], minlength=seq.n_rows)
+        item_n = np.bincount(seq.items[keep], minlength=dataset.n_items)
+        bad = keep & ((user_n[rows] < k) | (item_n[seq.items] < k))
+        if not bad.any():
+            break
+        keep &= ~bad
+    kept = seq.mask(keep)
+    users = np.flatnonzero(kept.lengths > 0)
+    items_used = np.unique(kept.items)
+    remap = np.full(dataset.n_items, -1, dtype=np.int64)
+    remap[items_used] = np.arange(items_used.size)
+    kept = kept.select(users)
+    kept.items = remap[kept.items].astype(np.int32)
+    categories = None if dataset.item_categories is None else dataset.item_categories[items_used]
+    log.info("%d-core: %d of %d interactions kept", k, kept.items.size, seq.items.size)
+    return Dataset(dataset.customer_ids[users], dataset.item_ids[items_used], kept,
+                   dataset.action_names, categories, dataset.name, dataset.synthetic_time)

@@ -1,0 +1,1 @@
+"""Leak-free splits, ranking metrics, protocols and the leaderboard."""

@@ -1,0 +1,110 @@
+"""Fit and evaluate several models on one dataset and protocol; a table and a JSON record."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from funnelprint.data.dataset import Dataset
+from funnelprint.evaluate.metrics import Ties
+from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.splits import split as make_split
+from funnelprint.models.base import make_model
+
+log = logging.getLogger(__name__)
+HEADLINE = ("HR@10", "NDCG@10", "MRR", "Recall@10", "Coverage@10", "Novelty@10", "TailShare@10")
+
+
+def run_leaderboard(
+    dataset: Dataset, models: Sequence[str], protocol: str | Protocol = "loo-full",
+    ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: Ties = "pessimistic",
+    seed: int = 0, part: str = "test", progress: bool = False,
+    model_params: dict[str, dict] | None = None,
+) -> dict:
+    """Evaluate each model key; returns ``{"protocol", "dataset", "split", "models"}``."""
+    protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
+    options = {"seed": seed} if protocol.split == "user" else {}
+    data_split = make_split(dataset, protocol.split, **options)
+    eval_set = data_split.test if part == "test" else data_split.valid
+    record: dict = {
+        "protocol": str(protocol),
+        "part": part,
+        "ties": ties,
+        "keep_seen": keep_seen,
+        "seed": seed,
+        "dataset": dataset.stats(),
+        "split": {"kind": data_split.kind, "train_interactions": data_split.train.n_interactions,
+                  "evaluated": eval_set.n_rows, **data_split.info},
+        "models": {},
+    }
+    for key in models:
+        params = dict((model_params or {}).get(key, {}))
+        model = make_model(key, **params)
+        if "seed" in getattr(model, "__dict__", {}):
+            model.seed = seed  # type: ignore[attr-defined]
+        with peak_memory() as peak:
+            start = time.perf_counter()
+            model.fit(data_split.train)
+            fit_seconds = time.perf_counter() - start
+            result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
+                                    ties, seed, progress)
+        result["fit_seconds"] = round(fit_seconds, 3)
+        result["peak_rss_mb"] = round(peak(), 1)
+        record["models"][key] = result
+        log.info("%s: HR@10 %.4f NDCG@10 %.4f (fit %.1fs, score %.1fs)", key,
+                 result.get("HR@10", 0.0), result.get("NDCG@10", 0.0), fit_seconds,
+                 result["score_seconds"])
+    return record
+
+
+def _rss_mb() -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def peak_memory(interval: float = 0.05) -> Iterator:
+    """Sample resident memory while the block runs; yields a function giving the peak (MiB)."""
+    peak = [_rss_mb()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(interval):
+            peak[0] = max(peak[0], _rss_mb())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak[0]
+    finally:
+        done.set()
+        thread.join()
+        peak[0] = max(peak[0], _rss_mb())
+
+
+def format_markdown(record: dict, columns: Sequence[str] = HEADLINE) -> str:
+    ds = record["dataset"]
+    lines = [
+        f"### {ds['name']} · {record['protocol']} ({record['part']}, ties: {record['ties']})",
+        "",
+        f"{ds['customers']:,} customers, {ds['items']:,} items, {ds['interactions']:,} "
+        f"interactions; {record['split']['evaluated']:,} evaluated.",
+        "",
+        "| model | " + " | ".join(columns) + " | fit s | score s | peak MiB |",
+        "|---" * (len(columns) + 4) + "|",
+    ]
+    for key, result in record["models"].items():
+        cells = [f"{result.get(c, float('nan')):.4f}" for c in columns]
+        lines.append(f"| {key} | " + " | ".join(cells) +
+                     f" | {result['fit_seconds']:.1f} | {result['score_seconds']:.1f} | "
+                     f"{result['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,129 @@
+"""Score an evaluation set with a fitted model: full ranking or sampled negatives."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from funnelprint.data.dataset import Dataset
+from funnelprint.data.sequences import row_of
+from funnelprint.evaluate import metrics
+from funnelprint.evaluate.splits import SPLITS, EvalSet
+from funnelprint.models.base import Recommender, batch_rows, mask_seen, top_k
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """``{split}-full`` or ``{split}-sampled{N}`` (e.g. ``loo-sampled100``)."""
+
+    split: str
+    negatives: int  # 0 = full ranking over the catalogue
+
+    @classmethod
+    def parse(cls, text: str) -> Protocol:
+        split, _, mode = text.partition("-")
+        if split not in SPLITS or not (mode == "full" or mode.startswith("sampled")):
+            raise ValueError(f"protocol must be SPLIT-full or SPLIT-sampledN with SPLIT in "
+                             f"{SPLITS}; got {text!r}")
+        negatives = 0 if mode == "full" else int(mode.removeprefix("sampled") or 100)
+        return cls(split, negatives)
+
+    def __str__(self) -> str:
+        return f"{self.split}-{'full' if not self.negatives else f'sampled{self.negatives}'}"
+
+
+def evaluate_model(
+    model: Recommender, eval_set: EvalSet, train: Dataset, protocol: Protocol,
+    ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: metrics.Ties =
+    "pessimistic", seed: int = 0, progress: bool = False,
+) -> dict[str, float]:
+    """Metrics of a fitted model on one evaluation set.
+
+    Full ranking excludes each customer's history from the candidates unless ``keep_seen``
+    (a target that repeats a history item then counts as a miss). The sampled protocol ranks
+    each target against ``protocol.negatives`` items drawn uniformly, with replacement, from
+    items outside the customer's history and targets (as in the SASRec code).
+    """
+    rng = np.random.default_rng(seed)
+    n_items = train.n_items
+    step = batch_rows(n_items)
+    owners: list[np.ndarray] = []
+    ranks: list[np.ndarray] = []
+    tops: list[np.ndarray] = []
+    kmax = max(ks)
+    start_time = time.perf_counter()
+    batches = range(0, eval_set.n_rows, step)
+    for start in tqdm(batches, desc=f"scoring {model.key}", disable=not progress, leave=False):
+        rows = np.arange(start, min(start + step, eval_set.n_rows))
+        part = eval_set.subset(rows)
+        scores = metrics.sanitize(model.score(part.history, part.customers).astype(np.float32))
+        if scores.shape != (rows.size, n_items):
+            raise ValueError(f"{model.key}.score returned {scores.shape}, expected "
+                             f"{(rows.size, n_items)}")
+        target_rows = part.target_rows()
+        if protocol.negatives:
+            ranks.append(_sampled_ranks(scores, part, protocol.negatives, n_items, ties, rng))
+        if not keep_seen:
+            mask_seen(scores, part.history)
+        if not protocol.negatives:
+            ranks.append(metrics.target_ranks(scores, part.target_items, target_rows, ties))
+        owners.append(target_rows + start)
+        tops.append(top_k(scores, kmax)[0])
+    rank = np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+    owner = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+    top = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
+    result: dict[str, float] = {}
+    for k in ks:
+        result.update(metrics.set_metrics(rank, owner, eval_set.n_rows, k))
+    result["MRR"] = float(_full_mrr(rank, owner, eval_set.n_rows))
+    counts = train.item_counts()
+    tail = metrics.tail_items(counts)
+    for k in ks:
+        result[f"Coverage@{k}"] = metrics.coverage(top[:, :k], n_items)
+        result[f"Novelty@{k}"] = metrics.novelty(top[:, :k], counts, train.n_customers)
+        result[f"TailShare@{k}"] = metrics.tail_share(top[:, :k], tail)
+    result["evaluated"] = int(eval_set.n_rows)
+    result["score_seconds"] = round(time.perf_counter() - start_time, 3)
+    return result
+
+
+def _full_mrr(rank: np.ndarray, owner: np.ndarray, n_rows: int) -> float:
+    if rank.size == 0:
+        return 0.0
+    best = np.full(n_rows, np.iinfo(np.int64).max)
+    np.minimum.at(best, owner, rank)
+    valid = best < np.iinfo(np.int64).max
+    return float((1.0 / (best[valid] + 1.0)).mean())
+
+
+def _sampled_ranks(
+    scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int, ties: metrics.Ties,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Rank of each target among itself and n_negatives sampled items of its row."""
+    target_rows = part.target_rows()
+    exclude_rows = np.concatenate([row_of(part.history.offsets), target_rows])
+    exclude_items = np.concatenate([part.history.items, part.target_items]).astype(np.int64)
+    excluded = np.unique(exclude_rows.astype(np.int64) * n_items + exclude_items)
+    negatives = _draw_negatives(target_rows, n_negatives, n_items, excluded, rng)
+    candidates = np.concatenate([part.target_items[:, None], negatives], axis=1)
+    candidate_scores = scores[target_rows[:, None], candidates]
+    return metrics.target_ranks(candidate_scores, np.zeros(target_rows.size, dtype=np.int64),
+                                ties=ties)
+
+
+def _draw_negatives(rows: np.ndarray, n: int, n_items: int, excluded: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    out = rng.integers(0, n_items, size=(rows.size, n))
+    for _ in range(1000):
+        bad = np.isin(rows[:, None].astype(np.int64) * n_items + out, excluded)
+        if not bad.any():
+            return out
+        out[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+    raise ValueError("cannot draw negatives: customers have interacted with almost every item")

@@ -1,0 +1,136 @@
+"""Splits that never leak the future.
+
+``loo``: last interaction is the test target, the one before it the validation target (SASRec).
+``temporal``: one global time cut for test and an earlier one for validation; training holds
+only interactions strictly before the validation cut. ``user``: a random share of customers is
+held out whole; their last interaction is the target and the rest their history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from funnelprint.data.dataset import Dataset
+from funnelprint.data.sequences import Sequences, row_of
+
+SPLITS = ("loo", "temporal", "user")
+
+
+@dataclass
+class EvalSet:
+    """Customers to evaluate, the history each model may read, and the targets to rank."""
+
+    customers: np.ndarray  # dataset customer index per evaluated row
+    history: Sequences  # inputs, all strictly before the targets
+    target_offsets: np.ndarray  # row r's targets: target_items[target_offsets[r]:...[r + 1]]
+    target_items: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return self.customers.size
+
+    def target_rows(self) -> np.ndarray:
+        return row_of(self.target_offsets)
+
+    def subset(self, rows: np.ndarray) -> EvalSet:
+        targets = Sequences(self.target_offsets, self.target_items,
+                            np.zeros_like(self.target_items, dtype=np.int8),
+                            np.zeros_like(self.target_items, dtype=np.int64)).select(rows)
+        return EvalSet(self.customers[rows], self.history.select(rows), targets.offsets,
+                       targets.items)
+
+
+@dataclass
+class Split:
+    train: Dataset
+    valid: EvalSet
+    test: EvalSet
+    kind: str
+    info: dict
+
+
+def split(dataset: Dataset, kind: str = "loo", **options: float) -> Split:
+    if kind == "loo":
+        return loo_split(dataset)
+    if kind == "temporal":
+        return temporal_split(dataset, **options)
+    if kind == "user":
+        return user_split(dataset, **options)
+    raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")
+
+
+def _single_targets(seq: Sequences, customers: np.ndarray, drop: int) -> EvalSet:
+    """Row ends as targets: history is each row without its last ``drop`` elements."""
+    rows = seq.select(customers)
+    history = rows.drop_last(drop)
+    target_pos = rows.offsets[1:] - drop
+    targets = rows.items[target_pos]
+    return EvalSet(customers, history, np.arange(customers.size + 1, dtype=np.int64), targets)
+
+
+def loo_split(dataset: Dataset, min_length: int = 3) -> Split:
+    """Customers with at least ``min_length`` interactions are evaluated; shorter ones only
+    train (the SASRec protocol)."""
+    seq = dataset.sequences
+    evaluated = np.flatnonzero(seq.lengths >= min_length)
+    drop = np.zeros(seq.n_rows, dtype=np.int64)
+    drop[evaluated] = 2
+    position = np.arange(seq.items.size) - np.repeat(seq.offsets[:-1], seq.lengths)
+    from_end = np.repeat(seq.lengths, seq.lengths) - position
+    train = dataset.with_sequences(seq.mask(from_end > np.repeat(drop, seq.lengths)))
+    valid = _single_targets(seq.drop_last(1), evaluated, 1)
+    test = _single_targets(seq, evaluated, 1)
+    return Split(train, valid, test, "loo", {"evaluated_customers": int(evaluated.size)})
+
+
+def temporal_split(dataset: Dataset, test_share: float = 0.1, valid_share: float = 0.1) -> Split:
+    """Cut times at the quantiles that leave ``test_share`` of interactions for test and
+    ``valid_share`` for validation. Targets are the distinct items a customer touches in the
+    window that are not in their history."""
+    if dataset.synthetic_time:
+        raise ValueError(f"{dataset.name} has no real timestamps; use the loo split")
+    seq = dataset.sequences
+    t_test = float(np.quantile(seq.times, 1.0 - test_share))
+    t_valid = float(np.quantile(seq.times, 1.0 - test_share - valid_share))
+    train = dataset.with_sequences(seq.mask(seq.times < t_valid))
+    valid = _window(seq, t_valid, t_test)
+    test = _window(seq, t_test, np.inf)
+    return Split(train, valid, test, "temporal",
+                 {"valid_cut_us": t_valid, "test_cut_us": t_test})
+
+
+def _window(seq: Sequences, start: float, end: float) -> EvalSet:
+    before = seq.mask(seq.times < start)
+    inside = seq.mask((seq.times >= start) & (seq.times < end))
+    owner = row_of(inside.offsets)
+    # Drop repeats of history items and duplicates inside the window.
+    seen_key = row_of(before.offsets).astype(np.int64) * (1 << 32) + before.items
+    key = owner.astype(np.int64) * (1 << 32) + inside.items
+    fresh = ~np.isin(key, seen_key)
+    _, first = np.unique(key, return_index=True)
+    unique = np.zeros(key.size, dtype=bool)
+    unique[first] = True
+    keep = fresh & unique
+    targets = inside.mask(keep)
+    customers = np.flatnonzero((targets.lengths > 0) & (before.lengths > 0))
+    chosen = targets.select(customers)
+    return EvalSet(customers, before.select(customers), chosen.offsets, chosen.items)
+
+
+def user_split(dataset: Dataset, test_share: float = 0.1, valid_share: float = 0.1,
+               seed: int = 0) -> Split:
+    seq = dataset.sequences
+    eligible = np.flatnonzero(seq.lengths >= 2)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(eligible)
+    n_test = int(round(test_share * eligible.size))
+    n_valid = int(round(valid_share * eligible.size))
+    test_users = np.sort(shuffled[:n_test])
+    valid_users = np.sort(shuffled[n_test: n_test + n_valid])
+    held = np.zeros(seq.n_rows, dtype=bool)
+    held[test_users] = held[valid_users] = True
+    train = dataset.with_sequences(seq.mask(~np.repeat(held, seq.lengths)))
+    return Split(train, _single_targets(seq, valid_users, 1), _single_targets(seq, test_users, 1),
+                 "user", {"test_customers": int(n_test), "valid_customers": int(n_valid)})
