@@ -169,6 +169,69 @@ def _print_summary(summary: dict) -> None:
     console.print(table)
 
 
+@app.command()
+def evaluate(
+    data: Annotated[str, typer.Option(help="PREFIX:PATH with PREFIX events, sasrec, s3rec or "
+                                      "recbole")],
+    models: Annotated[str, typer.Option(help="Comma-separated model keys")] = "pop,itemknn",
+    protocol: Annotated[str, typer.Option(help="loo-full, loo-sampled100, temporal-full, "
+                                          "user-full")] = "loo-full",
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated")] = "5,10,20",
+    keep_seen: Annotated[bool, typer.Option(help="Keep history items as candidates")] = False,
+    ties: Annotated[str, typer.Option(help="pessimistic or optimistic")] = "pessimistic",
+    part: Annotated[str, typer.Option(help="test or valid")] = "test",
+    kcore: Annotated[int, typer.Option(help="k-core filter (0 = off)")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown table")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+) -> None:
+    """Fit and evaluate recommenders on one dataset and protocol; print a leaderboard."""
+    from funnelprint.data.dataset import load_dataset
+    from funnelprint.evaluate.leaderboard import format_markdown, run_leaderboard
+
+    try:
+        mapping = ColumnMapping.from_options(columns, actions, names)
+        dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error)
+        if ties not in ("pessimistic", "optimistic") or part not in ("test", "valid"):
+            raise ValueError("--ties must be pessimistic|optimistic and --part test|valid")
+        ks = tuple(int(x) for x in k.split(","))
+        record = run_leaderboard(
+            dataset, [m.strip() for m in models.split(",") if m.strip()], protocol, ks,
+            keep_seen, ties, seed, part, progress=not as_json,  # type: ignore[arg-type]
+        )
+    except (EventDataError, ValueError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if markdown is not None:
+        markdown.write_text(format_markdown(record))
+    if as_json:
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    _print_leaderboard(record, ks)
+
+
+def _print_leaderboard(record: dict, ks: tuple[int, ...]) -> None:
+    ds = record["dataset"]
+    title = (f"{ds['name']} · {record['protocol']} · {record['part']} · ties "
+             f"{record['ties']} · {record['split']['evaluated']:,} evaluated")
+    table = Table(title=title)
+    k = 10 if 10 in ks else ks[0]
+    columns = [f"HR@{k}", f"NDCG@{k}", f"Recall@{k}", "MRR", f"Coverage@{k}", f"Novelty@{k}"]
+    table.add_column("model", no_wrap=True)
+    for col in [*columns, "fit s", "score s", "MiB"]:
+        table.add_column(col, justify="right", no_wrap=True)
+    for key, result in record["models"].items():
+        table.add_row(key, *[f"{result[c]:.4f}" for c in columns[:-1]],
+                      f"{result[columns[-1]]:.2f}",
+                      f"{result['fit_seconds']:.1f}", f"{result['score_seconds']:.1f}",
+                      f"{result['peak_rss_mb']:.0f}")
+    console.print(table)
+
+
 def main() -> None:
     app()
 

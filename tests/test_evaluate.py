@@ -1,0 +1,270 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from funnelprint.cli import app
+from funnelprint.data.dataset import Dataset, kcore_filter, load_dataset
+from funnelprint.evaluate import metrics
+from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.splits import loo_split, temporal_split, user_split
+from funnelprint.models import MODEL_REGISTRY, make_model
+
+BASELINES = ("pop", "recent-pop", "itemknn", "markov", "item2vec")
+
+
+def tiny(rows: list[tuple[str, str, int]], name: str = "tiny") -> Dataset:
+    """rows: (customer, item, time) in customer-then-time order."""
+    frame = pl.DataFrame(
+        {"customer_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+         "action": ["view"] * len(rows), "time": [r[2] for r in rows]}
+    )
+    return Dataset.from_frame(frame, name=name)
+
+
+def random_dataset(customers: int = 60, items: int = 30, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(customers):
+        start = rng.integers(0, items)
+        for t in range(int(rng.integers(3, 12))):
+            rows.append((f"c{c}", f"i{(start + t) % items}", 1_000_000 * (c + 100 * t)))
+    rows.sort(key=lambda r: (int(r[0][1:]), r[2]))
+    return tiny(rows, "random")
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def test_ranks_ties_and_non_finite_scores():
+    scores = np.array([[0.9, 0.5, 0.5, 0.1],
+                       [np.nan, 0.2, 0.3, 0.4]])
+    targets = np.array([1, 0])
+    assert metrics.target_ranks(scores, targets, ties="pessimistic").tolist() == [2, 3]
+    assert metrics.target_ranks(scores, targets, ties="optimistic").tolist() == [1, 3]
+
+
+def test_single_target_metrics_by_hand():
+    ranks = np.array([0, 1, 4, 10])
+    assert metrics.hit_rate(ranks, 5).mean() == pytest.approx(0.75)
+    expected = (1.0 + 1 / np.log2(3) + 1 / np.log2(6) + 0.0) / 4
+    assert metrics.ndcg(ranks, 5).mean() == pytest.approx(expected)
+    assert metrics.mrr(ranks).mean() == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 11) / 4)
+    assert metrics.mrr(ranks, 5).mean() == pytest.approx((1 + 1 / 2 + 1 / 5) / 4)
+
+
+def test_set_metrics_by_hand():
+    # customer 0: relevant items ranked 0 and 3; customer 1: one relevant ranked 7
+    ranks = np.array([0, 3, 7])
+    owner = np.array([0, 0, 1])
+    m = metrics.set_metrics(ranks, owner, 2, k=5)
+    assert m["HR@5"] == pytest.approx(0.5)
+    assert m["Recall@5"] == pytest.approx(0.5)
+    idcg = 1 + 1 / np.log2(3)
+    assert m["NDCG@5"] == pytest.approx(((1 + 1 / np.log2(5)) / idcg) / 2)
+    assert m["MRR@5"] == pytest.approx(0.5)
+    single = metrics.set_metrics(ranks[2:], np.array([0]), 1, k=10)
+    assert single["NDCG@10"] == pytest.approx(1 / np.log2(9))
+
+
+def test_coverage_novelty_tail():
+    recs = np.array([[0, 1], [0, 2], [0, -1]])
+    assert metrics.coverage(recs, 10) == pytest.approx(0.3)
+    counts = np.array([8, 4, 2, 0])
+    assert metrics.novelty(np.array([[0, 1]]), counts, 8) == pytest.approx(0.5)
+    tail = metrics.tail_items(np.array([70, 20, 5, 5]))
+    assert tail.tolist() == [False, False, True, True]  # items 0+1 hold 90% >= 80%
+    assert metrics.tail_share(np.array([[0, 2]]), tail) == pytest.approx(0.5)
+
+
+# -------------------------------------------------------------------- splits
+
+
+def test_loo_split_holds_out_last_two():
+    data = tiny([("a", "1", 1), ("a", "2", 2), ("a", "3", 3), ("a", "4", 4),
+                 ("b", "1", 1), ("b", "5", 2)])
+    split = loo_split(data)
+    item = data.item_ids
+    assert item[split.train.sequences.row(0)].tolist() == ["1", "2"]
+    assert item[split.train.sequences.row(1)].tolist() == ["1", "5"]  # too short: train only
+    assert item[split.valid.target_items].tolist() == ["3"]
+    assert item[split.valid.history.row(0)].tolist() == ["1", "2"]
+    assert item[split.test.target_items].tolist() == ["4"]
+    assert item[split.test.history.row(0)].tolist() == ["1", "2", "3"]
+
+
+def test_temporal_split_never_trains_at_or_after_the_cut():
+    data = random_dataset(customers=80, items=40, seed=1)
+    split = temporal_split(data, test_share=0.2, valid_share=0.2)
+    assert split.train.sequences.times.max() < split.info["valid_cut_us"]
+    assert split.valid.history.times.max() < split.info["valid_cut_us"]
+    assert split.test.history.times.max() < split.info["test_cut_us"]
+    # every target is an interaction at or after its window start, never one in the history
+    times = data.sequences.times
+    assert times[times >= split.info["test_cut_us"]].size > 0
+    assert split.test.n_rows > 0 and split.valid.n_rows > 0
+    for part in (split.valid, split.test):
+        for r in range(part.n_rows):
+            history = set(part.history.row(r).tolist())
+            targets = part.target_items[part.target_offsets[r]: part.target_offsets[r + 1]]
+            assert not history & set(targets.tolist())
+    # models fitted on the training part cannot see the future: pop counts match train only
+    pop = make_model("pop").fit(split.train)
+    assert pop.counts_.sum() == split.train.n_interactions < data.n_interactions
+
+
+def test_temporal_split_refuses_synthetic_time(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("1 1\n1 2\n1 3\n")
+    with pytest.raises(ValueError, match="no real timestamps"):
+        temporal_split(load_dataset(f"sasrec:{path}"))
+
+
+def test_user_split_holds_out_whole_customers():
+    data = random_dataset()
+    split = user_split(data, test_share=0.2, valid_share=0.1, seed=0)
+    train_lengths = split.train.sequences.lengths
+    assert (train_lengths[split.test.customers] == 0).all()
+    assert (train_lengths[split.valid.customers] == 0).all()
+    assert not set(split.test.customers) & set(split.valid.customers)
+
+
+# ------------------------------------------------------------------- loaders
+
+
+def test_loaders(tmp_path):
+    sasrec = tmp_path / "v.txt"
+    sasrec.write_text("1 10\n1 11\n2 11\n1 12\n2 13\n")
+    data = load_dataset(f"sasrec:{sasrec}")
+    assert data.n_customers == 2 and data.n_items == 4
+    assert data.item_ids[data.sequences.row(0)].tolist() == ["10", "11", "12"]
+    s3rec = tmp_path / "b.txt"
+    s3rec.write_text("1 10 11 12\n2 11 13\n")
+    data3 = load_dataset(f"s3rec:{s3rec}")
+    assert data3.item_ids[data3.sequences.row(1)].tolist() == ["11", "13"]
+    inter = tmp_path / "m.inter"
+    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                     "1\t5\t3\t200\n1\t6\t4\t100\n2\t5\t1\t50\n")
+    (tmp_path / "m.item").write_text("item_id:token\tclass:token_seq\n5\tDrama Comedy\n6\tWar\n")
+    rb = load_dataset(f"recbole:{inter}")
+    assert rb.item_ids[rb.sequences.row(0)].tolist() == ["6", "5"]  # by timestamp
+    assert dict(zip(rb.item_ids, rb.item_categories, strict=True)) == {"5": "Drama", "6": "War"}
+    with pytest.raises(ValueError, match="PREFIX:PATH"):
+        load_dataset(f"csv:{sasrec}")
+
+
+def test_kcore_filter():
+    data = tiny([("a", "1", 1), ("a", "2", 2), ("b", "1", 1), ("b", "2", 2), ("c", "3", 1),
+                 ("c", "1", 2)])
+    core = kcore_filter(data, 2)
+    assert core.n_customers == 2 and sorted(core.item_ids.tolist()) == ["1", "2"]
+    assert core.n_interactions == 4
+
+
+# -------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("key", BASELINES)
+def test_baselines_score_and_recommend(key):
+    data = random_dataset()
+    split = loo_split(data)
+    model = make_model(key).fit(split.train)
+    scores = model.score(split.test.history.select(np.arange(5)), split.test.customers[:5])
+    assert scores.shape == (5, data.n_items)
+    assert np.isfinite(scores).all()
+    items, _ = model.recommend(np.arange(4), k=5)
+    assert items.shape == (4, 5)
+    assert ((items >= 0) & (items < data.n_items)).all()
+    for row, customer in enumerate(range(4)):
+        assert not set(items[row]) & set(split.train.sequences.row(customer).tolist())
+
+
+def test_markov_learns_transitions():
+    rows = [(f"c{c}", str(i), i) for c in range(20) for i in range(5)]
+    data = tiny(rows)
+    model = make_model("markov").fit(data)
+    history = data.sequences.select(np.array([0])).drop_last(3)  # items 0, 1
+    top = np.argsort(-model.score(history)[0])[:1]
+    assert data.item_ids[top].tolist() == ["2"]
+
+
+def test_registry_has_all_baselines():
+    assert set(BASELINES) <= set(MODEL_REGISTRY)
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("nope")
+
+
+class NaNModel:
+    key = "nan"
+
+    def score(self, history, customers=None):
+        return np.full((history.n_rows, self.n_items), np.nan, dtype=np.float32)
+
+
+@pytest.mark.parametrize("protocol", ["loo-full", "loo-sampled100"])
+def test_nan_scores_never_count_as_hits(protocol):
+    data = random_dataset(items=300)
+    split = loo_split(data)
+    model = NaNModel()
+    model.n_items = data.n_items
+    result = evaluate_model(model, split.test, split.train, Protocol.parse(protocol))
+    assert result["HR@10"] == 0.0 and result["NDCG@10"] == 0.0
+
+
+class ConstantModel(NaNModel):
+    key = "constant"
+
+    def score(self, history, customers=None):
+        return np.ones((history.n_rows, self.n_items), dtype=np.float32)
+
+
+def test_tie_rules_on_constant_scores():
+    data = random_dataset(items=300)
+    split = loo_split(data)
+    model = ConstantModel()
+    model.n_items = data.n_items
+    sampled = Protocol.parse("loo-sampled100")
+    optimistic = evaluate_model(model, split.test, split.train, sampled, ties="optimistic")
+    pessimistic = evaluate_model(model, split.test, split.train, sampled, ties="pessimistic")
+    assert optimistic["HR@5"] == 1.0 and optimistic["MRR"] == 1.0
+    assert pessimistic["HR@20"] == 0.0
+    assert pessimistic["MRR"] == pytest.approx(1 / 101)
+
+
+def test_sampled_negatives_avoid_history_and_target():
+    from funnelprint.evaluate.protocol import _draw_negatives
+
+    n_items = 12
+    rows = np.array([0, 1])
+    excluded = np.array([0 * n_items + i for i in range(10)] + [1 * n_items + 3])
+    draws = _draw_negatives(rows, 500, n_items, excluded, np.random.default_rng(0))
+    assert set(draws[0].tolist()) == {10, 11}
+    assert 3 not in set(draws[1].tolist())
+
+
+def test_protocol_parse():
+    assert Protocol.parse("loo-sampled100").negatives == 100
+    assert str(Protocol.parse("temporal-full")) == "temporal-full"
+    with pytest.raises(ValueError):
+        Protocol.parse("random-full")
+
+
+def test_cli_evaluate_json(tmp_path):
+    path = tmp_path / "v.txt"
+    lines = [f"{c} {(c + t) % 25 + 1}" for c in range(1, 80) for t in range(6)]
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["evaluate", "--data", f"sasrec:{path}", "--models",
+                                      "pop,markov", "--protocol", "loo-full", "--json",
+                                      "--markdown", str(tmp_path / "board.md")])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert record["protocol"] == "loo-full"
+    assert set(record["models"]) == {"pop", "markov"}
+    for key in ("HR@10", "NDCG@10", "MRR", "fit_seconds", "score_seconds"):
+        assert key in record["models"]["markov"]
+    assert record["models"]["markov"]["HR@10"] > record["models"]["pop"]["HR@10"]
+    assert "| markov |" in (tmp_path / "board.md").read_text()
