@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest",)
+BENCHES = ("ingest", "evaluate")
 
 
 def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict:
     env = {**os.environ, **env_extra}
-    cmd = [sys.executable, str(HERE / f"bench_{name}.py"), "--events", str(args.events)]
+    cmd = [sys.executable, str(HERE / f"bench_{name}.py")]
+    if name == "ingest":
+        cmd += ["--events", str(args.events)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
@@ -34,7 +36,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--only", choices=BENCHES, action="append")
     args = parser.parse_args()
-    one_core = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1", "FUNNELPRINT_THREADS": "1"}
+    one_core = {"POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1"}
     record = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "python": platform.python_version(),
@@ -43,7 +45,7 @@ def main() -> None:
         "results": {},
     }
     for name in args.only or BENCHES:
-        result = run_one(name, args, one_core)
+        result = run_one(name, args, one_core if name == "ingest" else {})
         record["results"][name] = result
         print(f"[{name}]")
         for key, value in result.items():

@@ -18,14 +18,16 @@ def test_simulation_is_seeded_and_time_ordered():
     assert a.events.equals(b.events)
     assert not a.events.equals(c.events)
     assert a.events["timestamp"].is_sorted()
-    mix = a.truth.select(pl.exclude("customer_id", "dominant_persona")).sum_horizontal()
-    assert (mix - 1).abs().max() < 1e-9
+    for prefix in ("", "prior_"):
+        cols = [prefix + p.name for p in a.personas]
+        mix = a.truth.select(cols).sum_horizontal()
+        assert (mix - 1).abs().max() < 1e-9
 
 
 def test_personas_differ_in_behaviour():
     sim = simulate(SimulationConfig(customers=1500, products=300, seed=1))
-    dominant = sim.truth.filter(pl.max_horizontal(pl.exclude("customer_id",
-                                                               "dominant_persona")) > 0.8)
+    names = [p.name for p in sim.personas]
+    dominant = sim.truth.filter(pl.max_horizontal(names) > 0.8)
     events = sim.events.join(dominant.select(pl.col("customer_id").alias("user_id"),
                                              "dominant_persona"), on="user_id")
     rates = events.group_by("dominant_persona").agg(

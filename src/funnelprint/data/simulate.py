@@ -64,7 +64,7 @@ class SimulationConfig:
     seed: int = 0
     days: int = 60
     mix_concentration: float = 0.3  # Dirichlet alpha of a customer's persona mix
-    sessions_mean: float = 6.0  # mean sessions per customer (log-normal spread)
+    sessions_mean: float = 8.0  # mean sessions per customer (log-normal spread)
     off_persona_share: float = 0.1  # sessions that browse a random category
     zipf_exponent: float = 1.0
     start: str = "2024-01-01"
@@ -80,7 +80,7 @@ class SimulationConfig:
 class Simulation:
     events: pl.DataFrame  # user_id, timestamp, action, product_id (time-ordered)
     products: pl.DataFrame  # product_id, category, brand, price
-    truth: pl.DataFrame  # customer_id, dominant_persona, one weight column per persona
+    truth: pl.DataFrame  # customer_id, dominant_persona, <persona> shares, prior_<persona>
     personas: tuple[Persona, ...]
 
     def write(self, out: str | Path) -> dict[str, Path]:
@@ -111,11 +111,17 @@ def simulate(config: SimulationConfig | None = None) -> Simulation:
     sessions = _sessions(config, personas, mixes, rng)
     events = _events(config, personas, catalogue, sessions, rng)
     names = [p.name for p in personas]
+    # The mix that generated what each customer did: the share of their sessions each persona
+    # drove (the Dirichlet prior behind it is kept as prior_<persona>).
+    realised = np.zeros_like(mixes)
+    np.add.at(realised, (sessions["customer"], sessions["persona"]), 1.0)
+    realised /= realised.sum(axis=1, keepdims=True)
     truth = pl.DataFrame(
         {
             "customer_id": _ids("u", np.arange(config.customers)),
-            "dominant_persona": np.array(names)[mixes.argmax(axis=1)],
-            **{name: mixes[:, i] for i, name in enumerate(names)},
+            "dominant_persona": np.array(names)[realised.argmax(axis=1)],
+            **{name: realised[:, i] for i, name in enumerate(names)},
+            **{f"prior_{name}": mixes[:, i] for i, name in enumerate(names)},
         }
     )
     products = pl.DataFrame(

@@ -1,0 +1,111 @@
+"""Does a profile recover what generated the data? Trait recovery, segment agreement,
+embedding quality, and the two baselines the design is measured against."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.decomposition import NMF
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.metrics import adjusted_rand_score
+
+from funnelprint.data.pipeline import EventLog
+from funnelprint.profile.aggregate import token_matrix
+from funnelprint.profile.features import unit_rows
+from funnelprint.profile.model import ProfileModel, normalise
+
+
+def trait_recovery(truth: np.ndarray, learned: np.ndarray) -> dict:
+    """Match each true dimension to one learned trait (Hungarian, on correlation) and report
+    the matched correlations and their mean."""
+    corr = _column_correlation(truth, learned)
+    rows, cols = linear_sum_assignment(-np.nan_to_num(corr, nan=-1.0))
+    matched = corr[rows, cols]
+    return {"mean_correlation": float(np.mean(matched)),
+            "matched": [round(float(c), 3) for c in matched],
+            "assignment": [int(c) for c in cols]}
+
+
+def _column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = (a - a.mean(0)) / np.maximum(a.std(0), 1e-12)
+    b = (b - b.mean(0)) / np.maximum(b.std(0), 1e-12)
+    return a.T @ b / a.shape[0]
+
+
+def segment_agreement(true_labels: np.ndarray, traits: np.ndarray, n: int, seed: int = 0
+                      ) -> float:
+    """Adjusted Rand index between the dominant true persona and KMeans segments on traits."""
+    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(traits)
+    return float(adjusted_rand_score(true_labels, labels))
+
+
+def category_purity(vectors: np.ndarray, categories: np.ndarray, k: int = 10) -> float:
+    """Share of each product's k nearest products (cosine) in its own category."""
+    unit = unit_rows(vectors)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = np.argpartition(-sim, k, axis=1)[:, :k]
+    return float((categories[nearest] == categories[:, None]).mean())
+
+
+def flattened_baseline(log: EventLog, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Customer x action-item counts -> TF-IDF -> NMF: the order-blind baseline."""
+    tokens = log.events["token"].unique().sort().to_list()
+    matrix = token_matrix(log.events, {t: i for i, t in enumerate(tokens)}, "mean")
+    tfidf = TfidfTransformer().fit_transform(matrix.weights)
+    w = NMF(n_components=k, init="nndsvda", max_iter=1000, random_state=seed).fit_transform(tfidf)
+    return matrix.customer_ids, normalise(w)
+
+
+def textbook_baseline(model: ProfileModel, log: EventLog, k: int, seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean token embedding per customer -> one global shift -> NMF."""
+    matrix = token_matrix(log.events, model.vocabulary_index, "mean")
+    totals = np.asarray(matrix.weights.sum(axis=1)).ravel()
+    x = (matrix.weights @ model.token_vectors_) / np.maximum(totals, 1e-12)[:, None]
+    x = x - x.min()
+    w = NMF(n_components=k, init="nndsvda", max_iter=1000, random_state=seed).fit_transform(x)
+    return matrix.customer_ids, normalise(w)
+
+
+def persona_columns(truth: pl.DataFrame) -> list[str]:
+    return [c for c in truth.columns
+            if c not in ("customer_id", "dominant_persona") and not c.startswith("prior_")]
+
+
+def align(truth: pl.DataFrame, ids: np.ndarray, learned: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of truth and learned traits for the same customers."""
+    persona_cols = persona_columns(truth)
+    frame = pl.DataFrame({"customer_id": ids, "row": np.arange(ids.size)}).join(
+        truth, on="customer_id", how="inner")
+    return (frame.select(persona_cols).to_numpy(), learned[frame["row"].to_numpy()],
+            frame["dominant_persona"].to_numpy())
+
+
+def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame | None,
+                      model: ProfileModel, seed: int = 0) -> dict:
+    """Trait recovery and segment ARI for the fitted model and both baselines."""
+    k = model.traits
+    n_personas = len(persona_columns(truth))
+    ids, traits = model.trait_matrix()
+    warm = ~model.customer_profiles_["cold_start"].to_numpy()
+    rows = {"profile": (ids[warm], traits[warm]),
+            "textbook": textbook_baseline(model, log, k, seed),
+            "flattened": flattened_baseline(log, k, seed)}
+    report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas}
+    for name, (cid, learned) in rows.items():
+        true_mix, found, dominant = align(truth, cid, learned)
+        report[name] = {**trait_recovery(true_mix, found),
+                        "segment_ari": segment_agreement(dominant, found, n_personas, seed)}
+    if products is not None:
+        cats = products.select("product_id", "category")
+        joined = pl.DataFrame({"product_id": model.product_ids_,
+                               "row": np.arange(model.product_ids_.size)}).join(
+            cats, on="product_id", how="inner")
+        vectors = model.product_vectors_[joined["row"].to_numpy()]
+        report["embedding_category_purity@10"] = category_purity(
+            vectors, joined["category"].to_numpy())
+    return report
