@@ -13,5 +13,5 @@ def peak_rss_mb() -> float:
 
 
 def customers_for(events: int) -> int:
-    """Simulated customers giving about this many events (the simulator averages ~55)."""
-    return max(100, events // 55)
+    """Simulated customers giving about this many events (the simulator averages ~75)."""
+    return max(100, events // 75)

@@ -30,6 +30,18 @@ def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> d
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _print(value: dict, indent: int) -> None:
+    for key, item in value.items():
+        if isinstance(item, dict) and all(not isinstance(v, dict) for v in item.values()):
+            cells = "  ".join(f"{k}={v}" for k, v in item.items())
+            print(f"{' ' * indent}{key:<16} {cells}")
+        elif isinstance(item, dict):
+            print(f"{' ' * indent}{key}")
+            _print(item, indent + 2)
+        else:
+            print(f"{' ' * indent}{key:<32} {item}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
@@ -48,8 +60,7 @@ def main() -> None:
         result = run_one(name, args, one_core if name == "ingest" else {})
         record["results"][name] = result
         print(f"[{name}]")
-        for key, value in result.items():
-            print(f"  {key:<28} {value}")
+        _print(result, indent=2)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=2))
