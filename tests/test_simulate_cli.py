@@ -66,6 +66,7 @@ def test_cli_simulate_then_inspect_json(tmp_path):
     assert summary["customers"] == 100
     assert set(summary["actions"]) >= {"view", "add_to_cart", "remove_from_cart", "purchase"}
     assert sum(summary["actions"].values()) == summary["events"]
+    assert summary["session_filter"]["sessions"] == summary["sessions"]
 
 
 def test_cli_bad_row_exits_nonzero_with_location(write):

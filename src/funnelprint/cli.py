@@ -134,13 +134,14 @@ def inspect(
     min_session_length: MinSessionOpt = 1,
     max_session_events: MaxSessionOpt = 1000,
     max_events_per_minute: MaxRateOpt = 60.0,
+    rare_product_min_count: RareOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Validate an event file and summarise it: counts, actions, drops, lengths."""
     from funnelprint.data.summary import summarize
 
     log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
-                   max_session_events, max_events_per_minute)
+                   max_session_events, max_events_per_minute, rare_product_min_count)
     summary = summarize(log)
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")

@@ -31,6 +31,7 @@ def summarize(log: EventLog) -> dict:
         "actions": actions,
         "other_actions": log.load_report.other_actions,
         "dropped": log.dropped,
+        "session_filter": log.session_report.to_dict(),
         "mapping": log.load_report.mapping,
         "timestamp_encoding": log.load_report.timestamp_encoding,
         "time_range": {
