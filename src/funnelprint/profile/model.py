@@ -3,11 +3,13 @@
 >>> model = ProfileModel(traits=6).fit(log)          # log: a prepared EventLog
 >>> model.transform(new_log.events)                  # refresh without retraining
 >>> model.similar("u0042"), model.recommend("u0042")
+>>> model.save("model/"); ProfileModel.load("model/")
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -16,18 +18,23 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF, non_negative_factorization
 from typing_extensions import Self
 
+from funnelprint.artifacts import fingerprint_events, load_artifact, save_artifact
 from funnelprint.data.pipeline import EventLog
+from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.embed.item2vec import Item2Vec
 from funnelprint.profile.aggregate import (
     AGGREGATIONS,
+    TokenMatrix,
     inverse_document_frequency,
     token_matrix,
     weighted_mean,
 )
-from funnelprint.profile.features import NONNEG_METHODS, nonneg_features, unit_rows
+from funnelprint.profile.features import TokenFeaturizer, unit_rows
 from funnelprint.profile.interpret import describe_traits, split_tokens
 
 log = logging.getLogger(__name__)
+KIND = "profile"
+BETA_LOSSES = ("kullback-leibler", "frobenius")
 
 
 class ProfileModel:
@@ -39,8 +46,12 @@ class ProfileModel:
         Number of traits (NMF components).
     aggregation : {"tfidf", "mean", "recency"}
         How a customer's token features are combined.
-    nonneg : {"split", "shift"}
+    nonneg : {"anchors", "split", "shift"}
         How signed embeddings become non-negative NMF input (see ``profile.features``).
+    anchors, temperature
+        Settings of the ``anchors`` features.
+    beta_loss : {"kullback-leibler", "frobenius"}
+        NMF loss; KL suits the mixture-of-distributions input that ``anchors`` produces.
     dimension, window, min_count, negative, epochs
         Item2Vec settings.
     segments : int or None
@@ -49,16 +60,23 @@ class ProfileModel:
         Customers with fewer known tokens get a prior profile and ``cold_start=True``.
     half_life_days : float
         Half-life of the ``recency`` aggregation.
+    n_init : int
+        NMF starts; the basis with the lowest training loss is kept.
     seed : int
     """
 
-    def __init__(self, traits: int = 8, aggregation: str = "tfidf", nonneg: str = "split",
-                 dimension: int = 64, window: int = 5, min_count: int = 5, negative: int = 5,
-                 epochs: int = 15, segments: int | None = None, min_known_tokens: int = 3,
-                 half_life_days: float = 14.0, seed: int = 0) -> None:
+    def __init__(self, traits: int = 8, aggregation: str = "mean", nonneg: str = "anchors",
+                 anchors: int = 256, temperature: float = 0.05,
+                 beta_loss: str = "kullback-leibler", dimension: int = 64, window: int = 5,
+                 min_count: int = 5, negative: int = 5, epochs: int = 15,
+                 segments: int | None = None, min_known_tokens: int = 3,
+                 half_life_days: float = 14.0, n_init: int = 8, seed: int = 0) -> None:
         self.traits = traits
         self.aggregation = aggregation
         self.nonneg = nonneg
+        self.anchors = anchors
+        self.temperature = temperature
+        self.beta_loss = beta_loss
         self.dimension = dimension
         self.window = window
         self.min_count = min_count
@@ -67,12 +85,15 @@ class ProfileModel:
         self.segments = segments
         self.min_known_tokens = min_known_tokens
         self.half_life_days = half_life_days
+        self.n_init = n_init
         self.seed = seed
 
+    PARAMS = ("traits", "aggregation", "nonneg", "anchors", "temperature", "beta_loss",
+              "dimension", "window", "min_count", "negative", "epochs", "segments",
+              "min_known_tokens", "half_life_days", "n_init", "seed")
+
     def get_params(self) -> dict:
-        keys = ("traits", "aggregation", "nonneg", "dimension", "window", "min_count",
-                "negative", "epochs", "segments", "min_known_tokens", "half_life_days", "seed")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in self.PARAMS}
 
     # ----------------------------------------------------------------- fitting
 
@@ -80,6 +101,7 @@ class ProfileModel:
         """Learn token embeddings, the trait basis, segments and trait descriptions."""
         self._validate()
         events = log.events if isinstance(log, EventLog) else log
+        self.fingerprint_ = fingerprint_events(events)
         embed = Item2Vec(dimension=self.dimension, window=self.window, min_count=self.min_count,
                          negative=self.negative, epochs=self.epochs, seed=self.seed)
         embed.fit(session_sentences(events))
@@ -88,56 +110,75 @@ class ProfileModel:
                              f"{self.min_count}; need at least traits={self.traits}")
         self.vocabulary_ = embed.vocabulary_
         self.token_vectors_ = embed.vectors_
-        self.shift_ = float(self.token_vectors_.min())
-        self.token_features_ = nonneg_features(self.token_vectors_, self.nonneg, self.shift_)
+        self._featurizer = self._make_featurizer().fit(self.token_vectors_)
         counts = token_matrix(events, self.vocabulary_index, "mean")
         self.token_counts_ = np.asarray(counts.weights.sum(axis=0)).ravel()
         self.idf_ = inverse_document_frequency(counts.weights)
         matrix = self._aggregate(events)
-        features = weighted_mean(matrix.weights, self.token_features_)
+        features = weighted_mean(matrix.weights, self.token_features)
         warm = matrix.known_tokens >= max(1, self.min_known_tokens)
-        nmf = NMF(n_components=self.traits, init="nndsvda", max_iter=1000, tol=1e-5,
-                  random_state=self.seed)
-        nmf.fit(features[warm])
-        self.components_ = nmf.components_
-        self.reconstruction_err_ = float(nmf.reconstruction_err_)
+        self.components_ = self._fit_basis(features[warm])
         raw = self._solve(features)
         self._fit_segments(normalise(raw[warm]))
         self.population_profile_ = normalise(raw[warm]).mean(axis=0)
-        self.token_loadings_ = self._solve(self.token_features_)
-        self.products_meta_ = _products_table(events, products)
+        self.token_loadings_ = self._solve(self.token_features)
         self._fit_products()
         self.trait_info_ = describe_traits(self.token_loadings_, self.vocabulary_,
-                                           self.token_counts_, self.products_meta_)
-        self.customer_profiles_ = self._profiles(matrix, raw)
+                                           self.token_counts_,
+                                           _products_table(events, products))
+        self._store_customers(self._profiles(matrix, raw))
         self._remember_histories(events)
         return self
+
+    def _fit_basis(self, features: np.ndarray) -> np.ndarray:
+        """NMF from several starts; keep the basis with the lowest training loss."""
+        best, best_err = None, np.inf
+        for start in range(self.n_init):
+            nmf = NMF(n_components=self.traits, init="nndsvda" if start == 0 else "random",
+                      solver="mu", beta_loss=self.beta_loss, max_iter=400, tol=1e-5,
+                      random_state=self.seed + start)
+            nmf.fit(features)
+            if nmf.reconstruction_err_ < best_err:
+                best, best_err = nmf.components_, nmf.reconstruction_err_
+        self.reconstruction_err_ = float(best_err)
+        return best
+
+    def _make_featurizer(self) -> TokenFeaturizer:
+        return TokenFeaturizer(self.nonneg, self.anchors, self.temperature, self.seed)
 
     def _validate(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
-        if self.nonneg not in NONNEG_METHODS:
-            raise ValueError(f"nonneg must be one of {NONNEG_METHODS}")
+        if self.beta_loss not in BETA_LOSSES:
+            raise ValueError(f"beta_loss must be one of {BETA_LOSSES}")
         if self.traits < 1:
             raise ValueError("traits must be at least 1")
+        self._make_featurizer()
 
     @property
     def vocabulary_index(self) -> dict[str, int]:
-        if not hasattr(self, "_vocabulary_index"):
+        if getattr(self, "_vocabulary_index", None) is None:
             self._vocabulary_index = {t: i for i, t in enumerate(self.vocabulary_)}
         return self._vocabulary_index
 
-    def _aggregate(self, events: pl.DataFrame):
+    @property
+    def token_features(self) -> np.ndarray:
+        if getattr(self, "_token_features", None) is None:
+            self._token_features = self._featurizer.transform(self.token_vectors_)
+        return self._token_features
+
+    def _aggregate(self, events: pl.DataFrame) -> TokenMatrix:
         return token_matrix(events, self.vocabulary_index, self.aggregation, self.idf_,
                             self.half_life_days)
 
     def _solve(self, features: np.ndarray) -> np.ndarray:
-        """Trait weights of feature rows under the fitted basis (NNLS, basis fixed)."""
+        """Trait weights of feature rows under the fitted basis (basis fixed)."""
         if features.shape[0] == 0:
             return np.zeros((0, self.traits))
         w, _, _ = non_negative_factorization(
             np.asarray(features, dtype=np.float64), H=self.components_,
-            n_components=self.traits, update_H=False, max_iter=1000, tol=1e-6,
+            n_components=self.traits, update_H=False, solver="mu", beta_loss=self.beta_loss,
+            max_iter=500, tol=1e-6,
         )
         return w
 
@@ -152,8 +193,7 @@ class ProfileModel:
         items = info["item"].to_numpy()[is_product]
         products, product_of_token = np.unique(items, return_inverse=True)
         tokens = np.flatnonzero(is_product)
-        weight = self.token_counts_[tokens]
-        share = sp.csr_matrix((weight, (product_of_token, tokens)),
+        share = sp.csr_matrix((self.token_counts_[tokens], (product_of_token, tokens)),
                               shape=(products.size, len(self.vocabulary_)))
         self.product_ids_ = products.astype(str)
         self.product_traits_ = normalise(np.asarray(share @ self.token_loadings_))
@@ -172,22 +212,21 @@ class ProfileModel:
         self._check_fitted()
         frame = events.events if isinstance(events, EventLog) else events
         matrix = self._aggregate(frame)
-        raw = self._solve(weighted_mean(matrix.weights, self.token_features_))
+        raw = self._solve(weighted_mean(matrix.weights, self.token_features))
         return self._profiles(matrix, raw)
 
-    def _profiles(self, matrix, raw: np.ndarray) -> pl.DataFrame:
+    def _profiles(self, matrix: TokenMatrix, raw: np.ndarray) -> pl.DataFrame:
         traits = normalise(raw)
         cold = matrix.known_tokens < self.min_known_tokens
-        nearest = self.assign_segments(traits)
         empty = traits.sum(axis=1) == 0
         prior = np.where(empty[:, None], self.population_profile_,
-                         self.segment_centers_[nearest])
+                         self.segment_centers_[self.assign_segments(traits)])
         traits = np.where(cold[:, None], normalise(prior), traits)
-        segment = self.assign_segments(traits)
         columns = {"customer_id": matrix.customer_ids}
         columns |= {f"trait_{j}": traits[:, j] for j in range(self.traits)}
         columns |= {f"raw_{j}": raw[:, j] for j in range(self.traits)}
-        columns |= {"segment": segment, "cold_start": cold, "known_tokens": matrix.known_tokens}
+        columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
+                    "known_tokens": matrix.known_tokens}
         return pl.DataFrame(columns)
 
     def assign_segments(self, traits: np.ndarray) -> np.ndarray:
@@ -198,48 +237,73 @@ class ProfileModel:
         if not hasattr(self, "components_"):
             raise RuntimeError("ProfileModel is not fitted; call fit() or load a model")
 
-    # ------------------------------------------------------------------ uses
+    def _store_customers(self, profiles: pl.DataFrame) -> None:
+        trait_cols = [f"trait_{j}" for j in range(self.traits)]
+        self.customer_ids_ = profiles["customer_id"].to_numpy().astype(str)
+        self.customer_traits_ = profiles.select(trait_cols).to_numpy()
+        self.customer_raw_ = profiles.select([f"raw_{j}" for j in range(self.traits)]).to_numpy()
+        self.customer_cold_ = profiles["cold_start"].to_numpy()
+        self.customer_known_ = profiles["known_tokens"].to_numpy()
 
-    def trait_matrix(self) -> tuple[np.ndarray, np.ndarray]:
-        p = self.customer_profiles_
-        return p["customer_id"].to_numpy().astype(str), p.select(
-            [f"trait_{j}" for j in range(self.traits)]).to_numpy()
+    @property
+    def customer_profiles_(self) -> pl.DataFrame:
+        """Profiles of the training customers."""
+        columns = {"customer_id": self.customer_ids_}
+        columns |= {f"trait_{j}": self.customer_traits_[:, j] for j in range(self.traits)}
+        columns |= {f"raw_{j}": self.customer_raw_[:, j] for j in range(self.traits)}
+        columns |= {"segment": self.assign_segments(self.customer_traits_),
+                    "cold_start": self.customer_cold_, "known_tokens": self.customer_known_}
+        return pl.DataFrame(columns)
+
+    def segment_summary(self) -> list[dict]:
+        """Size and leading traits of each segment."""
+        segments = self.assign_segments(self.customer_traits_)
+        out = []
+        for s, center in enumerate(self.segment_centers_):
+            lead = np.argsort(-center)[:2]
+            out.append({"segment": s, "customers": int((segments == s).sum()),
+                        "traits": {self.trait_info_[j]["name"]: round(float(center[j]), 3)
+                                   for j in lead}})
+        return out
+
+    # ------------------------------------------------------------------ uses
 
     def similar(self, customer_id: str, k: int = 10) -> pl.DataFrame:
         """Customers with the most similar trait mix (cosine), with the shared leading trait."""
-        ids, traits = self.trait_matrix()
-        row = self._row_of(ids, customer_id)
+        row = self._row_of(customer_id)
+        traits = self.customer_traits_
         unit = unit_rows(traits)
         sim = unit @ unit[row]
         sim[row] = -np.inf
         top = np.argsort(-sim, kind="stable")[:k]
         shared = np.argmax(traits[top] * traits[row], axis=1)
-        names = [self.trait_info_[j]["name"] for j in shared]
         return pl.DataFrame({
-            "customer_id": ids[top], "similarity": sim[top],
-            "reason": [f"both lean on '{n}' ({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
-                       for n, j, t in zip(names, shared, top, strict=True)],
+            "customer_id": self.customer_ids_[top], "similarity": sim[top],
+            "reason": [f"both lean on '{self.trait_info_[j]['name']}' "
+                       f"({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
+                       for j, t in zip(shared, top, strict=True)],
         })
 
     def recommend(self, customer_id: str, k: int = 10, include_purchased: bool = False,
                   trait_weight: float = 0.5) -> pl.DataFrame:
         """Products scored by trait affinity and embedding similarity to recent items."""
-        ids, traits = self.trait_matrix()
-        row = self._row_of(ids, customer_id)
-        mix = traits[row]
+        row = self._row_of(customer_id)
+        mix = self.customer_traits_[row]
         trait_score = unit_rows(self.product_traits_) @ (mix / max(np.linalg.norm(mix), 1e-12))
-        recent = self._recent_products[row]
-        query = self.product_vectors_[recent].mean(axis=0) if recent.size else None
-        embed_score = (self.product_vectors_ @ query) if query is not None else 0.0
+        recent = self._history.row(row)[self._history.actions[
+            self._history.offsets[row]: self._history.offsets[row + 1]] == 0]
+        embed_score = self.product_vectors_ @ self.product_vectors_[recent].mean(axis=0) \
+            if recent.size else 0.0
         score = (trait_weight * trait_score + (1 - trait_weight) * embed_score
                  + 0.01 * self.product_popularity_)
         if not include_purchased:
-            score[self._purchased[row]] = -np.inf
+            bought = self._history.row(row)[self._history.actions[
+                self._history.offsets[row]: self._history.offsets[row + 1]] == 1]
+            score[bought] = -np.inf
         top = np.argsort(-score, kind="stable")[:k]
         top = top[np.isfinite(score[top])]
-        reasons = [self._reason(mix, p, recent) for p in top]
         return pl.DataFrame({"product_id": self.product_ids_[top], "score": score[top],
-                             "reason": reasons})
+                             "reason": [self._reason(mix, p, recent) for p in top]})
 
     def _reason(self, mix: np.ndarray, product: int, recent: np.ndarray) -> str:
         j = int(np.argmax(mix * self.product_traits_[product]))
@@ -251,32 +315,87 @@ class ProfileModel:
                 text += f"; similar to recent {self.product_ids_[best]}"
         return text
 
-    def _row_of(self, ids: np.ndarray, customer_id: str) -> int:
-        hits = np.flatnonzero(ids == str(customer_id))
+    def _row_of(self, customer_id: str) -> int:
+        self._check_fitted()
+        hits = np.flatnonzero(self.customer_ids_ == str(customer_id))
         if hits.size == 0:
             raise KeyError(f"unknown customer {customer_id!r}")
         return int(hits[0])
 
     def _remember_histories(self, events: pl.DataFrame, recent_n: int = 5) -> None:
+        """Per customer: recent products (action 0) and purchased products (action 1)."""
         lookup = pl.DataFrame({"product_id": self.product_ids_,
                                "p": np.arange(self.product_ids_.size)})
-        ids = self.customer_profiles_["customer_id"]
-        order = pl.DataFrame({"customer_id": ids, "row": np.arange(ids.len())})
+        order = pl.DataFrame({"customer_id": self.customer_ids_,
+                              "row": np.arange(self.customer_ids_.size)})
         frame = events.select("customer_id", "product_id", "action").join(
             lookup, on="product_id", how="inner", maintain_order="left"
         ).join(order, on="customer_id", how="inner", maintain_order="left")
-        bought = frame.filter(pl.col("action") == "purchase").group_by("row").agg("p")
-        recent = frame.group_by("row", maintain_order=True).agg(pl.col("p").unique(
-            maintain_order=True).tail(recent_n))
-        self._purchased = _lists(bought, ids.len())
-        self._recent_products = _lists(recent, ids.len())
+        recent = frame.unique(["row", "p"], keep="last", maintain_order=True).with_columns(
+            pl.lit(0).alias("kind")).filter(
+            pl.int_range(pl.len()).over("row") >= pl.len().over("row") - recent_n)
+        bought = frame.filter(pl.col("action") == "purchase").unique(
+            ["row", "p"], maintain_order=True).with_columns(pl.lit(1).alias("kind"))
+        both = pl.concat([recent.select("row", "p", "kind"), bought.select("row", "p", "kind")]
+                         ).sort("row", maintain_order=True)
+        self._history = Sequences.from_rows(
+            both["row"].to_numpy(), both["p"].to_numpy(), both["kind"].to_numpy(),
+            np.zeros(both.height), self.customer_ids_.size)
 
+    # ------------------------------------------------------------- artifacts
 
-def _lists(frame: pl.DataFrame, n: int) -> list[np.ndarray]:
-    out = [np.zeros(0, dtype=np.int64)] * n
-    for row, items in frame.iter_rows():
-        out[row] = np.asarray(items, dtype=np.int64)
-    return out
+    def save(self, directory: str | Path) -> Path:
+        """Write the model as ``manifest.json`` + ``arrays.safetensors`` + ``state.json``."""
+        self._check_fitted()
+        arrays = {
+            "token_vectors": self.token_vectors_, "token_counts": self.token_counts_,
+            "idf": self.idf_, "components": self.components_,
+            "segment_centers": self.segment_centers_,
+            "population_profile": self.population_profile_,
+            "token_loadings": self.token_loadings_, "anchor_centers": self._featurizer.centers_,
+            "product_traits": self.product_traits_, "product_vectors": self.product_vectors_,
+            "product_popularity": self.product_popularity_,
+            "customer_traits": self.customer_traits_, "customer_raw": self.customer_raw_,
+            "customer_cold": self.customer_cold_.astype(np.int8),
+            "customer_known": self.customer_known_.astype(np.int64),
+            "history_offsets": self._history.offsets, "history_items": self._history.items,
+            "history_kinds": self._history.actions,
+        }
+        state = {"vocabulary": self.vocabulary_, "product_ids": self.product_ids_.tolist(),
+                 "customer_ids": self.customer_ids_.tolist(), "trait_info": self.trait_info_,
+                 "shift": self._featurizer.shift_}
+        return save_artifact(directory, KIND, self.get_params(), arrays, state,
+                             self.fingerprint_)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ProfileModel:
+        """Load a model saved by :meth:`save`; a foreign or corrupt directory raises
+        :class:`~funnelprint.artifacts.ArtifactError`."""
+        manifest, arrays, state = load_artifact(directory, KIND)
+        model = cls(**manifest["params"])
+        model.fingerprint_ = manifest["data_fingerprint"]
+        a = {k: np.asarray(v) for k, v in arrays.items()}
+        model.vocabulary_ = list(state["vocabulary"])
+        model.token_vectors_, model.token_counts_ = a["token_vectors"], a["token_counts"]
+        model.idf_, model.components_ = a["idf"], a["components"]
+        model.segment_centers_ = a["segment_centers"]
+        model.population_profile_ = a["population_profile"]
+        model.token_loadings_ = a["token_loadings"]
+        model._featurizer = model._make_featurizer()
+        model._featurizer.centers_ = a["anchor_centers"]
+        model._featurizer.shift_ = float(state["shift"])
+        model.product_ids_ = np.asarray(state["product_ids"], dtype=str)
+        model.product_traits_, model.product_vectors_ = a["product_traits"], a["product_vectors"]
+        model.product_popularity_ = a["product_popularity"]
+        model.customer_ids_ = np.asarray(state["customer_ids"], dtype=str)
+        model.customer_traits_, model.customer_raw_ = a["customer_traits"], a["customer_raw"]
+        model.customer_cold_ = a["customer_cold"].astype(bool)
+        model.customer_known_ = a["customer_known"]
+        model._history = Sequences(a["history_offsets"], a["history_items"],
+                                   a["history_kinds"], np.zeros(a["history_items"].size,
+                                                                dtype=np.int64))
+        model.trait_info_ = state["trait_info"]
+        return model
 
 
 def normalise(weights: np.ndarray) -> np.ndarray:
@@ -301,3 +420,6 @@ def _products_table(events: pl.DataFrame, products: pl.DataFrame | None) -> pl.D
     if not columns:
         return None
     return events.select("product_id", *columns).unique("product_id", keep="last")
+
+
+__all__ = ["ProfileModel", "normalise", "row_of", "session_sentences"]

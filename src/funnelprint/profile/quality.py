@@ -90,8 +90,8 @@ def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame
     """Trait recovery and segment ARI for the fitted model and both baselines."""
     k = model.traits
     n_personas = len(persona_columns(truth))
-    ids, traits = model.trait_matrix()
-    warm = ~model.customer_profiles_["cold_start"].to_numpy()
+    ids, traits = model.customer_ids_, model.customer_traits_
+    warm = ~model.customer_cold_
     rows = {"profile": (ids[warm], traits[warm]),
             "textbook": textbook_baseline(model, log, k, seed),
             "flattened": flattened_baseline(log, k, seed)}
