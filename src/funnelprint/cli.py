@@ -22,7 +22,7 @@ app = typer.Typer(
     help="Customer trait profiles and sequence-aware recommendations from funnel event logs.",
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 ColumnsOpt = Annotated[
     str | None,
