@@ -21,7 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Customer trait profiles and sequence-aware recommendations from funnel event logs.",
 )
-console = Console()
+# Wide enough for the leaderboard when output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True, soft_wrap=True)
 
 ColumnsOpt = Annotated[
@@ -202,7 +203,8 @@ def evaluate(
         ks = tuple(int(x) for x in k.split(","))
         record = run_leaderboard(
             dataset, [m.strip() for m in models.split(",") if m.strip()], protocol, ks,
-            keep_seen, ties, seed, part, progress=not as_json,  # type: ignore[arg-type]
+            keep_seen, ties, seed, part,  # type: ignore[arg-type]
+            progress=not as_json and sys.stderr.isatty(),
         )
     except (EventDataError, ValueError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")

@@ -27,7 +27,17 @@ def main() -> None:
     data = args.out / "data"
     run(["simulate", "--out", str(data), "--customers", str(args.customers),
          "--seed", str(args.seed)])
-    run(["inspect", str(data / "events.csv")])
+    events = str(data / "events.csv")
+    model = str(args.out / "model")
+    run(["inspect", events])
+    run(["fit", events, "--out", model, "--products", str(data / "products.csv"),
+         "--traits", "6", "--seed", str(args.seed)])
+    run(["profile", events, "--model", model, "--out", str(args.out / "profiles.parquet")])
+    run(["traits", "--model", model])
+    run(["similar", "--model", model, "--customer", "u0001", "--k", "5"])
+    run(["recommend", "--model", model, "--customer", "u0001", "--k", "5"])
+    run(["evaluate", "--data", f"events:{events}", "--models", "pop,itemknn,markov",
+         "--protocol", "temporal-full"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""Profile pipeline: fit + profile time on ~250k events, refresh latency, trait recovery."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from funnelprint.data.pipeline import prepare_events, prepare_frame
+from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.profile.model import ProfileModel
+from funnelprint.profile.quality import evaluate_profiles
+
+warnings.filterwarnings("ignore")
+
+
+def quality(seed: int, customers: int, products: int, tmp: Path) -> dict:
+    sim = simulate(SimulationConfig(customers=customers, products=products, seed=seed))
+    paths = sim.write(tmp / f"q{seed}")
+    log = prepare_events(paths["events"])
+    model = ProfileModel(traits=len(sim.personas), seed=seed).fit(log, sim.products)
+    report = evaluate_profiles(log, sim.truth, sim.products, model, seed)
+    names = ("profile", "textbook", "flattened")
+    return {
+        "events": log.events.height,
+        **{f"{name}_corr": round(report[name]["mean_correlation"], 3) for name in names},
+        **{f"{name}_ari": round(report[name]["segment_ari"], 3) for name in names},
+        "embedding_purity@10": round(report["embedding_category_purity@10"], 3),
+    }
+
+
+def refresh_latency(model: ProfileModel, events: pl.DataFrame) -> dict:
+    """Profile one customer after appending one event to their history."""
+    customer = events.filter(pl.col("customer_id") == events["customer_id"][0])
+    extra = customer.tail(1).with_columns(pl.col("timestamp") + pl.duration(minutes=5))
+    frame = pl.concat([customer, extra]).drop("session", "token")
+    latencies = []
+    for _ in range(30):
+        start = time.perf_counter()
+        model.transform(prepare_frame(frame))
+        latencies.append(time.perf_counter() - start)
+    return {"events_in_history": frame.height,
+            "median_ms": round(1000 * float(np.median(latencies)), 2),
+            "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2)}
+
+
+def main() -> None:
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        sim = simulate(SimulationConfig(customers=3400, products=3000, seed=0))
+        paths = sim.write(tmp / "speed")
+        start = time.perf_counter()
+        log = prepare_events(paths["events"])
+        model = ProfileModel(traits=6).fit(log, sim.products)
+        fitted = time.perf_counter()
+        model.transform(log)
+        done = time.perf_counter()
+        out["speed"] = {"events": log.events.height, "fit_seconds": round(fitted - start, 2),
+                        "profile_seconds": round(done - fitted, 2),
+                        "fit_plus_profile_seconds": round(done - start, 2)}
+        out["refresh_one_customer"] = refresh_latency(model, log.events)
+        out["quality_sim_seed0"] = quality(0, 3000, 5000, tmp)
+        out["quality_sim_seed1"] = quality(1, 3000, 5000, tmp)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
