@@ -11,7 +11,7 @@ from funnelprint.data.dataset import load_dataset
 from funnelprint.evaluate.leaderboard import run_leaderboard
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "sasrec" / "Video.txt"
-MODELS = ["pop", "recent-pop", "itemknn", "markov", "item2vec"]
+MODELS = ["pop", "recent-pop", "itemknn", "markov", "item2vec", "traits"]
 KEEP = ("HR@10", "NDCG@10", "MRR", "Coverage@10", "fit_seconds", "score_seconds", "peak_rss_mb")
 
 

@@ -14,7 +14,7 @@ from funnelprint.evaluate.protocol import Protocol, evaluate_model
 from funnelprint.evaluate.splits import loo_split, temporal_split, user_split
 from funnelprint.models import MODEL_REGISTRY, make_model
 
-BASELINES = ("pop", "recent-pop", "itemknn", "markov", "item2vec")
+BASELINES = ("pop", "recent-pop", "itemknn", "markov", "item2vec", "traits")
 
 
 def tiny(rows: list[tuple[str, str, int]], name: str = "tiny") -> Dataset:

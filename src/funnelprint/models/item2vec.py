@@ -13,6 +13,15 @@ from funnelprint.models.base import Recommender, register
 from funnelprint.models.baselines import recency_weights
 
 
+def recent_query(history: Sequences, vectors: np.ndarray, last_n: int, decay: float
+                 ) -> np.ndarray:
+    """Recency-weighted sum of the vectors of each row's last ``last_n`` items."""
+    recent = history.last(last_n)
+    mix = sp.csr_matrix((recency_weights(recent, decay), (row_of(recent.offsets), recent.items)),
+                        shape=(recent.n_rows, vectors.shape[0]))
+    return np.asarray(mix @ vectors)
+
+
 @register
 class Item2VecRecommender(Recommender):
     """Cosine similarity between items and the recency-weighted mean of the last items.
@@ -59,11 +68,8 @@ class Item2VecRecommender(Recommender):
         return self
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        recent = history.last(self.last_n)
-        weights = recency_weights(recent, self.decay) * self.has_vector_[recent.items]
-        mix = sp.csr_matrix((weights, (row_of(recent.offsets), recent.items)),
-                            shape=(recent.n_rows, self.dataset_.n_items))
-        scores = np.asarray(mix @ self.vectors_, dtype=np.float32) @ self.vectors_.T
+        query = recent_query(history, self.vectors_, self.last_n, self.decay)
+        scores = query.astype(np.float32) @ self.vectors_.T
         scores += 1e-6 * self.popularity_.astype(np.float32)
         scores[:, ~self.has_vector_] = -1.0
         return scores
