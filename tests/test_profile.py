@@ -14,7 +14,7 @@ from funnelprint.data.pipeline import prepare_events, prepare_frame
 from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.profile.aggregate import inverse_document_frequency, token_matrix
 from funnelprint.profile.features import TokenFeaturizer
-from funnelprint.profile.model import ProfileModel, session_sentences
+from funnelprint.profile.model import ProfileModel, token_sentences
 from funnelprint.profile.quality import category_purity, trait_recovery
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -30,7 +30,7 @@ def shop(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(shop):
     sim, _, log = shop
-    return ProfileModel(traits=4, epochs=5, n_init=2, anchors=64).fit(log, sim.products)
+    return ProfileModel(traits=4, n_init=2, anchors=64).fit(log, sim.products)
 
 
 def test_token_matrix_aggregations_and_unknown_tokens():
@@ -63,9 +63,12 @@ def test_token_features_are_non_negative(method):
 
 def test_sentences_follow_sessions(shop):
     _, _, log = shop
-    sentences = session_sentences(log.events)
-    assert len(sentences) == log.session_report.sessions
-    assert sum(len(s) for s in sentences) == log.events.height
+    sessions = token_sentences(log.events, "session")
+    assert len(sessions) == log.session_report.sessions
+    assert sum(len(s) for s in sessions) == log.events.height
+    journeys = token_sentences(log.events, "journey")
+    assert len(journeys) == log.events["customer_id"].n_unique()
+    assert [t for j in journeys for t in j] == [t for s in sessions for t in s]
 
 
 def test_profiles_are_normalised_and_traits_named(fitted, shop):
@@ -89,7 +92,7 @@ def test_traits_recover_personas_better_than_chance(fitted, shop):
                            on="customer_id")
     recovery = trait_recovery(truth.select(names).to_numpy(),
                               fitted.customer_traits_[truth["row"].to_numpy()])
-    assert recovery["mean_correlation"] > 0.6
+    assert recovery["mean_correlation"] > 0.8
 
 
 def test_embeddings_group_products_by_category(fitted, shop):
@@ -140,7 +143,10 @@ def test_artifact_round_trip(fitted, shop, tmp_path):
     assert loaded.get_params() == fitted.get_params()
     assert loaded.trait_info_ == json.loads(json.dumps(fitted.trait_info_))
     a, b = fitted.transform(log), loaded.transform(log)
-    assert a.equals(b)
+    assert a.select("customer_id", "segment", "cold_start").equals(
+        b.select("customer_id", "segment", "cold_start"))
+    assert np.allclose(a.drop("customer_id").to_numpy(), b.drop("customer_id").to_numpy(),
+                       rtol=1e-9, atol=1e-12)
     customer = str(fitted.customer_ids_[3])
     assert fitted.recommend(customer).equals(loaded.recommend(customer))
 

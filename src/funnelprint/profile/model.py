@@ -35,6 +35,7 @@ from funnelprint.profile.interpret import describe_traits, split_tokens
 log = logging.getLogger(__name__)
 KIND = "profile"
 BETA_LOSSES = ("kullback-leibler", "frobenius")
+CONTEXTS = ("journey", "session")
 
 
 class ProfileModel:
@@ -52,6 +53,10 @@ class ProfileModel:
         Settings of the ``anchors`` features.
     beta_loss : {"kullback-leibler", "frobenius"}
         NMF loss; KL suits the mixture-of-distributions input that ``anchors`` produces.
+    context : {"journey", "session"}
+        Item2Vec sentences: a customer's whole journey (sessions in order) or each session.
+        Journeys let tokens of one customer's different sessions share context, which is
+        what ties together the categories a persona spreads over.
     dimension, window, min_count, negative, epochs
         Item2Vec settings.
     segments : int or None
@@ -67,7 +72,8 @@ class ProfileModel:
 
     def __init__(self, traits: int = 8, aggregation: str = "mean", nonneg: str = "anchors",
                  anchors: int = 256, temperature: float = 0.05,
-                 beta_loss: str = "kullback-leibler", dimension: int = 64, window: int = 5,
+                 beta_loss: str = "kullback-leibler", context: str = "journey",
+                 dimension: int = 64, window: int = 10,
                  min_count: int = 5, negative: int = 5, epochs: int = 15,
                  segments: int | None = None, min_known_tokens: int = 3,
                  half_life_days: float = 14.0, n_init: int = 8, seed: int = 0) -> None:
@@ -77,6 +83,7 @@ class ProfileModel:
         self.anchors = anchors
         self.temperature = temperature
         self.beta_loss = beta_loss
+        self.context = context
         self.dimension = dimension
         self.window = window
         self.min_count = min_count
@@ -89,7 +96,7 @@ class ProfileModel:
         self.seed = seed
 
     PARAMS = ("traits", "aggregation", "nonneg", "anchors", "temperature", "beta_loss",
-              "dimension", "window", "min_count", "negative", "epochs", "segments",
+              "context", "dimension", "window", "min_count", "negative", "epochs", "segments",
               "min_known_tokens", "half_life_days", "n_init", "seed")
 
     def get_params(self) -> dict:
@@ -104,7 +111,7 @@ class ProfileModel:
         self.fingerprint_ = fingerprint_events(events)
         embed = Item2Vec(dimension=self.dimension, window=self.window, min_count=self.min_count,
                          negative=self.negative, epochs=self.epochs, seed=self.seed)
-        embed.fit(session_sentences(events))
+        embed.fit(token_sentences(events, self.context))
         if len(embed.vocabulary_) < self.traits:
             raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
                              f"{self.min_count}; need at least traits={self.traits}")
@@ -153,6 +160,8 @@ class ProfileModel:
             raise ValueError(f"beta_loss must be one of {BETA_LOSSES}")
         if self.traits < 1:
             raise ValueError("traits must be at least 1")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}")
         self._make_featurizer()
 
     @property
@@ -403,9 +412,9 @@ def normalise(weights: np.ndarray) -> np.ndarray:
     return np.where(total > 0, weights / np.maximum(total, 1e-12), 0.0)
 
 
-def session_sentences(events: pl.DataFrame) -> list[list[str]]:
-    """Token sequences of sessions (or of whole journeys without a session column)."""
-    key = "session" if "session" in events.columns else "customer_id"
+def token_sentences(events: pl.DataFrame, context: str = "journey") -> list[list[str]]:
+    """Token sequences of customers' journeys, or of sessions (where the events have them)."""
+    key = "session" if context == "session" and "session" in events.columns else "customer_id"
     tokens = events["token"].to_numpy()
     change = events.select((pl.col(key) != pl.col(key).shift(1)).fill_null(True)).to_series()
     bounds = np.flatnonzero(change.to_numpy())[1:]
@@ -422,4 +431,4 @@ def _products_table(events: pl.DataFrame, products: pl.DataFrame | None) -> pl.D
     return events.select("product_id", *columns).unique("product_id", keep="last")
 
 
-__all__ = ["ProfileModel", "normalise", "row_of", "session_sentences"]
+__all__ = ["ProfileModel", "normalise", "row_of", "token_sentences"]
