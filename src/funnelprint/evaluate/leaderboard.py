@@ -48,11 +48,18 @@ def run_leaderboard(
             model.seed = seed  # type: ignore[attr-defined]
         with peak_memory() as peak:
             start = time.perf_counter()
-            model.fit(data_split.train)
+            if getattr(model, "uses_validation", False) and part == "test":
+                model.fit(data_split.train, valid=data_split.valid)  # type: ignore[call-arg]
+            else:
+                model.fit(data_split.train)
             fit_seconds = time.perf_counter() - start
             result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
                                     ties, seed, progress)
         result["fit_seconds"] = round(fit_seconds, 3)
+        if hasattr(model, "training_"):
+            training = model.training_  # type: ignore[attr-defined]
+            result["best_epoch"] = training["best_epoch"]
+            result["best_valid_NDCG@10"] = round(training["best_valid"], 4)
         result["peak_rss_mb"] = round(peak(), 1)
         record["models"][key] = result
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (fit %.1fs, score %.1fs)", key,

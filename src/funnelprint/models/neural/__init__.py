@@ -1,0 +1,1 @@
+"""Sequential recommenders in PyTorch: shared batching, training loop and artifacts."""

@@ -1,0 +1,107 @@
+"""SASRec: causal self-attention over the item sequence (Kang & McAuley, 2018)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
+    """(batch, 1, n, n) boolean mask: attend to real items (earlier ones when causal), and
+    always to oneself, so that no row is fully masked (a fully masked row gives NaN)."""
+    n = real.shape[1]
+    allowed = real[:, None, None, :].expand(-1, 1, n, n)
+    if causal:
+        allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=real.device).tril()
+    return allowed | torch.eye(n, dtype=torch.bool, device=real.device)
+
+
+class CausalBlock(nn.Module):
+    """One transformer block on ``scaled_dot_product_attention`` with an explicit mask.
+
+    Padding keys are masked and every position may attend to itself; this keeps clear of the
+    eval-mode fast path of ``nn.TransformerEncoder`` that returned NaN with padding masks.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, pre_norm: bool = True) -> None:
+        super().__init__()
+        self.heads = heads
+        self.pre_norm = pre_norm
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                nn.Linear(dim, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.attn_dropout = dropout
+
+    def attention(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if return_weights:
+            scores = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
+            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            out = weights @ v
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask,
+                dropout_p=self.attn_dropout if self.training else 0.0)
+        return self.out(out.transpose(1, 2).reshape(b, n, d)), weights
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.pre_norm:
+            attended, weights = self.attention(self.norm1(x), mask, return_weights)
+            x = x + self.dropout(attended)
+            x = x + self.dropout(self.ff(self.norm2(x)))
+        else:
+            attended, weights = self.attention(x, mask, return_weights)
+            x = self.norm1(x + self.dropout(attended))
+            x = self.norm2(x + self.dropout(self.ff(x)))
+        return x, weights
+
+
+class SASRecNet(nn.Module):
+    """Item + learned position embeddings -> causal blocks -> hidden state per position."""
+
+    def __init__(self, n_items: int, maxlen: int, dim: int = 64, blocks: int = 2, heads: int = 1,
+                 dropout: float = 0.2, pre_norm: bool = True, causal: bool = True) -> None:
+        super().__init__()
+        self.causal = causal
+        self.maxlen = maxlen
+        self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.positions = nn.Embedding(maxlen, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([CausalBlock(dim, heads, dropout, pre_norm)
+                                     for _ in range(blocks)])
+        self.norm = nn.LayerNorm(dim)
+        nn.init.normal_(self.items.weight, std=dim ** -0.5)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        # Windows are right-aligned: the last column is always position maxlen - 1, so a batch
+        # trimmed of leading padding columns keeps every item's position.
+        n = inputs.shape[1]
+        positions = torch.arange(self.maxlen - n, self.maxlen, device=inputs.device)
+        x = self.items(inputs) * self.items.embedding_dim ** 0.5 + self.positions(positions)
+        return self.dropout(x) * (inputs > 0).unsqueeze(-1)
+
+    def forward(self, inputs: torch.Tensor, return_weights: bool = False
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = self.embed(inputs)
+        mask = attention_mask(inputs > 0, self.causal)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, mask, return_weights)
+            if w is not None:
+                weights.append(w)
+        return self.norm(x), weights
+
+    def item_weights(self) -> torch.Tensor:
+        """Output embeddings of items 1..n (shared with the input table)."""
+        return self.items.weight[1:]

@@ -1,0 +1,132 @@
+"""The training loop shared by the sequential models: losses, validation-based early stopping,
+best-checkpoint selection, progress, seeding and device choice."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+LOSSES = ("ce", "bce", "sampled")
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``loss``: ``ce`` (full softmax), ``bce`` (one sampled negative
+    per position, as in the SASRec paper) or ``sampled`` (softmax over the target and
+    ``negatives`` shared uniform negatives; memory stays bounded on huge catalogues)."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    negatives: int = 256
+    patience: int = 5
+    eval_every: int = 1
+    time_budget_s: float | None = None
+    progress: bool = True
+
+
+def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, item_weights: torch.Tensor,
+                  config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Next-item loss at every non-padded position. ``targets`` hold item index + 1 (0 = pad)."""
+    keep = targets > 0
+    h = hidden[keep]
+    t = targets[keep] - 1
+    n_items = item_weights.shape[0]
+    if config.loss == "ce":
+        return F.cross_entropy(h @ item_weights.T, t)
+    if config.loss == "sampled":
+        negatives = torch.randint(0, n_items, (config.negatives,), device=h.device,
+                                  generator=generator)
+        positive = (h * item_weights[t]).sum(-1, keepdim=True)
+        negative = h @ item_weights[negatives].T
+        negative = negative.masked_fill(negatives.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
+        logits = torch.cat([positive, negative], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(t))
+    if config.loss == "bce":
+        negatives = torch.randint(0, n_items, t.shape, device=h.device, generator=generator)
+        pos = (h * item_weights[t]).sum(-1)
+        neg = (h * item_weights[negatives]).sum(-1)
+        return F.softplus(-pos).mean() + F.softplus(neg).mean()
+    raise ValueError(f"loss must be one of {LOSSES}")
+
+
+def train(
+    model: torch.nn.Module,
+    batches: Callable[[np.random.Generator], list[tuple[torch.Tensor, ...]]],
+    step_loss: Callable[[tuple[torch.Tensor, ...]], torch.Tensor],
+    validate: Callable[[], float] | None,
+    config: TrainConfig,
+    seed: int,
+    name: str,
+) -> dict:
+    """Run epochs; after each ``eval_every`` epochs score validation and keep the best weights.
+    Stops after ``patience`` evaluations without improvement or past ``time_budget_s``."""
+    rng = np.random.default_rng(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    best_state, best_score, best_epoch, bad = None, -np.inf, 0, 0
+    history: list[dict] = []
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_batches = batches(rng)
+        total = 0.0
+        bar = tqdm(epoch_batches, desc=f"{name} epoch {epoch}", disable=not config.progress,
+                   leave=False)
+        for batch in bar:
+            optimizer.zero_grad(set_to_none=True)
+            loss = step_loss(batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        record = {"epoch": epoch, "loss": total / max(1, len(epoch_batches)),
+                  "seconds": round(time.perf_counter() - start, 1)}
+        out_of_time = (config.time_budget_s is not None
+                       and time.perf_counter() - start > config.time_budget_s)
+        if validate is not None and (epoch % config.eval_every == 0 or out_of_time
+                                     or epoch == config.epochs):
+            model.eval()
+            with torch.no_grad():
+                score = validate()
+            record["valid"] = score
+            if score > best_score:
+                best_score, best_epoch, bad = score, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+        history.append(record)
+        log.info("%s epoch %d: loss %.4f valid %s (%.0fs)", name, epoch, record["loss"],
+                 record.get("valid"), time.perf_counter() - start)
+        if config.progress:
+            tqdm.write(f"{name} epoch {epoch}: loss {record['loss']:.4f}"
+                       + (f", valid NDCG@10 {record['valid']:.4f}" if "valid" in record else ""))
+        if bad >= config.patience or out_of_time:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"best_epoch": best_epoch, "best_valid": float(best_score), "epochs": history,
+            "train_seconds": round(time.perf_counter() - start, 1)}
