@@ -42,7 +42,7 @@ class SequentialRecommender(Recommender):
     uses_validation = True
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1,
-                 dropout: float = 0.2, loss: str = "ce", negatives: int = 256,
+                 dropout: float = 0.2, loss: str = "sampled", negatives: int = 1024,
                  epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, patience: int = 3, eval_every: int = 2,
                  time_budget_s: float | None = 540.0, valid_customers: int = 5000,
