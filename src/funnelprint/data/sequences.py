@@ -67,16 +67,20 @@ class Sequences:
         np.cumsum(counts, out=offsets[1:])
         return Sequences(offsets, self.items[keep], self.actions[keep], self.times[keep])
 
+    def positions(self) -> np.ndarray:
+        """Index of every element within its row (0 = first)."""
+        return np.arange(self.items.size) - np.repeat(self.offsets[:-1], self.lengths)
+
+    def from_end(self) -> np.ndarray:
+        """Distance of every element from its row's end (1 = last)."""
+        return np.repeat(self.lengths, self.lengths) - self.positions()
+
     def last(self, n: int) -> Sequences:
         """The last ``n`` elements of every row."""
-        position = np.arange(self.items.size) - np.repeat(self.offsets[:-1], self.lengths)
-        from_end = np.repeat(self.lengths, self.lengths) - position
-        return self.mask(from_end <= n)
+        return self.mask(self.from_end() <= n)
 
     def drop_last(self, n: int = 1) -> Sequences:
-        position = np.arange(self.items.size) - np.repeat(self.offsets[:-1], self.lengths)
-        from_end = np.repeat(self.lengths, self.lengths) - position
-        return self.mask(from_end > n)
+        return self.mask(self.from_end() > n)
 
     def row(self, r: int) -> np.ndarray:
         return self.items[self.offsets[r]: self.offsets[r + 1]]

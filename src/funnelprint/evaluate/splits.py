@@ -77,9 +77,7 @@ def loo_split(dataset: Dataset, min_length: int = 3) -> Split:
     evaluated = np.flatnonzero(seq.lengths >= min_length)
     drop = np.zeros(seq.n_rows, dtype=np.int64)
     drop[evaluated] = 2
-    position = np.arange(seq.items.size) - np.repeat(seq.offsets[:-1], seq.lengths)
-    from_end = np.repeat(seq.lengths, seq.lengths) - position
-    train = dataset.with_sequences(seq.mask(from_end > np.repeat(drop, seq.lengths)))
+    train = dataset.with_sequences(seq.mask(seq.from_end() > np.repeat(drop, seq.lengths)))
     valid = _single_targets(seq.drop_last(1), evaluated, 1)
     test = _single_targets(seq, evaluated, 1)
     return Split(train, valid, test, "loo", {"evaluated_customers": int(evaluated.size)})

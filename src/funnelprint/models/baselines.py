@@ -16,10 +16,8 @@ def _tile(vector: np.ndarray, rows: int) -> np.ndarray:
 
 
 def recency_weights(history: Sequences, decay: float) -> np.ndarray:
-    """Weight decay**k for the k-th most recent element of each row."""
-    position = np.arange(history.items.size) - np.repeat(history.offsets[:-1], history.lengths)
-    from_end = np.repeat(history.lengths, history.lengths) - position - 1
-    return decay ** from_end.astype(np.float64)
+    """Weight decay**k for the k-th most recent element of each row (k = 0 for the last)."""
+    return decay ** (history.from_end() - 1).astype(np.float64)
 
 
 def history_matrix(history: Sequences, n_items: int, decay: float = 1.0) -> sp.csr_matrix:
@@ -67,9 +65,9 @@ class RecentPop(Recommender):
             self.weights_ = np.zeros(dataset.n_items)
             return self
         if dataset.synthetic_time:
-            # Positions are not comparable across customers; use the global order in the file.
-            age = (seq.lengths.repeat(seq.lengths) - 1
-                   - (np.arange(seq.items.size) - np.repeat(seq.offsets[:-1], seq.lengths)))
+            # Positions are not comparable across customers: age = steps before each
+            # customer's own last interaction.
+            age = (seq.from_end() - 1).astype(np.float64)
             span = float(max(1, age.max()))
         else:
             age = (seq.times.max() - seq.times).astype(np.float64)

@@ -15,11 +15,9 @@ def last_window(history: Sequences, maxlen: int, values: np.ndarray | None = Non
     """
     values = history.items if values is None else values
     out = np.zeros((history.n_rows, maxlen), dtype=np.int64)
-    lengths = history.lengths
-    position = np.arange(values.size) - np.repeat(history.offsets[:-1], lengths)
-    column = maxlen - (np.repeat(lengths, lengths) - position)
+    column = maxlen - history.from_end()
     keep = column >= 0
-    rows = np.repeat(np.arange(history.n_rows), lengths)
+    rows = np.repeat(np.arange(history.n_rows), history.lengths)
     out[rows[keep], column[keep]] = values[keep].astype(np.int64) + shift
     return out
 
@@ -30,9 +28,7 @@ def training_windows(sequences: Sequences, maxlen: int) -> tuple[np.ndarray, np.
     usable = np.flatnonzero(sequences.lengths >= 2)
     rows = sequences.select(usable)
     inputs = last_window(rows.drop_last(1), maxlen)
-    position = np.arange(rows.items.size) - np.repeat(rows.offsets[:-1], rows.lengths)
-    targets_seq = rows.mask(position >= 1)
-    targets = last_window(targets_seq, maxlen)
+    targets = last_window(rows.mask(rows.positions() >= 1), maxlen)
     return inputs, targets
 
 
