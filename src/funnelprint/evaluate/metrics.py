@@ -16,8 +16,10 @@ TIES = ("pessimistic", "optimistic")
 
 
 def sanitize(scores: np.ndarray) -> np.ndarray:
-    """NaN and +inf become -inf: a broken score must never look like a hit."""
-    return np.where(np.isfinite(scores), scores, -np.inf)
+    """NaN and +inf become -inf: a broken score must never look like a hit.
+    Returns the input itself when every score is finite (no copy)."""
+    finite = np.isfinite(scores)
+    return scores if finite.all() else np.where(finite, scores, -np.inf)
 
 
 def target_ranks(
@@ -38,7 +40,7 @@ def target_ranks(
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}")
-    scores = sanitize(np.asarray(scores, dtype=np.float64))
+    scores = sanitize(np.asarray(scores))
     rows = np.arange(targets.size) if rows is None else rows
     target_scores = scores[rows, targets]
     row_scores = scores[rows]
@@ -80,8 +82,7 @@ def set_metrics(ranks: np.ndarray, owner: np.ndarray, n_owners: int, k: int) -> 
                       minlength=n_owners)
     discounts = np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))
     idcg = discounts[np.clip(np.minimum(n_rel, k) - 1, 0, k - 1)]
-    best = np.full(n_owners, np.iinfo(np.int64).max)
-    np.minimum.at(best, owner, ranks)
+    best = best_ranks(ranks, owner, n_owners)
     valid = n_rel > 0
     return {
         f"HR@{k}": float((hit_count[valid] > 0).mean()),
@@ -89,6 +90,21 @@ def set_metrics(ranks: np.ndarray, owner: np.ndarray, n_owners: int, k: int) -> 
         f"NDCG@{k}": float((dcg[valid] / idcg[valid]).mean()),
         f"MRR@{k}": float(np.where(best[valid] < k, 1.0 / (best[valid] + 1.0), 0.0).mean()),
     }
+
+
+def best_ranks(ranks: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
+    """Best (lowest) rank per customer; customers without a relevant item get int64 max."""
+    best = np.full(n_owners, np.iinfo(np.int64).max)
+    np.minimum.at(best, owner, ranks)
+    return best
+
+
+def owner_mrr(ranks: np.ndarray, owner: np.ndarray, n_owners: int) -> float:
+    """Reciprocal rank of each customer's best-ranked relevant item, uncut, averaged over
+    customers with one."""
+    best = best_ranks(ranks, owner, n_owners)
+    best = best[best < np.iinfo(np.int64).max]
+    return float((1.0 / (best + 1.0)).mean()) if best.size else 0.0
 
 
 def coverage(recommended: np.ndarray, n_items: int) -> float:

@@ -81,7 +81,7 @@ def evaluate_model(
     result: dict[str, float] = {}
     for k in ks:
         result.update(metrics.set_metrics(rank, owner, eval_set.n_rows, k))
-    result["MRR"] = float(_full_mrr(rank, owner, eval_set.n_rows))
+    result["MRR"] = metrics.owner_mrr(rank, owner, eval_set.n_rows)
     counts = train.item_counts()
     tail = metrics.tail_items(counts)
     for k in ks:
@@ -91,15 +91,6 @@ def evaluate_model(
     result["evaluated"] = int(eval_set.n_rows)
     result["score_seconds"] = round(time.perf_counter() - start_time, 3)
     return result
-
-
-def _full_mrr(rank: np.ndarray, owner: np.ndarray, n_rows: int) -> float:
-    if rank.size == 0:
-        return 0.0
-    best = np.full(n_rows, np.iinfo(np.int64).max)
-    np.minimum.at(best, owner, rank)
-    valid = best < np.iinfo(np.int64).max
-    return float((1.0 / (best[valid] + 1.0)).mean())
 
 
 def _sampled_ranks(
