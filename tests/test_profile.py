@@ -208,3 +208,13 @@ def test_cli_fit_profile_traits_recommend(shop, tmp_path):
         assert len(rows) == 4 and all(r["reason"] for r in rows)
     result = runner.invoke(app, ["traits", "--model", str(tmp_path)])
     assert result.exit_code == 2 and "not a funnelprint model directory" in result.output
+
+
+def test_refit_replaces_cached_vocabulary(shop):
+    _, _, log = shop
+    model = ProfileModel(traits=3, epochs=2, n_init=1, anchors=16).fit(log)
+    first = set(model.vocabulary_index)
+    fewer = log.events.filter(pl.col("action") == "view")
+    model.fit(fewer)
+    assert set(model.vocabulary_index) == set(model.vocabulary_) != first
+    assert model.token_features.shape[0] == len(model.vocabulary_)

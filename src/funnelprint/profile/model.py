@@ -117,11 +117,12 @@ class ProfileModel:
                              f"{self.min_count}; need at least traits={self.traits}")
         self.vocabulary_ = embed.vocabulary_
         self.token_vectors_ = embed.vectors_
+        self._vocabulary_index = self._token_features = None  # caches of a previous fit
         self._featurizer = self._make_featurizer().fit(self.token_vectors_)
         counts = token_matrix(events, self.vocabulary_index, "mean")
         self.token_counts_ = np.asarray(counts.weights.sum(axis=0)).ravel()
         self.idf_ = inverse_document_frequency(counts.weights)
-        matrix = self._aggregate(events)
+        matrix = counts if self.aggregation == "mean" else self._aggregate(events)
         features = weighted_mean(matrix.weights, self.token_features)
         warm = matrix.known_tokens >= max(1, self.min_known_tokens)
         self.components_ = self._fit_basis(features[warm])
@@ -133,7 +134,9 @@ class ProfileModel:
         self.trait_info_ = describe_traits(self.token_loadings_, self.vocabulary_,
                                            self.token_counts_,
                                            _products_table(events, products))
-        self._store_customers(self._profiles(matrix, raw))
+        self.customer_ids_ = matrix.customer_ids
+        self.customer_traits_, self.customer_cold_ = self._with_priors(matrix, raw)
+        self.customer_raw_, self.customer_known_ = raw, matrix.known_tokens
         self._remember_histories(events)
         return self
 
@@ -222,20 +225,27 @@ class ProfileModel:
         frame = events.events if isinstance(events, EventLog) else events
         matrix = self._aggregate(frame)
         raw = self._solve(weighted_mean(matrix.weights, self.token_features))
-        return self._profiles(matrix, raw)
+        traits, cold = self._with_priors(matrix, raw)
+        return self._profile_frame(matrix.customer_ids, traits, raw, cold, matrix.known_tokens)
 
-    def _profiles(self, matrix: TokenMatrix, raw: np.ndarray) -> pl.DataFrame:
+    def _with_priors(self, matrix: TokenMatrix, raw: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised traits, with a prior for customers with too few known tokens: the
+        nearest segment's centre, or the population profile when none is known."""
         traits = normalise(raw)
         cold = matrix.known_tokens < self.min_known_tokens
         empty = traits.sum(axis=1) == 0
         prior = np.where(empty[:, None], self.population_profile_,
                          self.segment_centers_[self.assign_segments(traits)])
-        traits = np.where(cold[:, None], normalise(prior), traits)
-        columns = {"customer_id": matrix.customer_ids}
+        return np.where(cold[:, None], normalise(prior), traits), cold
+
+    def _profile_frame(self, ids: np.ndarray, traits: np.ndarray, raw: np.ndarray,
+                       cold: np.ndarray, known: np.ndarray) -> pl.DataFrame:
+        columns = {"customer_id": ids}
         columns |= {f"trait_{j}": traits[:, j] for j in range(self.traits)}
         columns |= {f"raw_{j}": raw[:, j] for j in range(self.traits)}
         columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
-                    "known_tokens": matrix.known_tokens}
+                    "known_tokens": known}
         return pl.DataFrame(columns)
 
     def assign_segments(self, traits: np.ndarray) -> np.ndarray:
@@ -246,23 +256,11 @@ class ProfileModel:
         if not hasattr(self, "components_"):
             raise RuntimeError("ProfileModel is not fitted; call fit() or load a model")
 
-    def _store_customers(self, profiles: pl.DataFrame) -> None:
-        trait_cols = [f"trait_{j}" for j in range(self.traits)]
-        self.customer_ids_ = profiles["customer_id"].to_numpy().astype(str)
-        self.customer_traits_ = profiles.select(trait_cols).to_numpy()
-        self.customer_raw_ = profiles.select([f"raw_{j}" for j in range(self.traits)]).to_numpy()
-        self.customer_cold_ = profiles["cold_start"].to_numpy()
-        self.customer_known_ = profiles["known_tokens"].to_numpy()
-
     @property
     def customer_profiles_(self) -> pl.DataFrame:
         """Profiles of the training customers."""
-        columns = {"customer_id": self.customer_ids_}
-        columns |= {f"trait_{j}": self.customer_traits_[:, j] for j in range(self.traits)}
-        columns |= {f"raw_{j}": self.customer_raw_[:, j] for j in range(self.traits)}
-        columns |= {"segment": self.assign_segments(self.customer_traits_),
-                    "cold_start": self.customer_cold_, "known_tokens": self.customer_known_}
-        return pl.DataFrame(columns)
+        return self._profile_frame(self.customer_ids_, self.customer_traits_, self.customer_raw_,
+                                   self.customer_cold_, self.customer_known_)
 
     def segment_summary(self) -> list[dict]:
         """Size and leading traits of each segment."""
@@ -299,16 +297,15 @@ class ProfileModel:
         row = self._row_of(customer_id)
         mix = self.customer_traits_[row]
         trait_score = unit_rows(self.product_traits_) @ (mix / max(np.linalg.norm(mix), 1e-12))
-        recent = self._history.row(row)[self._history.actions[
-            self._history.offsets[row]: self._history.offsets[row + 1]] == 0]
+        products = self._history.row(row)
+        kinds = self._history.actions[self._history.offsets[row]: self._history.offsets[row + 1]]
+        recent = products[kinds == 0]
         embed_score = self.product_vectors_ @ self.product_vectors_[recent].mean(axis=0) \
             if recent.size else 0.0
         score = (trait_weight * trait_score + (1 - trait_weight) * embed_score
                  + 0.01 * self.product_popularity_)
         if not include_purchased:
-            bought = self._history.row(row)[self._history.actions[
-                self._history.offsets[row]: self._history.offsets[row + 1]] == 1]
-            score[bought] = -np.inf
+            score[products[kinds == 1]] = -np.inf
         top = np.argsort(-score, kind="stable")[:k]
         top = top[np.isfinite(score[top])]
         return pl.DataFrame({"product_id": self.product_ids_[top], "score": score[top],
