@@ -8,7 +8,7 @@ Loaders are selected by a prefix: ``events:PATH`` (any event file), ``sasrec:PAT
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,6 @@ class Dataset:
     item_categories: np.ndarray | None = None
     name: str = "dataset"
     synthetic_time: bool = False  # True where timestamps are positions, not times
-    meta: dict = field(default_factory=dict)
 
     @property
     def n_customers(self) -> int:
@@ -195,7 +194,7 @@ def _read_user_item_lines(path: Path, one_pair_per_line: bool) -> Dataset:
     frame = tokens.select(
         pl.col("t").list.first().alias("customer_id"),
         pl.col("t").list.slice(1).alias("item_id"),
-    ).with_row_index("line").explode("item_id")
+    ).explode("item_id")
     if one_pair_per_line and tokens["t"].list.len().max() > 2:
         raise EventDataError("expected 'user item' per line", path=str(path))
     # Keep the file's order within each customer; customers may interleave (SASRec files do not).
@@ -211,8 +210,7 @@ def _contiguous(frame: pl.DataFrame, *order: str) -> pl.DataFrame:
     """Each customer's rows together, customers in order of first appearance (``pos``),
     rows ordered by ``order`` within a customer."""
     first = pl.col("pos").min().over("customer_id").alias("first")
-    return frame.with_columns(first).sort("first", *order).drop("first", "pos", "line",
-                                                                 strict=False)
+    return frame.with_columns(first).sort("first", *order).drop("first", "pos")
 
 
 def _read_recbole(path: Path) -> Dataset:

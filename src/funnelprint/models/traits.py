@@ -7,8 +7,8 @@ import polars as pl
 from typing_extensions import Self
 
 from funnelprint.data.dataset import Dataset
-from funnelprint.data.schema import TOKEN_PREFIX
 from funnelprint.data.sequences import Sequences, row_of
+from funnelprint.data.tokens import tokenize
 from funnelprint.models.base import Recommender, register
 from funnelprint.models.item2vec import recent_query
 from funnelprint.profile.features import unit_rows
@@ -18,18 +18,13 @@ from funnelprint.profile.model import ProfileModel
 def sequence_events(history: Sequences, action_names: tuple[str, ...]) -> pl.DataFrame:
     """Sequences as an event table: ``customer_id`` is the row number, ``product_id`` the item
     index; one journey per row (no session split)."""
-    prefixes = np.array([TOKEN_PREFIX.get(a, a) for a in action_names])
     frame = pl.DataFrame({
         "customer_id": row_of(history.offsets).astype(str),
         "timestamp": history.times,
         "action": np.array(action_names)[history.actions],
         "product_id": history.items.astype(str),
-        "prefix": prefixes[history.actions],
-    })
-    return frame.with_columns(
-        pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        pl.concat_str(["prefix", pl.lit("_"), "product_id"]).alias("token"),
-    ).drop("prefix")
+    }).with_columns(pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    return tokenize(frame)
 
 
 @register
