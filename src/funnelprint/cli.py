@@ -61,6 +61,12 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def _fail(exc: Exception) -> typer.Exit:
+    """Print a bad-input error; the caller raises the returned exit (code 2)."""
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(2)
+
+
 def load_log(
     events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
     session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
@@ -82,8 +88,7 @@ def load_log(
             sessions=sessions, tokens=TokenConfig(rare_product_min_count),
         )
     except (EventDataError, ValueError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
 
 
 @app.callback()
@@ -111,8 +116,7 @@ def simulate(
             customers=customers, products=products, personas=personas, days=days, seed=seed
         )
     except ValueError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
     sim = run_simulation(config)
     paths = sim.write(out)
     console.print(
@@ -207,8 +211,7 @@ def evaluate(
             progress=not as_json and sys.stderr.isatty(),
         )
     except (EventDataError, ValueError) as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        raise _fail(exc) from exc
     if markdown is not None:
         markdown.write_text(format_markdown(record))
     if as_json:
@@ -239,11 +242,6 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="Model directory")]
 CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
 KOpt = Annotated[int, typer.Option("--k", help="How many results")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(2)
 
 
 def _load_profile_model(path: Path):
