@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest", "profile", "evaluate")
+BENCHES = ("ingest", "profile", "evaluate", "sequential")
 
 
 def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict:

@@ -268,3 +268,15 @@ def test_cli_evaluate_json(tmp_path):
         assert key in record["models"]["markov"]
     assert record["models"]["markov"]["HR@10"] > record["models"]["pop"]["HR@10"]
     assert "| markov |" in (tmp_path / "board.md").read_text()
+
+
+def test_collapsed_runs_keep_the_funnel_outcome():
+    from funnelprint.data.dataset import _collapse_runs
+
+    frame = pl.DataFrame({
+        "customer_id": ["a", "a", "a", "a", "b", "b"], "item_id": ["x", "x", "x", "y", "y", "y"],
+        "action": ["view", "add_to_cart", "view", "view", "view", "purchase"],
+        "time": [1, 2, 3, 4, 5, 6]})
+    out = _collapse_runs(frame)
+    assert out.rows() == [("a", "x", "add_to_cart", 1), ("a", "y", "view", 4),
+                          ("b", "y", "purchase", 5)]

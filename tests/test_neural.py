@@ -31,8 +31,8 @@ def test_windows_are_right_aligned_and_shifted():
                     np.zeros(4, np.int64))
     assert last_window(seq, 4).tolist() == [[0, 6, 7, 8], [0, 0, 0, 9]]
     assert last_window(seq, 2).tolist() == [[7, 8], [0, 9]]
-    inputs, targets = training_windows(seq, 3)
-    assert inputs.tolist() == [[0, 6, 7]] and targets.tolist() == [[0, 7, 8]]
+    arrays = training_windows(seq, 3)
+    assert arrays["items"].tolist() == [[0, 6, 7]] and arrays["targets"].tolist() == [[0, 7, 8]]
 
 
 def test_length_batches_cover_every_row_once():
@@ -67,6 +67,38 @@ def test_trimmed_and_full_windows_agree():
     assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_training_windows_carry_actions_gaps_and_target_actions():
+    minute = 60_000_000
+    seq = Sequences(np.array([0, 4]), np.array([5, 6, 7, 8]), np.array([0, 1, 3, 0], np.int8),
+                    np.array([0, 30 * 1_000_000, 10 * minute, 3 * 86_400_000_000]))
+    arrays = training_windows(seq, 4, ("items", "actions", "gaps"))
+    assert arrays["items"].tolist() == [[0, 6, 7, 8]]
+    assert arrays["actions"].tolist() == [[0, 1, 2, 4]]  # shifted by one, 0 = padding
+    # first event, then 30 s (< 1 min), then ~10 min (< 30 min): buckets 0, 1, 3 (+1 shift)
+    assert arrays["gaps"].tolist() == [[0, 1, 2, 4]]
+    assert arrays["targets"].tolist() == [[0, 7, 8, 9]]
+    assert arrays["target_actions"].tolist() == [[0, 2, 4, 1]]
+
+
+def test_next_purchase_targets_look_ahead_within_the_customer():
+    from funnelprint.models.neural.models import next_action_items
+
+    seq = Sequences(np.array([0, 4, 6]), np.array([1, 2, 3, 4, 5, 6]),
+                    np.array([0, 3, 0, 0, 0, 3], np.int8), np.zeros(6, np.int64))
+    assert next_action_items(seq, 3).tolist() == [2, -1, -1, -1, 6, -1]
+
+
+def test_gru_ignores_left_padding():
+    from funnelprint.models.neural.gru import GRUNet
+
+    net = GRUNet(n_items=20, dim=16)
+    net.eval()
+    with torch.no_grad():
+        short = net(torch.tensor([[3, 4, 5]]))[0][:, -1]
+        padded = net(torch.tensor([[0, 0, 0, 3, 4, 5]]))[0][:, -1]
+    assert torch.allclose(short, padded, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss", ["ce", "bce", "sampled"])
 def test_sasrec_learns_a_simple_sequence(loss):
     data = cyclic_dataset()
@@ -82,3 +114,106 @@ def test_sasrec_learns_a_simple_sequence(loss):
     assert (top == split.test.target_items[:20]).mean() > 0.5  # chance: 1 in 12
     items, _ = model.recommend(np.arange(5), k=3)
     assert ((items >= 0) & (items < data.n_items)).all()
+
+
+FAST = dict(maxlen=10, dim=32, epochs=25, eval_every=5, patience=10, negatives=8, lr=5e-3,
+            progress=False, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def cyclic_split():
+    return loo_split(cyclic_dataset())
+
+
+@pytest.mark.parametrize("key", ["bert4rec", "gru4rec", "funnelformer", "bst"])
+def test_each_sequential_model_learns_and_returns_valid_items(key, cyclic_split):
+    from funnelprint.evaluate.protocol import Protocol, evaluate_model
+
+    model = make_model(key, **FAST)
+    model.fit(cyclic_split.train, valid=cyclic_split.valid)
+    losses = [e["loss"] for e in model.training_["epochs"]]
+    assert losses[-1] < 0.8 * losses[0]
+    history = cyclic_split.test.history.select(np.arange(20))
+    scores = model.score(history)
+    assert scores.shape == (20, cyclic_split.train.n_items)
+    assert np.isfinite(scores).all()
+    items, _ = model.recommend(np.arange(5), k=3)
+    assert ((items >= 0) & (items < cyclic_split.train.n_items)).all()
+    # the next item is fully determined: a trained model must find it far above chance (1/12)
+    result = evaluate_model(model, cyclic_split.test, cyclic_split.train,
+                            Protocol.parse("loo-full"), ks=(1,))
+    assert result["HR@1"] > 0.5
+
+
+def test_explanations_are_distributions_over_the_window(cyclic_split):
+    model = make_model("sasrec", **FAST).fit(cyclic_split.train, valid=cyclic_split.valid)
+    history = cyclic_split.test.history.select(np.array([0]))
+    weights = model.explain(history, np.array([0, 1, 2]))
+    assert weights.shape == (3, min(history.lengths[0], 10))
+    assert np.allclose(weights.sum(axis=1), 1.0) and (weights >= 0).all()
+    gru = make_model("gru4rec", **FAST).fit(cyclic_split.train, valid=cyclic_split.valid)
+    grads = gru.explain(history, np.array([0, 5]))
+    assert np.allclose(grads.sum(axis=1), 1.0)
+    assert not np.allclose(grads[0], grads[1])  # gradient attribution depends on the item
+
+
+def test_bst_reranks_the_generator_candidates(cyclic_split):
+    model = make_model("bst", n_candidates=4, **FAST)
+    model.fit(cyclic_split.train, valid=cyclic_split.valid)
+    history = cyclic_split.test.history.select(np.arange(6))
+    scores = model.score(history)
+    # exactly n_candidates items per row get a probability in (0, 1); the rest stay below 0
+    assert ((scores > 0).sum(axis=1) == 4).all() and (scores < 1).all()
+    candidates = np.argsort(-scores, axis=1)[:, :4]
+    direct = model.score_candidates(history, None, candidates)
+    assert np.allclose(1 / (1 + np.exp(-direct)),
+                       np.take_along_axis(scores, candidates, axis=1), atol=1e-5)
+
+
+def test_sequential_artifact_round_trip_and_bad_artifacts(cyclic_split, tmp_path):
+    from funnelprint.artifacts import ArtifactError
+    from funnelprint.models.neural.persist import load_sequential
+
+    model = make_model("funnelformer", **FAST).fit(cyclic_split.train, valid=cyclic_split.valid)
+    model.save(tmp_path / "m", trained_on="loo-train")
+    loaded = load_sequential(tmp_path / "m")
+    history = cyclic_split.test.history.select(np.arange(10))
+    assert np.allclose(model.score(history), loaded.score(history), atol=1e-5)
+    assert loaded.get_params()["use_actions"] is True
+    (tmp_path / "m" / "arrays.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ArtifactError, match="checksum"):
+        load_sequential(tmp_path / "m")
+    with pytest.raises(ArtifactError, match="no manifest"):
+        load_sequential(tmp_path / "nothing")
+
+
+def test_cli_fit_sequential_then_recommend_with_reasons_and_evaluate(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from funnelprint.cli import app
+    from funnelprint.data.simulate import SimulationConfig, simulate
+
+    runner = CliRunner()
+    paths = simulate(SimulationConfig(customers=150, products=60, seed=5)).write(tmp_path / "s")
+    model_dir = tmp_path / "ff"
+    result = runner.invoke(app, ["fit", str(paths["events"]), "--out", str(model_dir),
+                                 "--model-type", "funnelformer", "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    customer = json.loads((model_dir / "state.json").read_text())["customer_ids"][0]
+    image = tmp_path / "attention.png"
+    result = runner.invoke(app, ["recommend", "--model", str(model_dir), "--customer", customer,
+                                 "--model-type", "funnelformer", "--k", "5", "--json",
+                                 "--heatmap", str(image)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(rows) == 5 and all(r["reason"].startswith("attended to") for r in rows)
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["recommend", "--model", str(model_dir), "--customer", customer,
+                                 "--model-type", "sasrec"])
+    assert result.exit_code == 2 and "not 'sasrec'" in result.output
+    result = runner.invoke(app, ["evaluate", "--model-dir", str(model_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0.0 <= record["models"]["funnelformer"]["HR@10"] <= 1.0

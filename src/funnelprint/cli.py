@@ -177,9 +177,12 @@ def _print_summary(summary: dict) -> None:
 
 @app.command()
 def evaluate(
-    data: Annotated[str, typer.Option(help="PREFIX:PATH with PREFIX events, sasrec, s3rec or "
-                                      "recbole")],
+    data: Annotated[str | None, typer.Option(help="PREFIX:PATH with PREFIX events, sasrec, "
+                                             "s3rec or recbole")] = None,
     models: Annotated[str, typer.Option(help="Comma-separated model keys")] = "pop,itemknn",
+    model_dir: Annotated[Path | None, typer.Option(
+        help="Evaluate a saved sequential model (from fit --model-type) on the data it was "
+             "fitted on, instead of fitting models")] = None,
     protocol: Annotated[str, typer.Option(help="loo-full, loo-sampled100, temporal-full, "
                                           "user-full")] = "loo-full",
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated")] = "5,10,20",
@@ -200,16 +203,23 @@ def evaluate(
     from funnelprint.evaluate.leaderboard import format_markdown, run_leaderboard
 
     try:
-        mapping = ColumnMapping.from_options(columns, actions, names)
-        dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error)
         if ties not in ("pessimistic", "optimistic") or part not in ("test", "valid"):
             raise ValueError("--ties must be pessimistic|optimistic and --part test|valid")
         ks = tuple(int(x) for x in k.split(","))
-        record = run_leaderboard(
-            dataset, [m.strip() for m in models.split(",") if m.strip()], protocol, ks,
-            keep_seen, ties, seed, part,  # type: ignore[arg-type]
-            progress=not as_json and sys.stderr.isatty(),
-        )
+        progress = not as_json and sys.stderr.isatty()
+        if model_dir is not None:
+            record = _evaluate_saved(model_dir, protocol, ks, keep_seen, ties, seed, part,
+                                     progress)
+        else:
+            if data is None:
+                raise ValueError("give --data (or --model-dir for a saved model)")
+            mapping = ColumnMapping.from_options(columns, actions, names)
+            dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error)
+            record = run_leaderboard(
+                dataset, [m.strip() for m in models.split(",") if m.strip()], protocol, ks,
+                keep_seen, ties, seed, part,  # type: ignore[arg-type]
+                progress=progress,
+            )
     except (EventDataError, ValueError) as exc:
         raise _fail(exc) from exc
     if markdown is not None:
@@ -218,6 +228,18 @@ def evaluate(
         sys.stdout.write(json.dumps(record) + "\n")
         return
     _print_leaderboard(record, ks)
+
+
+def _evaluate_saved(path: Path, protocol: str, ks: tuple[int, ...], keep_seen: bool,
+                    ties: str, seed: int, part: str, progress: bool) -> dict:
+    from funnelprint.evaluate.leaderboard import evaluate_fitted
+
+    fitted = _load_sequential_model(path)
+    if fitted.trained_on_ != "loo-train":
+        raise ValueError(f"{path} was not fitted on a leave-one-out training split; its "
+                         "test items may be in its training data")
+    return evaluate_fitted(fitted, fitted.dataset_, protocol, ks, keep_seen, ties,  # type: ignore[arg-type]
+                           seed, part, progress)  # type: ignore[arg-type]
 
 
 def _print_leaderboard(record: dict, ks: tuple[int, ...]) -> None:
@@ -254,10 +276,27 @@ def _load_profile_model(path: Path):
         raise _fail(exc) from exc
 
 
+SEQUENTIAL_TYPES = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst")
+DATA_PREFIXES = ("events:", "sasrec:", "s3rec:", "recbole:")
+
+
+def _manifest_kind(path: Path) -> str | None:
+    try:
+        return json.loads((path / "manifest.json").read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 @app.command()
 def fit(
-    events: Annotated[Path, typer.Argument(help="Event file")],
+    events: Annotated[str, typer.Argument(help="Event file, or PREFIX:PATH (sasrec:, s3rec:, "
+                                          "recbole:) for a sequential model")],
     out: Annotated[Path, typer.Option(help="Model directory to write")],
+    model_type: Annotated[str, typer.Option(help="traits, or a sequential model: "
+                                            + ", ".join(SEQUENTIAL_TYPES))] = "traits",
+    time_budget: Annotated[float, typer.Option(help="Training seconds at most (sequential "
+                                               "models)")] = 540.0,
+    epochs: Annotated[int, typer.Option(help="Epochs at most (sequential models)")] = 200,
     products: Annotated[Path | None, typer.Option(help="Product metadata file (category, "
                                                   "brand, price)")] = None,
     traits: Annotated[int, typer.Option(help="Number of traits")] = 8,
@@ -271,11 +310,19 @@ def fit(
     session_gap: GapOpt = 30.0,
     rare_product_min_count: RareOpt = 0,
 ) -> None:
-    """Fit a trait profile model: Item2Vec tokens, NMF traits, segments, trait names."""
+    """Fit a model and save it. ``traits`` (default): Item2Vec tokens, NMF traits, segments,
+    trait names. A sequential type trains on each customer's history without the last item,
+    which is kept for validation (early stopping and checkpoint choice)."""
     from funnelprint.data.products import read_products
     from funnelprint.profile.model import ProfileModel
 
-    log = load_log(events, columns, actions, names, on_error, session_gap,
+    if model_type in SEQUENTIAL_TYPES:
+        _fit_sequential(events, out, model_type, time_budget, epochs, seed, columns, actions,
+                        names, on_error)
+        return
+    if model_type != "traits":
+        raise _fail(ValueError(f"--model-type must be traits or one of {SEQUENTIAL_TYPES}"))
+    log = load_log(Path(events), columns, actions, names, on_error, session_gap,
                    rare_product_min_count=rare_product_min_count)
     try:
         meta = read_products(products) if products else None
@@ -291,6 +338,47 @@ def fit(
                   f"{len(model.vocabulary_):,} tokens → {out}")
     for info in model.trait_info_:
         console.print(f"  {info['trait']}: {info['name']}")
+
+
+def _fit_sequential(events: str, out: Path, model_type: str, time_budget: float, epochs: int,
+                    seed: int, columns: str | None, actions: str | None, names: str | None,
+                    on_error: str) -> None:
+    from funnelprint.data.dataset import load_dataset
+    from funnelprint.evaluate.splits import loo_split
+    from funnelprint.models import make_model
+
+    spec = events if events.startswith(DATA_PREFIXES) else f"events:{events}"
+    try:
+        mapping = ColumnMapping.from_options(columns, actions, names)
+        dataset = load_dataset(spec, mapping, on_error=on_error)
+        split = loo_split(dataset)
+        model = make_model(model_type, seed=seed, time_budget_s=time_budget, epochs=epochs,
+                           progress=sys.stderr.isatty())
+        model.fit(split.train, valid=split.valid)  # type: ignore[call-arg]
+        # Recommendations read every customer's full history; the network never trained on
+        # the held-out last items, so `evaluate --model-dir` can still score them honestly.
+        model.dataset_ = dataset
+        model.save(out, {"dataset": dataset.name, **dataset.stats()}, trained_on="loo-train")
+    except (EventDataError, ValueError) as exc:
+        raise _fail(exc) from exc
+    info = model.training_
+    console.print(f"fitted {model_type} on {dataset.n_interactions:,} interactions, "
+                  f"{dataset.n_customers:,} customers, {dataset.n_items:,} items in "
+                  f"{info['train_seconds']:.0f} s; best validation NDCG@10 "
+                  f"{info['best_valid']:.4f} at epoch {info['best_epoch']} → {out}")
+
+
+def _load_sequential_model(path: Path, expected: str | None = None):
+    from funnelprint.artifacts import ArtifactError
+    from funnelprint.models.neural.persist import load_sequential
+
+    try:
+        model = load_sequential(path)
+    except ArtifactError as exc:
+        raise _fail(exc) from exc
+    if expected and model.key != expected:
+        raise _fail(ValueError(f"{path} holds a {model.key!r} model, not {expected!r}"))
+    return model
 
 
 @app.command()
@@ -363,15 +451,53 @@ def similar(model: ModelOpt, customer: CustomerOpt, k: KOpt = 10,
 
 @app.command()
 def recommend(model: ModelOpt, customer: CustomerOpt, k: KOpt = 10,
-              include_purchased: Annotated[bool, typer.Option(help="Allow bought products")]
-              = False, as_json: JsonOpt = False) -> None:
-    """Products for a customer from traits and embeddings, each with a reason."""
+              include_purchased: Annotated[bool, typer.Option(help="Allow bought products "
+                                                              "(seen items, for sequential "
+                                                              "models)")] = False,
+              model_type: Annotated[str | None, typer.Option(
+                  help="Check the directory holds this model type (traits, sasrec, ...)")]
+              = None,
+              heatmap: Annotated[Path | None, typer.Option(
+                  help="Also write an attention heatmap image (sequential models)")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Products for a customer, each with a reason: from traits and embeddings, or from a
+    sequential model with the history steps it attended to."""
+    if _manifest_kind(model) == "sequential":
+        _recommend_sequential(model, customer, k, include_purchased, model_type, heatmap,
+                              as_json)
+        return
+    if model_type not in (None, "traits"):
+        raise _fail(ValueError(f"{model} holds a traits model, not {model_type!r}"))
     fitted = _load_profile_model(model)
     try:
         table = fitted.recommend(customer, k, include_purchased)
     except KeyError as exc:
         raise _fail(exc) from exc
     _print_rows(table, as_json, f"recommended for {customer}")
+
+
+def _recommend_sequential(path: Path, customer: str, k: int, include_seen: bool,
+                          model_type: str | None, heatmap: Path | None, as_json: bool) -> None:
+    import polars as pl
+
+    from funnelprint.models.neural.explain import recommend_with_reasons
+
+    fitted = _load_sequential_model(path, model_type)
+    try:
+        rows = recommend_with_reasons(fitted, customer, k, exclude_seen=not include_seen)
+    except KeyError as exc:
+        raise _fail(exc) from exc
+    if heatmap is not None:
+        from funnelprint.report.heatmap import attention_heatmap
+
+        attention_heatmap(fitted, customer, heatmap, k)
+        err_console.print(f"heatmap → {heatmap}")
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = pl.DataFrame([{c: r[c] for c in ("rank", "product_id", "score", "reason")}
+                          for r in rows])
+    _print_rows(table, False, f"{fitted.key} recommendations for {customer}")
 
 
 @app.command("evaluate-profiles")

@@ -38,6 +38,12 @@ def main() -> None:
     run(["recommend", "--model", model, "--customer", "u0001", "--k", "5"])
     run(["evaluate", "--data", f"events:{events}", "--models", "pop,itemknn,markov",
          "--protocol", "temporal-full"])
+    sequential = str(args.out / "funnelformer")
+    run(["fit", events, "--out", sequential, "--model-type", "funnelformer",
+         "--time-budget", "60", "--seed", str(args.seed)])
+    run(["recommend", "--model", sequential, "--customer", "u0001", "--k", "5",
+         "--heatmap", str(args.out / "attention_u0001.png")])
+    run(["evaluate", "--model-dir", sequential, "--protocol", "loo-full"])
 
 
 if __name__ == "__main__":

@@ -127,7 +127,9 @@ class Dataset:
     def from_events(cls, log: EventLog, name: str = "events",
                     collapse_repeats: bool = True) -> Dataset:
         """From a prepared event log. ``collapse_repeats`` merges consecutive events of one
-        customer on the same product (view → cart → buy of one item) into the first one."""
+        customer on the same product (view → cart → buy of one item) into one step at the
+        first event's time whose action is the run's last non-view action (its funnel
+        outcome: bought, carted, removed), or view when there is none."""
         events = log.events
         frame = events.select(
             "customer_id",
@@ -136,15 +138,28 @@ class Dataset:
             pl.col("timestamp").dt.epoch("us").alias("time"),
         )
         if collapse_repeats:
-            repeat = (pl.col("customer_id") == pl.col("customer_id").shift(1)) & (
-                pl.col("item_id") == pl.col("item_id").shift(1)
-            )
-            frame = frame.filter(~repeat.fill_null(False))
+            frame = _collapse_runs(frame)
         categories = None
         if "category" in events.columns:
             pairs = events.select("product_id", "category").drop_nulls().unique("product_id")
             categories = dict(pairs.iter_rows())
         return cls.from_frame(frame, name=name, item_categories=categories)
+
+
+def _collapse_runs(frame: pl.DataFrame) -> pl.DataFrame:
+    repeat = ((pl.col("customer_id") == pl.col("customer_id").shift(1))
+              & (pl.col("item_id") == pl.col("item_id").shift(1))).fill_null(False)
+    runs = frame.with_columns((~repeat).cum_sum().alias("_run"))
+    if runs.height == runs["_run"].n_unique():
+        return frame
+    outcome = pl.when(pl.col("action") != "view").then(pl.col("action"))
+    return (
+        runs.group_by("_run", maintain_order=True)
+        .agg(pl.col("customer_id").first(), pl.col("item_id").first(),
+             outcome.drop_nulls().last().fill_null("view").alias("action"),
+             pl.col("time").first())
+        .select(frame.columns)
+    )
 
 
 def _codes(values: pl.Series, vocabulary: pl.Series) -> np.ndarray:

@@ -13,7 +13,7 @@ from funnelprint.data.dataset import Dataset
 from funnelprint.evaluate.metrics import Ties
 from funnelprint.evaluate.protocol import Protocol, evaluate_model
 from funnelprint.evaluate.splits import split as make_split
-from funnelprint.models.base import make_model
+from funnelprint.models.base import Recommender, make_model
 
 log = logging.getLogger(__name__)
 HEADLINE = ("HR@10", "NDCG@10", "MRR", "Recall@10", "Coverage@10", "Novelty@10", "TailShare@10")
@@ -66,6 +66,30 @@ def run_leaderboard(
                  result.get("HR@10", 0.0), result.get("NDCG@10", 0.0), fit_seconds,
                  result["score_seconds"])
     return record
+
+
+def evaluate_fitted(
+    model: Recommender, dataset: Dataset, protocol: str | Protocol = "loo-full",
+    ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: Ties = "pessimistic",
+    seed: int = 0, part: str = "test", progress: bool = False,
+) -> dict:
+    """Evaluate an already fitted model (e.g. loaded from disk) on ``dataset``'s split; the
+    caller vouches that the model never trained on the evaluated targets."""
+    protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
+    data_split = make_split(dataset, protocol.split)
+    eval_set = data_split.test if part == "test" else data_split.valid
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:  # helpers fitted at load time (a re-ranker's candidate model)
+        prepare(data_split.train, None)
+    with peak_memory() as peak:
+        result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
+                                ties, seed, progress)
+    result["fit_seconds"] = 0.0
+    result["peak_rss_mb"] = round(peak(), 1)
+    return {"protocol": str(protocol), "part": part, "ties": ties, "keep_seen": keep_seen,
+            "seed": seed, "dataset": dataset.stats(),
+            "split": {"kind": data_split.kind, "evaluated": eval_set.n_rows, **data_split.info},
+            "models": {model.key: result}}
 
 
 def _rss_mb() -> float:

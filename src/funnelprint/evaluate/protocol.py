@@ -68,7 +68,8 @@ def evaluate_model(
                              f"{(rows.size, n_items)}")
         target_rows = part.target_rows()
         if protocol.negatives:
-            ranks.append(_sampled_ranks(scores, part, protocol.negatives, n_items, ties, rng))
+            ranks.append(_sampled_ranks(model, scores, part, protocol.negatives, n_items, ties,
+                                        rng))
         if not keep_seen:
             mask_seen(scores, part.history)
         if not protocol.negatives:
@@ -94,17 +95,24 @@ def evaluate_model(
 
 
 def _sampled_ranks(
-    scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int, ties: metrics.Ties,
-    rng: np.random.Generator,
+    model: Recommender, scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int,
+    ties: metrics.Ties, rng: np.random.Generator,
 ) -> np.ndarray:
-    """Rank of each target among itself and n_negatives sampled items of its row."""
+    """Rank of each target among itself and n_negatives sampled items of its row. A model
+    that scores candidate lists itself (a re-ranker) scores exactly these candidates."""
     target_rows = part.target_rows()
     exclude_rows = np.concatenate([row_of(part.history.offsets), target_rows])
     exclude_items = np.concatenate([part.history.items, part.target_items]).astype(np.int64)
     excluded = np.unique(exclude_rows.astype(np.int64) * n_items + exclude_items)
     negatives = _draw_negatives(target_rows, n_negatives, n_items, excluded, rng)
     candidates = np.concatenate([part.target_items[:, None], negatives], axis=1)
-    candidate_scores = scores[target_rows[:, None], candidates]
+    rescore = getattr(model, "score_candidates", None)
+    if rescore is not None:
+        row_scores = rescore(part.history.select(target_rows), part.customers[target_rows],
+                             candidates)
+        candidate_scores = metrics.sanitize(np.asarray(row_scores, dtype=np.float32))
+    else:
+        candidate_scores = scores[target_rows[:, None], candidates]
     return metrics.target_ranks(candidate_scores, np.zeros(target_rows.size, dtype=np.int64),
                                 ties=ties)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +12,8 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("tfidf", "mean", "recency")
+AGGREGATIONS = ("tfidf", "mean", "recency", "attention")
+EventLogits = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -27,17 +29,23 @@ class TokenMatrix:
 def token_matrix(
     events: pl.DataFrame, vocabulary: dict[str, int], aggregation: str = "tfidf",
     idf: np.ndarray | None = None, half_life_days: float = 14.0,
+    event_logits: EventLogits | None = None,
 ) -> TokenMatrix:
-    """Weighted customer x token matrix from events with ``customer_id, timestamp, token``.
+    """Weighted customer x token matrix from events with ``customer_id, timestamp, token``
+    (and ``action`` for ``attention``), in time order within each customer.
 
     ``mean`` counts events; ``tfidf`` multiplies counts by ``idf``; ``recency`` weights each
-    event by 0.5 ** (age / half-life), the age measured from the customer's last event.
+    event by 0.5 ** (age / half-life), the age measured from the customer's last event;
+    ``attention`` weights each event by exp(``event_logits(token column, action, events from
+    the customer's end)``), a softmax over the customer's known events once rows are
+    normalised.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
     lookup = pl.DataFrame({"token": list(vocabulary), "col": np.arange(len(vocabulary))},
                           schema={"token": pl.String, "col": pl.Int64})
-    frame = events.select("customer_id", "timestamp", "token").join(
+    wanted = ["customer_id", "timestamp", "token"] + ["action"] * (aggregation == "attention")
+    frame = events.select(wanted).join(
         lookup, on="token", how="left", maintain_order="left"
     )
     customers = frame["customer_id"].unique(maintain_order=True)
@@ -53,6 +61,10 @@ def token_matrix(
         age_days = (pl.col("timestamp").max().over("customer_id") - pl.col("timestamp")
                     ).dt.total_seconds() / 86_400.0
         weight = frame.select(0.5 ** (age_days / half_life_days)).to_series().to_numpy()
+    elif aggregation == "attention":
+        if event_logits is None:
+            raise ValueError("attention aggregation needs a fitted aggregator")
+        weight = _attention_weights(frame, known, event_logits)
     else:
         weight = np.ones(frame.height)
     rows = frame["row"].to_numpy()
@@ -67,6 +79,23 @@ def token_matrix(
         matrix = matrix @ sp.diags(idf)
     known_count = np.bincount(rows[mask], minlength=customers.len())
     return TokenMatrix(customers.to_numpy().astype(str), matrix.tocsr(), known_count, unknown)
+
+
+def _attention_weights(frame: pl.DataFrame, known: pl.Series, event_logits: EventLogits
+                       ) -> np.ndarray:
+    """exp(logit - customer's max logit) for known events; 0 for unknown ones."""
+    from funnelprint.profile.attention import action_codes
+
+    kept = frame.filter(known).with_columns(
+        (pl.len().over("row") - 1 - pl.int_range(pl.len()).over("row")).alias("from_end"))
+    logits = event_logits(kept["col"].to_numpy(), action_codes(kept["action"].to_numpy()),
+                          kept["from_end"].to_numpy())
+    rows = kept["row"].to_numpy()
+    top = np.full(int(rows.max()) + 1 if rows.size else 0, -np.inf)
+    np.maximum.at(top, rows, logits)
+    weight = np.zeros(frame.height)
+    weight[known.to_numpy()] = np.exp(logits - top[rows])
+    return weight
 
 
 def inverse_document_frequency(counts: sp.csr_matrix) -> np.ndarray:

@@ -45,8 +45,9 @@ class ProfileModel:
     ----------
     traits : int
         Number of traits (NMF components).
-    aggregation : {"tfidf", "mean", "recency"}
-        How a customer's token features are combined.
+    aggregation : {"mean", "tfidf", "recency", "attention"}
+        How a customer's token features are combined; ``attention`` learns event weights
+        from action type, recency and token (see ``profile.attention``).
     nonneg : {"anchors", "split", "shift"}
         How signed embeddings become non-negative NMF input (see ``profile.features``).
     anchors, temperature
@@ -122,6 +123,8 @@ class ProfileModel:
         counts = token_matrix(events, self.vocabulary_index, "mean")
         self.token_counts_ = np.asarray(counts.weights.sum(axis=0)).ravel()
         self.idf_ = inverse_document_frequency(counts.weights)
+        if self.aggregation == "attention":
+            self._fit_aggregator(events)
         matrix = counts if self.aggregation == "mean" else self._aggregate(events)
         features = weighted_mean(matrix.weights, self.token_features)
         warm = matrix.known_tokens >= max(1, self.min_known_tokens)
@@ -180,8 +183,32 @@ class ProfileModel:
         return self._token_features
 
     def _aggregate(self, events: pl.DataFrame) -> TokenMatrix:
+        logits = None
+        if self.aggregation == "attention":
+            vectors, aggregator = self.token_vectors_, self.aggregator_
+
+            def logits(cols: np.ndarray, actions: np.ndarray, from_end: np.ndarray
+                       ) -> np.ndarray:
+                return aggregator.event_logits(vectors, cols, actions, from_end)
         return token_matrix(events, self.vocabulary_index, self.aggregation, self.idf_,
-                            self.half_life_days)
+                            self.half_life_days, logits)
+
+    def _fit_aggregator(self, events: pl.DataFrame) -> None:
+        """Train the attention aggregation on next-product prediction over known events."""
+        from funnelprint.profile.attention import AttentionAggregator, action_codes
+
+        lookup = pl.DataFrame({"token": self.vocabulary_,
+                               "col": np.arange(len(self.vocabulary_))},
+                              schema={"token": pl.String, "col": pl.Int64})
+        known = events.select("customer_id", "product_id", "action", "token").join(
+            lookup, on="token", how="inner", maintain_order="left")
+        rows = known["customer_id"].rle_id().to_numpy()
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows))]).astype(np.int64)
+        products = known["product_id"].cast(pl.Categorical).to_physical().to_numpy()
+        self.aggregator_ = AttentionAggregator(seed=self.seed).fit(
+            self.token_vectors_, offsets, known["col"].to_numpy(),
+            action_codes(known["action"].to_numpy()), products.astype(np.int64),
+            int(products.max()) + 1)
 
     def _solve(self, features: np.ndarray) -> np.ndarray:
         """Trait weights of feature rows under the fitted basis (basis fixed)."""
@@ -367,6 +394,8 @@ class ProfileModel:
             "history_offsets": self._history.offsets, "history_items": self._history.items,
             "history_kinds": self._history.actions,
         }
+        if self.aggregation == "attention":
+            arrays.update(self.aggregator_.state_arrays())
         state = {"vocabulary": self.vocabulary_, "product_ids": self.product_ids_.tolist(),
                  "customer_ids": self.customer_ids_.tolist(), "trait_info": self.trait_info_,
                  "shift": self._featurizer.shift_}
@@ -397,6 +426,10 @@ class ProfileModel:
         model.customer_traits_, model.customer_raw_ = a["customer_traits"], a["customer_raw"]
         model.customer_cold_ = a["customer_cold"].astype(bool)
         model.customer_known_ = a["customer_known"]
+        if model.aggregation == "attention":
+            from funnelprint.profile.attention import AttentionAggregator
+
+            model.aggregator_ = AttentionAggregator.from_arrays(a, model.token_vectors_.shape[1])
         model._history = Sequences(a["history_offsets"], a["history_items"],
                                    a["history_kinds"], np.zeros(a["history_items"].size,
                                                                 dtype=np.int64))

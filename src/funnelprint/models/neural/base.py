@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -14,10 +17,9 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.splits import EvalSet
 from funnelprint.models.base import Recommender
 from funnelprint.models.neural.batching import (
-    last_window,
+    feature_windows,
     length_batches,
     training_windows,
-    trim_padding,
 )
 from funnelprint.models.neural.training import (
     LOSSES,
@@ -29,10 +31,11 @@ from funnelprint.models.neural.training import (
 )
 
 log = logging.getLogger(__name__)
+Batch = dict[str, torch.Tensor]
 
 
 class SequentialRecommender(Recommender):
-    """Trains a next-item network on left-padded windows of the last ``maxlen`` items.
+    """Trains a next-item network on left-padded windows of the last ``maxlen`` steps.
 
     Early stopping and the kept checkpoint follow validation NDCG@10 (full ranking, history
     excluded) on at most ``valid_customers`` customers of the validation set given to
@@ -40,10 +43,12 @@ class SequentialRecommender(Recommender):
     """
 
     uses_validation = True
+    #: How :meth:`explain` attributes a score to history steps: "attention" or "gradient".
+    explain_with: ClassVar[str] = "attention"
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1,
                  dropout: float = 0.2, loss: str = "sampled", negatives: int = 1024,
-                 epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
+                 bce_negatives: int = 1, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, patience: int = 3, eval_every: int = 2,
                  time_budget_s: float | None = 540.0, valid_customers: int = 5000,
                  device: str = "auto", progress: bool = True, seed: int = 0) -> None:
@@ -54,6 +59,7 @@ class SequentialRecommender(Recommender):
         self.dropout = dropout
         self.loss = loss
         self.negatives = negatives
+        self.bce_negatives = bce_negatives
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -66,56 +72,79 @@ class SequentialRecommender(Recommender):
         self.progress = progress
         self.seed = seed
 
-    @abstractmethod
-    def build(self, n_items: int) -> torch.nn.Module:
-        """The network for a catalogue of ``n_items``."""
+    # ------------------------------------------------------------------ parameters
 
-    def hidden_states(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(batch, maxlen, dim) hidden states; position t predicts item t + 1."""
-        return self.net_(inputs)[0]
+    def get_params(self) -> dict:
+        names: list[str] = []
+        for cls in type(self).__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is None or cls is object:
+                continue
+            for name, p in inspect.signature(init).parameters.items():
+                if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in names:
+                    names.append(name)
+        return {name: getattr(self, name) for name in names}
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Step features the network reads (items, and for some models actions and gaps)."""
+        return ("items",)
+
+    @abstractmethod
+    def build(self, dataset: Dataset) -> torch.nn.Module:
+        """The network for ``dataset``'s catalogue (and action vocabulary)."""
 
     def train_config(self) -> TrainConfig:
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}")
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            weight_decay=self.weight_decay, loss=self.loss,
-                           negatives=self.negatives, patience=self.patience,
+                           negatives=self.negatives, bce_negatives=self.bce_negatives,
+                           patience=self.patience,
                            eval_every=self.eval_every, time_budget_s=self.time_budget_s,
                            progress=self.progress)
+
+    # ------------------------------------------------------------------ training
+
+    def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
+        """Input windows and ``targets`` (0 = no loss at that step)."""
+        return training_windows(sequences, self.maxlen, self.features)
 
     def fit(self, dataset: Dataset, valid: EvalSet | None = None) -> Self:
         config = self.train_config()
         seed_everything(self.seed)
         self.dataset_ = dataset
         self.device_ = pick_device(self.device)
-        self.net_ = self.build(dataset.n_items).to(self.device_)
-        inputs, targets = training_windows(dataset.sequences, self.maxlen)
+        self.net_ = self.build(dataset).to(self.device_)
+        self.prepare(dataset, valid)
+        arrays = self.training_arrays(dataset.sequences)
+        names = list(arrays)
+        lengths = (arrays["items"] > 0).sum(axis=1)
         generator = torch.Generator(device=self.device_).manual_seed(self.seed)
 
-        lengths = (inputs > 0).sum(axis=1)
-
-        def batches(rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
-            return [tuple(torch.from_numpy(a).to(self.device_) for a in arrays)
-                    for arrays in length_batches([inputs, targets], lengths,
-                                                 config.batch_size, rng)]
-
-        def step_loss(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            return self.batch_loss(batch, config, generator)
+        def batches(rng: np.random.Generator) -> list[Batch]:
+            parts = length_batches([arrays[n] for n in names], lengths, config.batch_size, rng)
+            return [{n: torch.from_numpy(a).to(self.device_)
+                     for n, a in zip(names, part, strict=True)} for part in parts]
 
         validate = None
         if valid is not None and valid.n_rows:
             subset = valid.subset(np.random.default_rng(self.seed).permutation(valid.n_rows)
                                   [: self.valid_customers])
             validate = lambda: self._validation_ndcg(subset)  # noqa: E731
-        self.training_ = train(self.net_, batches, step_loss, validate, config, self.seed,
-                               self.key)
+        self.training_ = train(self.net_, batches,
+                               lambda batch: self.batch_loss(batch, config, generator),
+                               validate, config, self.seed, self.key)
         return self
 
-    def batch_loss(self, batch: tuple[torch.Tensor, ...], config: TrainConfig,
-                   generator: torch.Generator) -> torch.Tensor:
-        inputs, targets = batch
-        hidden = self.hidden_states(inputs)
-        return sequence_loss(hidden, targets, self.net_.item_weights(), config, generator)
+    def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:
+        """Hook run before training (e.g. fitting a candidate generator)."""
+
+    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
+                   ) -> torch.Tensor:
+        hidden = self.net_(batch)[0]
+        return sequence_loss(hidden, batch["targets"], self.net_.item_weights(), config,
+                             generator)
 
     def _validation_ndcg(self, subset: EvalSet) -> float:
         from funnelprint.evaluate.protocol import Protocol, evaluate_model
@@ -123,12 +152,87 @@ class SequentialRecommender(Recommender):
         result = evaluate_model(self, subset, self.dataset_, Protocol("loo", 0), ks=(10,))
         return result["NDCG@10"]
 
+    # ------------------------------------------------------------------ scoring
+
+    def inputs(self, history: Sequences) -> Batch:
+        """Windows of the last ``maxlen`` steps, trimmed of columns that are all padding."""
+        windows = feature_windows(history, self.maxlen, self.features)
+        real = (windows["items"] > 0).any(axis=0)
+        first = int(np.argmax(real)) if real.any() else self.maxlen - 1
+        return {n: torch.from_numpy(w[:, first:]).to(self.device_) for n, w in windows.items()}
+
+    def final_states(self, batch: Batch) -> torch.Tensor:
+        return self.net_(batch)[0][:, -1]
+
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
         self.net_.eval()
-        window = trim_padding(last_window(history, self.maxlen))
-        inputs = torch.from_numpy(window).to(self.device_)
         with torch.no_grad():
-            final = self.hidden_states(inputs)[:, -1]
-            scores = final @ self.net_.item_weights().T
+            scores = self.final_states(self.inputs(history)) @ self.net_.item_weights().T
         return scores.float().cpu().numpy()
+
+    # ------------------------------------------------------------------ explanations
+
+    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
+        """Weights over one customer's window (oldest to newest) for each item in ``items``.
+
+        Shape (len(items), window length); each row sums to 1. Attention models use the
+        attention rollout of the last position (the same for every item); others use
+        gradient x input of each item's score.
+        """
+        self._check_fitted()
+        if history.n_rows != 1:
+            raise ValueError("explain takes the history of one customer")
+        self.net_.eval()
+        batch = self.inputs(history)
+        if self.explain_with == "attention":
+            with torch.no_grad():
+                _, weights = self.net_(batch, return_weights=True)
+            rollout = attention_rollout(weights)[0, -1]
+            rows = rollout.unsqueeze(0).expand(len(items), -1)
+        else:
+            rows = self._gradient_attribution(batch, items)
+        rows = rows / rows.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return rows.float().cpu().numpy()
+
+    def _gradient_attribution(self, batch: Batch, items: np.ndarray) -> torch.Tensor:
+        x = self.net_.embed(batch).detach().requires_grad_(True)
+        final = self.net_.encode(x, batch)[0][:, -1]
+        wanted = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.device_)
+        scores = (final @ self.net_.item_weights()[wanted].T)[0]
+        rows = []
+        for i in range(len(items)):
+            (grad,) = torch.autograd.grad(scores[i], x, retain_graph=True)
+            rows.append((grad * x).sum(-1)[0].abs())
+        return torch.stack(rows).detach()
+
+    def self_attention(self, history: Sequences) -> np.ndarray | None:
+        """Last block's attention (heads averaged) over one customer's window, or None."""
+        if self.explain_with != "attention":
+            return None
+        self.net_.eval()
+        with torch.no_grad():
+            _, weights = self.net_(self.inputs(history), return_weights=True)
+        return weights[-1][0].mean(0).float().cpu().numpy()
+
+    # ------------------------------------------------------------------ artifacts
+
+    def save(self, directory: str | Path, fingerprint: dict | None = None,
+             trained_on: str = "") -> Path:
+        from funnelprint.models.neural.persist import save_sequential
+
+        self._check_fitted()
+        return save_sequential(self, directory, fingerprint or {}, trained_on)
+
+
+def attention_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): heads averaged, the residual path added as
+    identity, rows renormalised, multiplied through the blocks. Shape (batch, n, n)."""
+    rollout = None
+    for w in weights:
+        a = w.mean(dim=1)
+        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], device=a.device)
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a if rollout is None else a @ rollout
+    assert rollout is not None
+    return rollout

@@ -1,10 +1,35 @@
-"""Left-padded fixed-length windows of item sequences (index 0 is padding; items shift by 1)."""
+"""Left-padded fixed-length windows of item sequences (index 0 is padding; values shift by 1)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from funnelprint.data.sequences import Sequences
+
+#: Upper edges (seconds) of the time-gap buckets: 1 min, 5 min, 30 min, 2 h, 1 day, 1 week,
+#: 30 days. Bucket 0 is a customer's first event, the last bucket is anything longer.
+GAP_EDGES_S = np.array([60, 300, 1800, 7200, 86_400, 604_800, 2_592_000], dtype=np.float64)
+N_GAP_BUCKETS = GAP_EDGES_S.size + 2
+FEATURES = ("items", "actions", "gaps")
+
+
+def gap_buckets(seq: Sequences) -> np.ndarray:
+    """Bucket of the time since the customer's previous event, per event (0 = first event)."""
+    times = seq.times.astype(np.float64)
+    gap_s = np.diff(times, prepend=times[:1]) / 1e6
+    buckets = 1 + np.searchsorted(GAP_EDGES_S, gap_s, side="right")
+    buckets[seq.positions() == 0] = 0
+    return buckets.astype(np.int64)
+
+
+def step_values(seq: Sequences, feature: str) -> np.ndarray:
+    if feature == "items":
+        return seq.items
+    if feature == "actions":
+        return seq.actions
+    if feature == "gaps":
+        return gap_buckets(seq)
+    raise ValueError(f"feature must be one of {FEATURES}, not {feature!r}")
 
 
 def last_window(history: Sequences, maxlen: int, values: np.ndarray | None = None,
@@ -22,14 +47,26 @@ def last_window(history: Sequences, maxlen: int, values: np.ndarray | None = Non
     return out
 
 
-def training_windows(sequences: Sequences, maxlen: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and next-item targets for every customer with at least two items:
-    input = items[:-1] (last ``maxlen``), target = items[1:], both left-padded with 0."""
+def feature_windows(history: Sequences, maxlen: int, features: tuple[str, ...]
+                    ) -> dict[str, np.ndarray]:
+    """One left-padded window per step feature (items, actions, time-gap buckets)."""
+    return {f: last_window(history, maxlen, step_values(history, f)) for f in features}
+
+
+def training_windows(sequences: Sequences, maxlen: int,
+                     features: tuple[str, ...] = ("items",)) -> dict[str, np.ndarray]:
+    """Inputs and next-step targets for every customer with at least two items.
+
+    Inputs are the features of items[:-1] (last ``maxlen``); ``targets`` is items[1:] and
+    ``target_actions`` the action of each target, all left-padded with 0.
+    """
     usable = np.flatnonzero(sequences.lengths >= 2)
     rows = sequences.select(usable)
-    inputs = last_window(rows.drop_last(1), maxlen)
-    targets = last_window(rows.mask(rows.positions() >= 1), maxlen)
-    return inputs, targets
+    later = rows.mask(rows.positions() >= 1)
+    out = {f: last_window(rows, maxlen + 1, step_values(rows, f))[:, :-1] for f in features}
+    out["targets"] = last_window(later, maxlen)
+    out["target_actions"] = last_window(later, maxlen, later.actions)
+    return out
 
 
 def trim_padding(window: np.ndarray) -> np.ndarray:

@@ -66,15 +66,26 @@ class CausalBlock(nn.Module):
 
 
 class SASRecNet(nn.Module):
-    """Item + learned position embeddings -> causal blocks -> hidden state per position."""
+    """Item + learned position (+ optional action and time-gap) embeddings -> attention blocks
+    -> hidden state per position.
+
+    With ``causal`` (SASRec) position t sees items up to t; without it (BERT4Rec) every real
+    item sees every other, and ``mask_token`` adds one extra input token for masked steps.
+    ``n_actions`` / ``n_gaps`` > 0 add embeddings of the action type and of the time-gap
+    bucket of each step (the action-aware model).
+    """
 
     def __init__(self, n_items: int, maxlen: int, dim: int = 64, blocks: int = 2, heads: int = 1,
-                 dropout: float = 0.2, pre_norm: bool = True, causal: bool = True) -> None:
+                 dropout: float = 0.2, pre_norm: bool = True, causal: bool = True,
+                 n_actions: int = 0, n_gaps: int = 0, mask_token: bool = False) -> None:
         super().__init__()
         self.causal = causal
         self.maxlen = maxlen
-        self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.n_items = n_items
+        self.items = nn.Embedding(n_items + 1 + int(mask_token), dim, padding_idx=0)
         self.positions = nn.Embedding(maxlen, dim)
+        self.actions = nn.Embedding(n_actions + 1, dim, padding_idx=0) if n_actions else None
+        self.gaps = nn.Embedding(n_gaps + 1, dim, padding_idx=0) if n_gaps else None
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([CausalBlock(dim, heads, dropout, pre_norm)
                                      for _ in range(blocks)])
@@ -83,18 +94,24 @@ class SASRecNet(nn.Module):
         with torch.no_grad():
             self.items.weight[0].zero_()
 
-    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Windows are right-aligned: the last column is always position maxlen - 1, so a batch
         # trimmed of leading padding columns keeps every item's position.
+        inputs = batch["items"]
         n = inputs.shape[1]
         positions = torch.arange(self.maxlen - n, self.maxlen, device=inputs.device)
         x = self.items(inputs) * self.items.embedding_dim ** 0.5 + self.positions(positions)
-        return self.dropout(x) * (inputs > 0).unsqueeze(-1)
+        if self.actions is not None:
+            x = x + self.actions(batch["actions"])
+        if self.gaps is not None:
+            x = x + self.gaps(batch["gaps"])
+        return x
 
-    def forward(self, inputs: torch.Tensor, return_weights: bool = False
-                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = self.embed(inputs)
-        mask = attention_mask(inputs > 0, self.causal)
+    def encode(self, x: torch.Tensor, batch: dict[str, torch.Tensor],
+               return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        real = batch["items"] > 0
+        x = self.dropout(x) * real.unsqueeze(-1)
+        mask = attention_mask(real, self.causal)
         weights = []
         for block in self.blocks:
             x, w = block(x, mask, return_weights)
@@ -102,6 +119,12 @@ class SASRecNet(nn.Module):
                 weights.append(w)
         return self.norm(x), weights
 
+    def forward(self, batch: dict[str, torch.Tensor] | torch.Tensor,
+                return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if isinstance(batch, torch.Tensor):
+            batch = {"items": batch}
+        return self.encode(self.embed(batch), batch, return_weights)
+
     def item_weights(self) -> torch.Tensor:
         """Output embeddings of items 1..n (shared with the input table)."""
-        return self.items.weight[1:]
+        return self.items.weight[1: self.n_items + 1]

@@ -3,6 +3,7 @@ best-checkpoint selection, progress, seeding and device choice."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -31,9 +32,10 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. ``loss``: ``ce`` (full softmax), ``bce`` (one sampled negative
-    per position, as in the SASRec paper) or ``sampled`` (softmax over the target and
-    ``negatives`` shared uniform negatives; memory stays bounded on huge catalogues)."""
+    """Optimisation settings. ``loss``: ``ce`` (full softmax), ``bce`` (``bce_negatives``
+    uniform negatives per position; one as in the SASRec paper) or ``sampled`` (softmax over
+    the target and ``negatives`` shared uniform negatives; memory stays bounded on huge
+    catalogues)."""
 
     epochs: int = 200
     batch_size: int = 128
@@ -41,6 +43,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: str = "ce"
     negatives: int = 256
+    bce_negatives: int = 1
     patience: int = 5
     eval_every: int = 1
     time_budget_s: float | None = None
@@ -65,9 +68,10 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, item_weights: tor
         logits = torch.cat([positive, negative], dim=1)
         return F.cross_entropy(logits, torch.zeros_like(t))
     if config.loss == "bce":
-        negatives = torch.randint(0, n_items, t.shape, device=h.device, generator=generator)
+        negatives = torch.randint(0, n_items, (t.shape[0], config.bce_negatives),
+                                  device=h.device, generator=generator)
         pos = (h * item_weights[t]).sum(-1)
-        neg = (h * item_weights[negatives]).sum(-1)
+        neg = torch.einsum("nd,nkd->nk", h, item_weights[negatives])
         return F.softplus(-pos).mean() + F.softplus(neg).mean()
     raise ValueError(f"loss must be one of {LOSSES}")
 
@@ -84,6 +88,10 @@ def train(
     """Run epochs; after each ``eval_every`` epochs score validation and keep the best weights.
     Stops after ``patience`` evaluations without improvement or past ``time_budget_s``."""
     rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
+    # Mixed precision on CUDA (bfloat16 needs no loss scaling); full precision on CPU.
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
+        else contextlib.nullcontext
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     best_state, best_score, best_epoch, bad = None, -np.inf, 0, 0
@@ -97,7 +105,8 @@ def train(
                    leave=False)
         for batch in bar:
             optimizer.zero_grad(set_to_none=True)
-            loss = step_loss(batch)
+            with autocast():
+                loss = step_loss(batch)
             loss.backward()
             optimizer.step()
             total += loss.item()

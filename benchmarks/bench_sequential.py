@@ -1,0 +1,55 @@
+"""Sequential models with default settings: SASRec on Video (sampled and full ranking),
+SASRec / BERT4Rec / GRU4Rec on Beauty (full ranking). Each model is fitted once per dataset
+(validation-based early stopping within its time budget) and scored under each protocol."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from funnelprint.data.dataset import load_dataset
+from funnelprint.evaluate.leaderboard import peak_memory
+from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.splits import loo_split
+from funnelprint.models import make_model
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RUNS = (
+    ("sasrec", DATA / "sasrec" / "Video.txt", ["sasrec"], ("loo-sampled100", "loo-full")),
+    ("s3rec", DATA / "s3rec" / "Beauty.txt", ["sasrec", "bert4rec", "gru4rec"], ("loo-full",)),
+)
+KEEP = ("HR@10", "NDCG@10", "MRR", "Coverage@10", "score_seconds")
+
+
+def main() -> None:
+    budget = float(os.environ.get("SEQUENTIAL_BUDGET_S", "540"))
+    out: dict = {"time_budget_s": budget}
+    for prefix, path, models, protocols in RUNS:
+        if not path.exists():
+            out[path.stem] = {"skipped": f"{path} not found"}
+            continue
+        split = loo_split(load_dataset(f"{prefix}:{path}"))
+        for key in models:
+            model = make_model(key, time_budget_s=budget, progress=False)
+            with peak_memory() as peak:
+                start = time.perf_counter()
+                model.fit(split.train, valid=split.valid)  # type: ignore[call-arg]
+                fit_seconds = time.perf_counter() - start
+                row: dict = {"fit_seconds": round(fit_seconds, 1),
+                             "epochs": len(model.training_["epochs"]),  # type: ignore[attr-defined]
+                             "best_epoch": model.training_["best_epoch"]}  # type: ignore[attr-defined]
+                for protocol in protocols:
+                    result = evaluate_model(model, split.test, split.train,
+                                            Protocol.parse(protocol), ks=(10,))
+                    row[protocol] = {k: round(result[k], 4) for k in KEEP}
+            row["peak_rss_mb"] = round(peak(), 1)
+            out.setdefault(path.stem, {})[key] = row
+            print(f"{path.stem} {key}: {row}", file=sys.stderr, flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

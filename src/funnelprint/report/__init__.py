@@ -1,0 +1,1 @@
+"""Human-facing output: figures of what the models learned."""
