@@ -280,3 +280,30 @@ def test_collapsed_runs_keep_the_funnel_outcome():
     out = _collapse_runs(frame)
     assert out.rows() == [("a", "x", "add_to_cart", 1), ("a", "y", "view", 4),
                           ("b", "y", "purchase", 5)]
+
+
+def test_purchase_split_targets_last_purchases_without_leaking():
+    from funnelprint.evaluate.splits import purchase_split
+
+    frame = pl.DataFrame({
+        "customer_id": ["a"] * 6 + ["b"] * 3 + ["c"] * 2,
+        "item_id": ["x", "y", "z", "w", "v", "u", "x", "y", "z", "x", "y"],
+        "action": ["view", "purchase", "view", "add_to_cart", "purchase", "view",
+                   "view", "view", "purchase", "purchase", "view"],
+        "time": list(range(11))})
+    data = Dataset.from_frame(frame)
+    split = purchase_split(data)
+    a, b = data.customer_index()["a"], data.customer_index()["b"]
+    items = data.item_ids
+    # a: test = last purchase (v), validation = the one before (y); b: test only (z)
+    assert split.test.customers.tolist() == sorted([a, b])
+    test = dict(zip(split.test.customers.tolist(), items[split.test.target_items], strict=True))
+    assert test == {a: "v", b: "z"}
+    assert items[split.valid.target_items].tolist() == ["y"]
+    row_a = split.test.customers.tolist().index(a)
+    assert items[split.test.history.row(row_a)].tolist() == ["x", "y", "z", "w"]
+    # training stops before each customer's earliest held-out purchase; c's first-step
+    # purchase is not a target and c trains on everything
+    assert items[split.train.sequences.row(a)].tolist() == ["x"]
+    assert items[split.train.sequences.row(b)].tolist() == ["x", "y"]
+    assert split.train.sequences.lengths[data.customer_index()["c"]] == 2

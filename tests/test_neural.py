@@ -217,3 +217,12 @@ def test_cli_fit_sequential_then_recommend_with_reasons_and_evaluate(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0.0 <= record["models"]["funnelformer"]["HR@10"] <= 1.0
+
+
+def test_validation_protocol_is_checked_before_training(cyclic_split):
+    model = make_model("sasrec", valid_protocol="ranked", **FAST)
+    with pytest.raises(ValueError, match="protocol"):
+        model.fit(cyclic_split.train, valid=cyclic_split.valid)
+    sampled = make_model("sasrec", valid_protocol="sampled5", **FAST)
+    sampled.fit(cyclic_split.train, valid=cyclic_split.valid)
+    assert 0.0 < sampled.training_["best_valid"] <= 1.0

@@ -218,3 +218,21 @@ def test_refit_replaces_cached_vocabulary(shop):
     model.fit(fewer)
     assert set(model.vocabulary_index) == set(model.vocabulary_) != first
     assert model.token_features.shape[0] == len(model.vocabulary_)
+
+
+def test_attention_aggregation_learns_event_weights_and_round_trips(shop, tmp_path):
+    _, _, log = shop
+    model = ProfileModel(traits=3, epochs=3, n_init=1, anchors=16, aggregation="attention")
+    model.fit(log)
+    losses = model.aggregator_.history_
+    assert losses[-1] < losses[0]  # next-product prediction improved
+    importance = model.aggregator_.action_importance()
+    assert importance["view"] == 1.0 and set(importance) >= {"add_to_cart", "purchase"}
+    assert len(set(importance.values())) > 1  # action weights moved away from equal
+    profiles = model.transform(log)
+    traits = profiles.select([f"trait_{j}" for j in range(3)]).to_numpy()
+    assert np.allclose(traits.sum(axis=1), 1.0)
+    model.save(tmp_path / "att")
+    again = ProfileModel.load(tmp_path / "att").transform(log)
+    assert np.allclose(again.select([f"trait_{j}" for j in range(3)]).to_numpy(), traits,
+                       atol=1e-6)

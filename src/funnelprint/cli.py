@@ -180,11 +180,14 @@ def evaluate(
     data: Annotated[str | None, typer.Option(help="PREFIX:PATH with PREFIX events, sasrec, "
                                              "s3rec or recbole")] = None,
     models: Annotated[str, typer.Option(help="Comma-separated model keys")] = "pop,itemknn",
+    model_params: Annotated[str | None, typer.Option(
+        help='Parameters per model as JSON, e.g. \'{"funnelformer": {"target": "purchase"}}\'')]
+    = None,
     model_dir: Annotated[Path | None, typer.Option(
         help="Evaluate a saved sequential model (from fit --model-type) on the data it was "
              "fitted on, instead of fitting models")] = None,
-    protocol: Annotated[str, typer.Option(help="loo-full, loo-sampled100, temporal-full, "
-                                          "user-full")] = "loo-full",
+    protocol: Annotated[str, typer.Option(help="SPLIT-full or SPLIT-sampledN; SPLIT is loo, "
+                                          "temporal, user or purchase")] = "loo-full",
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated")] = "5,10,20",
     keep_seen: Annotated[bool, typer.Option(help="Keep history items as candidates")] = False,
     ties: Annotated[str, typer.Option(help="pessimistic or optimistic")] = "pessimistic",
@@ -215,10 +218,11 @@ def evaluate(
                 raise ValueError("give --data (or --model-dir for a saved model)")
             mapping = ColumnMapping.from_options(columns, actions, names)
             dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error)
+            params = _parse_model_params(model_params)
             record = run_leaderboard(
                 dataset, [m.strip() for m in models.split(",") if m.strip()], protocol, ks,
                 keep_seen, ties, seed, part,  # type: ignore[arg-type]
-                progress=progress,
+                progress=progress, model_params=params,
             )
     except (EventDataError, ValueError) as exc:
         raise _fail(exc) from exc
@@ -228,6 +232,18 @@ def evaluate(
         sys.stdout.write(json.dumps(record) + "\n")
         return
     _print_leaderboard(record, ks)
+
+
+def _parse_model_params(text: str | None) -> dict[str, dict]:
+    if not text:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--model-params is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise ValueError('--model-params must map model keys to objects: {"sasrec": {...}}')
+    return params
 
 
 def _evaluate_saved(path: Path, protocol: str, ks: tuple[int, ...], keep_seen: bool,
@@ -300,7 +316,8 @@ def fit(
     products: Annotated[Path | None, typer.Option(help="Product metadata file (category, "
                                                   "brand, price)")] = None,
     traits: Annotated[int, typer.Option(help="Number of traits")] = 8,
-    aggregation: Annotated[str, typer.Option(help="mean, tfidf or recency")] = "mean",
+    aggregation: Annotated[str, typer.Option(
+        help="mean, tfidf, recency or attention (learned)")] = "mean",
     nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     columns: ColumnsOpt = None,
@@ -505,7 +522,8 @@ def evaluate_profiles_cmd(
     sim_dir: Annotated[Path, typer.Option(help="Folder written by 'funnelprint simulate'")],
     traits: Annotated[int | None, typer.Option(help="Traits (default: number of personas)")]
     = None,
-    aggregation: Annotated[str, typer.Option(help="mean, tfidf or recency")] = "mean",
+    aggregation: Annotated[str, typer.Option(
+        help="mean, tfidf, recency or attention (learned)")] = "mean",
     nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     as_json: JsonOpt = False,

@@ -4,6 +4,8 @@
 ``temporal``: one global time cut for test and an earlier one for validation; training holds
 only interactions strictly before the validation cut. ``user``: a random share of customers is
 held out whole; their last interaction is the target and the rest their history.
+``purchase``: each customer's last purchase is the test target and the purchase before it the
+validation target; histories hold every step (any action) before the target.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
 
-SPLITS = ("loo", "temporal", "user")
+SPLITS = ("loo", "temporal", "user", "purchase")
 
 
 @dataclass
@@ -58,6 +60,8 @@ def split(dataset: Dataset, kind: str = "loo", **options: float) -> Split:
         return temporal_split(dataset, **options)
     if kind == "user":
         return user_split(dataset, **options)
+    if kind == "purchase":
+        return purchase_split(dataset)
     raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")
 
 
@@ -132,3 +136,34 @@ def user_split(dataset: Dataset, test_share: float = 0.1, valid_share: float = 0
     train = dataset.with_sequences(seq.mask(~np.repeat(held, seq.lengths)))
     return Split(train, _single_targets(seq, valid_users, 1), _single_targets(seq, test_users, 1),
                  "user", {"test_customers": int(n_test), "valid_customers": int(n_valid)})
+
+
+def purchase_split(dataset: Dataset) -> Split:
+    """Next-purchase evaluation. Customers with a purchase after their first step are tested
+    on their last one; those with two are also validated on the one before. Training holds
+    each customer's steps before their earliest held-out purchase."""
+    if "purchase" not in dataset.action_names:
+        raise ValueError(f"{dataset.name} has no purchase action")
+    seq = dataset.sequences
+    rows = row_of(seq.offsets)
+    index = np.arange(seq.items.size)
+    buys = index[(seq.actions == dataset.action_names.index("purchase")) & (seq.positions() >= 1)]
+    last = np.full(seq.n_rows, -1)
+    np.maximum.at(last, rows[buys], buys)
+    earlier = buys[buys != last[rows[buys]]]
+    previous = np.full(seq.n_rows, -1)
+    np.maximum.at(previous, rows[earlier], earlier)
+    cut = np.where(previous >= 0, previous, np.where(last >= 0, last, seq.offsets[1:]))
+    train = dataset.with_sequences(seq.mask(index < cut[rows]))
+    if not buys.size:
+        raise ValueError(f"{dataset.name} has no purchase after a customer's first step")
+    return Split(train, _before(seq, rows, index, previous), _before(seq, rows, index, last),
+                 "purchase", {"evaluated_customers": int((last >= 0).sum())})
+
+
+def _before(seq: Sequences, rows: np.ndarray, index: np.ndarray, target: np.ndarray) -> EvalSet:
+    """Customers with a target step: history = their steps before it."""
+    customers = np.flatnonzero(target >= 0)
+    history = seq.mask(index < np.where(target >= 0, target, 0)[rows]).select(customers)
+    return EvalSet(customers, history, np.arange(customers.size + 1, dtype=np.int64),
+                   seq.items[target[customers]])

@@ -37,9 +37,11 @@ Batch = dict[str, torch.Tensor]
 class SequentialRecommender(Recommender):
     """Trains a next-item network on left-padded windows of the last ``maxlen`` steps.
 
-    Early stopping and the kept checkpoint follow validation NDCG@10 (full ranking, history
-    excluded) on at most ``valid_customers`` customers of the validation set given to
-    :meth:`fit`; with none, training runs for ``epochs`` (or ``time_budget_s``).
+    Early stopping and the kept checkpoint follow validation NDCG@10 on at most
+    ``valid_customers`` customers of the validation set given to :meth:`fit` (with none,
+    training runs for ``epochs`` or ``time_budget_s``). ``valid_protocol`` is ``"full"``
+    (rank the whole catalogue, history excluded) or ``"sampledN"`` (target among N uniform
+    negatives): select on the protocol you will report.
     """
 
     uses_validation = True
@@ -48,9 +50,10 @@ class SequentialRecommender(Recommender):
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1,
                  dropout: float = 0.2, loss: str = "sampled", negatives: int = 1024,
-                 bce_negatives: int = 1, epochs: int = 200, batch_size: int = 128, lr: float = 1e-3,
-                 weight_decay: float = 0.0, patience: int = 3, eval_every: int = 2,
-                 time_budget_s: float | None = 540.0, valid_customers: int = 5000,
+                 bce_negatives: int = 1, epochs: int = 200, batch_size: int = 128,
+                 lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 3,
+                 eval_every: int = 2, time_budget_s: float | None = 540.0,
+                 valid_customers: int = 5000, valid_protocol: str = "full",
                  device: str = "auto", progress: bool = True, seed: int = 0) -> None:
         self.maxlen = maxlen
         self.dim = dim
@@ -68,6 +71,7 @@ class SequentialRecommender(Recommender):
         self.eval_every = eval_every
         self.time_budget_s = time_budget_s
         self.valid_customers = valid_customers
+        self.valid_protocol = valid_protocol
         self.device = device
         self.progress = progress
         self.seed = seed
@@ -112,6 +116,9 @@ class SequentialRecommender(Recommender):
 
     def fit(self, dataset: Dataset, valid: EvalSet | None = None) -> Self:
         config = self.train_config()
+        from funnelprint.evaluate.protocol import Protocol
+
+        Protocol.parse(f"loo-{self.valid_protocol}")  # fail before training, not after
         seed_everything(self.seed)
         self.dataset_ = dataset
         self.device_ = pick_device(self.device)
@@ -149,7 +156,8 @@ class SequentialRecommender(Recommender):
     def _validation_ndcg(self, subset: EvalSet) -> float:
         from funnelprint.evaluate.protocol import Protocol, evaluate_model
 
-        result = evaluate_model(self, subset, self.dataset_, Protocol("loo", 0), ks=(10,))
+        protocol = Protocol.parse(f"loo-{self.valid_protocol}")
+        result = evaluate_model(self, subset, self.dataset_, protocol, ks=(10,), seed=self.seed)
         return result["NDCG@10"]
 
     # ------------------------------------------------------------------ scoring
