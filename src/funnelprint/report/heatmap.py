@@ -34,14 +34,14 @@ def attention_heatmap(model: SequentialRecommender, customer_id: str, path: str 
     image = ax.imshow(weights, aspect="auto", cmap="viridis")
     ax.set_yticks(range(len(recs)), [r["product_id"] for r in recs], fontsize=7)
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-    ax.set_title(f"{model.key}: weight of each history step per recommendation", fontsize=9)
+    ax.set_title(f"{model.key}: weight of each history step\nper recommendation", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04)
     if attention is not None:
         ax = axes[0, 1]
         image = ax.imshow(attention, cmap="magma")
         ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_title("last block self-attention (query row -> key column)", fontsize=9)
+        ax.set_title("last block self-attention\n(query row -> key column)", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.04)
     fig.suptitle(f"customer {customer_id}", fontsize=10)
     fig.tight_layout()

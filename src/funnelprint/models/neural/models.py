@@ -160,7 +160,8 @@ class BST(SequentialRecommender):
     """Behavioral Sequence Transformer as a re-ranker: a candidate generator
     (``candidates_from``, any registered model) proposes ``n_candidates`` items per customer,
     and BST scores each (history, candidate) pair with a click/buy logit. Trained with
-    ``bst_negatives`` uniform negatives per step (binary cross-entropy, CTR-style).
+    ``bst_negatives`` negatives per step, half uniform and half drawn from other steps'
+    targets, so popular items are negatives too (binary cross-entropy, CTR-style).
 
     Items outside the candidate list keep the generator's order, below every candidate.
     """
@@ -203,9 +204,16 @@ class BST(SequentialRecommender):
         targets = batch["targets"]
         keep = targets > 0
         b, n = targets.shape
-        negatives = torch.randint(0, self.dataset_.n_items, (b, n, self.bst_negatives),
-                                  device=targets.device, generator=generator)
-        candidates = torch.cat([(targets - 1).clamp_min(0).unsqueeze(-1), negatives], dim=-1)
+        # Half uniform negatives, half other steps' targets (popularity-distributed): a
+        # re-ranker must separate the popular items a candidate generator proposes too.
+        n_popular = self.bst_negatives // 2
+        uniform = torch.randint(0, self.dataset_.n_items, (b, n, self.bst_negatives - n_popular),
+                                device=targets.device, generator=generator)
+        pool = targets[keep] - 1
+        picks = torch.randint(0, pool.numel(), (b, n, n_popular), device=targets.device,
+                              generator=generator)
+        candidates = torch.cat([(targets - 1).clamp_min(0).unsqueeze(-1), uniform, pool[picks]],
+                               dim=-1)
         logits, _ = self.net_(batch, candidates)
         labels = torch.zeros_like(logits)
         labels[..., 0] = 1.0
