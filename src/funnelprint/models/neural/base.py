@@ -45,14 +45,24 @@ class SequentialRecommender(Recommender):
     """
 
     uses_validation = True
+    #: Values of the parameters left as None, by validation protocol. Sampled softmax suits
+    #: selection on full ranking; BCE with 16 uniform negatives per step matches a protocol
+    #: that ranks against uniform negatives (SASRec on Video, loo-sampled100 HR@10: 0.7036
+    #: against 0.6562 for sampled softmax, both selected on sampled validation).
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "full": {"loss": "sampled", "dropout": 0.2, "lr": 1e-3, "bce_negatives": 1,
+                 "eval_every": 2, "patience": 3},
+        "sampled": {"loss": "bce", "dropout": 0.5, "lr": 3e-3, "bce_negatives": 16,
+                    "eval_every": 4, "patience": 5},
+    }
     #: How :meth:`explain` attributes a score to history steps: "attention" or "gradient".
     explain_with: ClassVar[str] = "attention"
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1,
-                 dropout: float = 0.2, loss: str = "sampled", negatives: int = 1024,
-                 bce_negatives: int = 1, epochs: int = 200, batch_size: int = 128,
-                 lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 3,
-                 eval_every: int = 2, time_budget_s: float | None = 540.0,
+                 dropout: float | None = None, loss: str | None = None, negatives: int = 1024,
+                 bce_negatives: int | None = None, epochs: int = 200, batch_size: int = 128,
+                 lr: float | None = None, weight_decay: float = 0.0, patience: int | None = None,
+                 eval_every: int | None = None, time_budget_s: float | None = 540.0,
                  valid_customers: int = 5000, valid_protocol: str = "full",
                  device: str = "auto", progress: bool = True, seed: int = 0) -> None:
         self.maxlen = maxlen
@@ -98,14 +108,24 @@ class SequentialRecommender(Recommender):
     def build(self, dataset: Dataset) -> torch.nn.Module:
         """The network for ``dataset``'s catalogue (and action vocabulary)."""
 
+    def setting(self, name: str) -> object:
+        """A parameter's value, or its preset for the validation protocol where it is None."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return self.PRESETS["full" if self.valid_protocol == "full" else "sampled"][name]
+
     def train_config(self) -> TrainConfig:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, loss=self.loss,
-                           negatives=self.negatives, bce_negatives=self.bce_negatives,
-                           patience=self.patience,
-                           eval_every=self.eval_every, time_budget_s=self.time_budget_s,
+        loss = self.setting("loss")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size,
+                           lr=self.setting("lr"), weight_decay=self.weight_decay,  # type: ignore[arg-type]
+                           loss=loss, negatives=self.negatives,  # type: ignore[arg-type]
+                           bce_negatives=self.setting("bce_negatives"),  # type: ignore[arg-type]
+                           patience=self.setting("patience"),  # type: ignore[arg-type]
+                           eval_every=self.setting("eval_every"),  # type: ignore[arg-type]
+                           time_budget_s=self.time_budget_s,
                            progress=self.progress)
 
     # ------------------------------------------------------------------ training

@@ -30,7 +30,7 @@ class SASRec(SequentialRecommender):
 
     def build(self, dataset: Dataset) -> torch.nn.Module:
         return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.dropout, self.pre_norm)
+                         self.setting("dropout"), self.pre_norm)
 
 
 @register
@@ -62,7 +62,7 @@ class Funnelformer(SequentialRecommender):
             raise ValueError(f"target must be 'any' or 'purchase', not {self.target!r}")
         n_actions = len(dataset.action_names) if self.use_actions else 0
         return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.dropout, self.pre_norm, n_actions=n_actions,
+                         self.setting("dropout"), self.pre_norm, n_actions=n_actions,
                          n_gaps=N_GAP_BUCKETS if self.use_gaps else 0)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
@@ -102,7 +102,7 @@ class BERT4Rec(SequentialRecommender):
 
     def build(self, dataset: Dataset) -> torch.nn.Module:
         return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.dropout, self.pre_norm, causal=False, mask_token=True)
+                         self.setting("dropout"), self.pre_norm, causal=False, mask_token=True)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         rows = sequences.select(np.flatnonzero(sequences.lengths >= 2))
@@ -152,7 +152,7 @@ class GRU4Rec(SequentialRecommender):
         self.layers = layers
 
     def build(self, dataset: Dataset) -> torch.nn.Module:
-        return GRUNet(dataset.n_items, self.dim, self.layers, self.dropout)
+        return GRUNet(dataset.n_items, self.dim, self.layers, self.setting("dropout"))
 
 
 @register
@@ -186,7 +186,7 @@ class BST(SequentialRecommender):
 
     def build(self, dataset: Dataset) -> torch.nn.Module:
         return BSTNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                      self.dropout, len(dataset.action_names) if self.use_actions else 0,
+                      self.setting("dropout"), len(dataset.action_names) if self.use_actions else 0,
                       N_GAP_BUCKETS if self.use_gaps else 0)
 
     def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:
