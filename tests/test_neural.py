@@ -10,7 +10,9 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.splits import loo_split
 from funnelprint.models import make_model
 from funnelprint.models.neural.batching import last_window, length_batches, training_windows
+from funnelprint.models.neural.layers import dropout
 from funnelprint.models.neural.sasrec import SASRecNet
+from funnelprint.models.neural.training import TrainConfig, sequence_loss
 
 
 def cyclic_dataset(customers: int = 80, items: int = 12) -> Dataset:
@@ -65,6 +67,41 @@ def test_trimmed_and_full_windows_agree():
         a = net(full)[0][:, -1]
         b = net(full[:, -3:])[0][:, -1]
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_explicit_and_fused_attention_agree_in_eval_mode():
+    net = SASRecNet(n_items=20, maxlen=8, dim=16, blocks=2, heads=2, dropout=0.5)
+    net.eval()
+    inputs = torch.tensor([[0, 0, 0, 4, 5, 1, 2, 3]])
+    with torch.no_grad():
+        fused = net(inputs)[0]
+        explicit = net(inputs, return_weights=True)[0]
+    assert torch.allclose(fused, explicit, atol=1e-5)
+
+
+def test_dropout_keeps_the_expectation_and_is_off_in_eval():
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    dropped = dropout(x, 0.3, training=True)
+    assert abs(float((dropped == 0).float().mean()) - 0.3) < 0.01
+    assert abs(float(dropped.mean()) - 1.0) < 0.01
+    assert torch.equal(dropout(x, 0.3, training=False), x)
+
+
+@pytest.mark.parametrize("loss", ["ce", "sampled", "bce"])
+def test_sequence_losses_ignore_padding_and_reward_the_target(loss):
+    table = torch.randn(11, 8)  # row 0 = padding, items 0..9 at rows 1..10
+    targets = torch.tensor([[0, 3, 7]])
+    config = TrainConfig(loss=loss, negatives=64, bce_negatives=8)
+    toward = table[targets.clamp_min(1)] * 5.0  # hidden state pointing at each target
+    away = -toward
+    generator = torch.Generator().manual_seed(0)
+    good = sequence_loss(toward.clone(), targets, table, 10, config, generator)
+    bad = sequence_loss(away.clone(), targets, table, 10, config, generator)
+    assert torch.isfinite(good) and good < bad
+    garbage = toward.clone()
+    garbage[0, 0] = float("nan")  # a padding position must not reach the loss
+    assert torch.isfinite(sequence_loss(garbage, targets, table, 10, config, generator))
 
 
 def test_training_windows_carry_actions_gaps_and_target_actions():
@@ -226,3 +263,27 @@ def test_validation_protocol_is_checked_before_training(cyclic_split):
     sampled = make_model("sasrec", valid_protocol="sampled5", **FAST)
     sampled.fit(cyclic_split.train, valid=cyclic_split.valid)
     assert 0.0 < sampled.training_["best_valid"] <= 1.0
+
+
+def test_cli_leaderboard_json_is_clean_with_a_neural_model(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from funnelprint.cli import app
+
+    rng = np.random.default_rng(0)
+    lines = [f"u{c} i{(s + t) % 15}" for c in range(60) for s in [int(rng.integers(15))]
+             for t in range(6)]
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, [
+        "evaluate", "--data", f"sasrec:{path}", "--models", "sasrec,pop", "--json",
+        "--protocol", "loo-sampled10", "--model-params",
+        '{"sasrec": {"epochs": 4, "dim": 16, "maxlen": 8}}'])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)  # progress and epoch lines must not reach stdout
+    assert set(record["models"]) == {"sasrec", "pop"}
+    result = CliRunner().invoke(app, ["evaluate", "--data", f"sasrec:{path}",
+                                      "--model-params", "[1, 2]"])
+    assert result.exit_code == 2 and "must map model keys" in result.output

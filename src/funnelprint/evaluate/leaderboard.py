@@ -46,6 +46,8 @@ def run_leaderboard(
         model = make_model(key, **params)
         if "seed" in getattr(model, "__dict__", {}):
             model.seed = seed  # type: ignore[attr-defined]
+        if hasattr(model, "progress") and "progress" not in params:
+            model.progress = progress  # type: ignore[attr-defined]
         if hasattr(model, "valid_protocol") and "valid_protocol" not in params:
             # select checkpoints on the validation split under the protocol being reported
             model.valid_protocol = (  # type: ignore[attr-defined]

@@ -170,8 +170,8 @@ class SequentialRecommender(Recommender):
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
         hidden = self.net_(batch)[0]
-        return sequence_loss(hidden, batch["targets"], self.net_.item_weights(), config,
-                             generator)
+        return sequence_loss(hidden, batch["targets"], self.net_.items.weight,
+                             self.net_.n_items, config, generator)
 
     def _validation_ndcg(self, subset: EvalSet) -> float:
         from funnelprint.evaluate.protocol import Protocol, evaluate_model

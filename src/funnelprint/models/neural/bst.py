@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from funnelprint.models.neural.layers import Dropout
 from funnelprint.models.neural.sasrec import SASRecNet
 
 
@@ -27,7 +28,7 @@ class BSTNet(nn.Module):
         layers: list[nn.Module] = []
         width = 4 * dim
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.GELU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, size), nn.GELU(), Dropout(dropout)]
             width = size
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from funnelprint.models.neural.layers import Dropout
+
 
 def left_to_right_order(real: torch.Tensor) -> torch.Tensor:
     """Column order that moves each row's left padding to its end (a per-row rotation)."""
@@ -25,7 +27,7 @@ class GRUNet(nn.Module):
         super().__init__()
         self.n_items = n_items
         self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gru = nn.GRU(dim, dim, num_layers=layers, batch_first=True,
                           dropout=dropout if layers > 1 else 0.0)
         self.project = nn.Linear(dim, dim)

@@ -119,8 +119,8 @@ class BERT4Rec(SequentialRecommender):
         masked[:, -1] |= ~masked.any(dim=1)
         inputs = torch.where(masked, torch.full_like(items, self.net_.n_items + 1), items)
         hidden = self.net_({"items": inputs})[0]
-        return sequence_loss(hidden, torch.where(masked, items, 0), self.net_.item_weights(),
-                             config, generator)
+        return sequence_loss(hidden, torch.where(masked, items, 0), self.net_.items.weight,
+                             self.net_.n_items, config, generator)
 
     def inputs(self, history: Sequences) -> Batch:
         window = last_window(history, self.maxlen - 1)

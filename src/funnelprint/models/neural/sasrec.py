@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from funnelprint.models.neural.layers import Dropout, dropout
+
 
 def attention_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
     """(batch, 1, n, n) boolean mask: attend to real items (earlier ones when causal), and
@@ -30,27 +32,28 @@ class CausalBlock(nn.Module):
         self.pre_norm = pre_norm
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout),
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), Dropout(dropout),
                                 nn.Linear(dim, dim))
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attn_dropout = dropout
 
     def attention(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if return_weights:
+        weights = None
+        if return_weights or (self.training and self.attn_dropout > 0):
+            # Explicit attention: the weights are wanted, or dropout on them (the fused kernel
+            # draws its dropout mask with the slow CPU bernoulli).
             scores = q @ k.transpose(-1, -2) / (d // self.heads) ** 0.5
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            out = weights @ v
+            out = dropout(weights, self.attn_dropout, self.training) @ v
         else:
-            weights = None
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask,
-                dropout_p=self.attn_dropout if self.training else 0.0)
-        return self.out(out.transpose(1, 2).reshape(b, n, d)), weights
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(out.transpose(1, 2).reshape(b, n, d)), \
+            weights if return_weights else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -86,7 +89,7 @@ class SASRecNet(nn.Module):
         self.positions = nn.Embedding(maxlen, dim)
         self.actions = nn.Embedding(n_actions + 1, dim, padding_idx=0) if n_actions else None
         self.gaps = nn.Embedding(n_gaps + 1, dim, padding_idx=0) if n_gaps else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.blocks = nn.ModuleList([CausalBlock(dim, heads, dropout, pre_norm)
                                      for _ in range(blocks)])
         self.norm = nn.LayerNorm(dim)

