@@ -46,6 +46,7 @@ class TrainConfig:
     negatives: int = 256
     bce_negatives: int = 1
     patience: int = 5
+    lr_decay: float = 1.0
     eval_every: int = 1
     time_budget_s: float | None = None
     progress: bool = True
@@ -104,6 +105,10 @@ def train(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay,
                                   fused=device.type in ("cpu", "cuda"))
+    # Multiply the learning rate by ``lr_decay`` after each validation without improvement.
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=config.lr_decay, patience=0) \
+        if config.lr_decay < 1.0 else None
     best_state, best_score, best_epoch, bad = None, -np.inf, 0, 0
     history: list[dict] = []
     start = time.perf_counter()
@@ -131,6 +136,8 @@ def train(
             with torch.no_grad():
                 score = validate()
             record["valid"] = score
+            if scheduler is not None:
+                scheduler.step(score)
             if score > best_score:
                 best_score, best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
