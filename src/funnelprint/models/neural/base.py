@@ -18,6 +18,7 @@ from funnelprint.evaluate.splits import EvalSet
 from funnelprint.models.base import Recommender
 from funnelprint.models.neural.batching import (
     feature_windows,
+    first_real_column,
     length_batches,
     training_windows,
 )
@@ -191,8 +192,7 @@ class SequentialRecommender(Recommender):
     def inputs(self, history: Sequences) -> Batch:
         """Windows of the last ``maxlen`` steps, trimmed of columns that are all padding."""
         windows = feature_windows(history, self.maxlen, self.features)
-        real = (windows["items"] > 0).any(axis=0)
-        first = int(np.argmax(real)) if real.any() else self.maxlen - 1
+        first = first_real_column(windows["items"])
         return {n: torch.from_numpy(w[:, first:]).to(self.device_) for n, w in windows.items()}
 
     def final_states(self, batch: Batch) -> torch.Tensor:

@@ -69,11 +69,10 @@ def training_windows(sequences: Sequences, maxlen: int,
     return out
 
 
-def trim_padding(window: np.ndarray) -> np.ndarray:
-    """Drop leading columns that are padding in every row (at least one column stays)."""
+def first_real_column(window: np.ndarray) -> int:
+    """Index of the first column that is not padding in every row (the last if all are)."""
     real = (window > 0).any(axis=0)
-    first = int(np.argmax(real)) if real.any() else window.shape[1] - 1
-    return window[:, first:]
+    return int(np.argmax(real)) if real.any() else window.shape[1] - 1
 
 
 def length_batches(arrays: list[np.ndarray], lengths: np.ndarray, batch_size: int,

@@ -11,7 +11,12 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.splits import EvalSet
 from funnelprint.models.base import Recommender, make_model, mask_seen, register, top_k
 from funnelprint.models.neural.base import Batch, SequentialRecommender
-from funnelprint.models.neural.batching import N_GAP_BUCKETS, last_window, training_windows
+from funnelprint.models.neural.batching import (
+    N_GAP_BUCKETS,
+    first_real_column,
+    last_window,
+    training_windows,
+)
 from funnelprint.models.neural.bst import BSTNet
 from funnelprint.models.neural.gru import GRUNet
 from funnelprint.models.neural.sasrec import SASRecNet
@@ -126,7 +131,7 @@ class BERT4Rec(SequentialRecommender):
         window = last_window(history, self.maxlen - 1)
         mask = np.full((history.n_rows, 1), self.dataset_.n_items + 1, dtype=np.int64)
         items = np.concatenate([window, mask], axis=1)
-        first = int(np.argmax((items > 0).any(axis=0)))
+        first = first_real_column(items)
         return {"items": torch.from_numpy(items[:, first:]).to(self.device_)}
 
     def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
