@@ -59,7 +59,7 @@ def main() -> None:
         for key in models:
             # checkpoints are selected on validation under the first protocol reported
             model = make_model(key, time_budget_s=budget, progress=False,
-                               valid_protocol=protocols[0].removeprefix("loo-"))
+                               valid_protocol=Protocol.parse(protocols[0]).mode)
             with peak_memory() as peak:
                 start = time.perf_counter()
                 model.fit(split.train, valid=split.valid)  # type: ignore[call-arg]

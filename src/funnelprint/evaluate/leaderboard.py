@@ -50,8 +50,7 @@ def run_leaderboard(
             model.progress = progress  # type: ignore[attr-defined]
         if hasattr(model, "valid_protocol") and "valid_protocol" not in params:
             # select checkpoints on the validation split under the protocol being reported
-            model.valid_protocol = (  # type: ignore[attr-defined]
-                f"sampled{protocol.negatives}" if protocol.negatives else "full")
+            model.valid_protocol = protocol.mode  # type: ignore[attr-defined]
         with peak_memory() as peak:
             start = time.perf_counter()
             if getattr(model, "uses_validation", False) and part == "test":

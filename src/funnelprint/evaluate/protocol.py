@@ -34,8 +34,13 @@ class Protocol:
         negatives = 0 if mode == "full" else int(mode.removeprefix("sampled") or 100)
         return cls(split, negatives)
 
+    @property
+    def mode(self) -> str:
+        """``full`` or ``sampled{N}``: the protocol without its split."""
+        return f"sampled{self.negatives}" if self.negatives else "full"
+
     def __str__(self) -> str:
-        return f"{self.split}-{'full' if not self.negatives else f'sampled{self.negatives}'}"
+        return f"{self.split}-{self.mode}"
 
 
 def evaluate_model(
