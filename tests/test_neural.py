@@ -10,7 +10,7 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.splits import loo_split
 from funnelprint.models import make_model
 from funnelprint.models.neural.batching import last_window, length_batches, training_windows
-from funnelprint.models.neural.layers import dropout
+from funnelprint.models.neural.layers import dropout, init_embedding
 from funnelprint.models.neural.sasrec import SASRecNet
 from funnelprint.models.neural.training import TrainConfig, sequence_loss
 
@@ -79,6 +79,16 @@ def test_explicit_and_fused_attention_agree_in_eval_mode():
     assert torch.allclose(fused, explicit, atol=1e-5)
 
 
+def test_item_embeddings_start_small_for_large_catalogues_with_a_zero_padding_row():
+    torch.manual_seed(0)
+    small, large = (torch.nn.Embedding(n, 64, padding_idx=0) for n in (100, 20_000))
+    for table in (small, large):
+        init_embedding(table)
+        assert torch.all(table.weight[0] == 0)
+    # Rarely trained rows of a big catalogue must start near zero (std ~ sqrt(2 / rows)).
+    assert large.weight[1:].std() < 0.02 < small.weight[1:].std()
+
+
 def test_dropout_keeps_the_expectation_and_is_off_in_eval():
     torch.manual_seed(0)
     x = torch.ones(200_000)
@@ -102,6 +112,16 @@ def test_sequence_losses_ignore_padding_and_reward_the_target(loss):
     garbage = toward.clone()
     garbage[0, 0] = float("nan")  # a padding position must not reach the loss
     assert torch.isfinite(sequence_loss(garbage, targets, table, 10, config, generator))
+
+
+def test_bce_does_not_count_a_negative_that_is_the_target():
+    # One item: every sampled negative is the target, so only the positive term remains.
+    table = torch.randn(2, 8)
+    hidden = table[[1, 1]].unsqueeze(0)
+    targets = torch.tensor([[1, 1]])
+    loss = sequence_loss(hidden, targets, table, 1, TrainConfig(loss="bce", bce_negatives=4))
+    positive = torch.nn.functional.softplus(-(hidden[0] * table[1]).sum(-1)).mean()
+    assert torch.isclose(loss, positive)
 
 
 def test_training_windows_carry_actions_gaps_and_target_actions():

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from funnelprint.models.neural.layers import Dropout, dropout
+from funnelprint.models.neural.layers import Dropout, dropout, init_embedding
 
 
 def attention_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -93,9 +93,13 @@ class SASRecNet(nn.Module):
         self.blocks = nn.ModuleList([CausalBlock(dim, heads, dropout, pre_norm)
                                      for _ in range(blocks)])
         self.norm = nn.LayerNorm(dim)
-        nn.init.normal_(self.items.weight, std=dim ** -0.5)
-        with torch.no_grad():
-            self.items.weight[0].zero_()
+        for table in (self.items, self.actions, self.gaps):
+            if table is not None:
+                init_embedding(table)
+        # Positions on the scale of the (sqrt(dim)-scaled) item input: much smaller and order
+        # is hard to learn; much larger and they drown a large catalogue's items.
+        item_std = (2.0 / (self.items.num_embeddings + dim)) ** 0.5
+        nn.init.normal_(self.positions.weight, std=item_std * dim ** 0.5)
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # Windows are right-aligned: the last column is always position maxlen - 1, so a batch

@@ -81,7 +81,10 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
                                   device=h.device, generator=generator)
         rows = F.embedding(torch.cat([t.unsqueeze(1), negatives], dim=1), table)
         logits = torch.einsum("nd,nkd->nk", h, rows)
-        return F.softplus(-logits[:, 0]).mean() + F.softplus(logits[:, 1:]).mean()
+        # A negative that is the target itself would push the target down: it counts zero.
+        real_negative = negatives != t.unsqueeze(1)
+        return (F.softplus(-logits[:, 0]).mean()
+                + (F.softplus(logits[:, 1:]) * real_negative).mean())
     raise ValueError(f"loss must be one of {LOSSES}")
 
 
