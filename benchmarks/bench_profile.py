@@ -30,6 +30,7 @@ def quality(seed: int, customers: int, products: int, tmp: Path) -> dict:
         "events": log.events.height,
         **{f"{name}_corr": round(report[name]["mean_correlation"], 3) for name in names},
         **{f"{name}_ari": round(report[name]["segment_ari"], 3) for name in names},
+        "truth_mix_ari": round(report["truth_segment_ari"], 3),
         "embedding_purity@10": round(report["embedding_category_purity@10"], 3),
     }
 

@@ -46,8 +46,35 @@ def test_token_matrix_aggregations_and_unknown_tokens():
     recency = token_matrix(events, vocab, "recency", half_life_days=14.0)
     assert recency.weights.toarray()[0].tolist() == pytest.approx([1.5, 1.0])
     idf = inverse_document_frequency(mean.weights)
+    with pytest.raises(ValueError, match="aggregation"):
+        token_matrix(events, vocab, "median")
     tfidf = token_matrix(events, vocab, "tfidf", idf=idf)
     assert tfidf.weights.toarray()[0].tolist() == pytest.approx([2.0 * idf[0], idf[1]])
+
+
+def test_session_aggregation_counts_each_session_once():
+    # Session 0: three views of product 1; session 1: one cart of product 2 and an unseen
+    # token, which must not dilute the session's weight.
+    events = pl.DataFrame({
+        "customer_id": ["a"] * 5,
+        "timestamp": [T0] * 3 + [T0 + timedelta(days=1)] * 2,
+        "token": ["view_1", "view_1", "view_1", "cart_2", "never_seen"],
+        "session": [0, 0, 0, 1, 1],
+    })
+    matrix = token_matrix(events, {"view_1": 0, "cart_2": 1}, "session")
+    assert matrix.weights.toarray().tolist() == [[pytest.approx(1.0), pytest.approx(1.0)]]
+    assert matrix.known_tokens.tolist() == [4] and matrix.unknown_tokens == 1
+
+
+def test_session_aggregation_without_sessions_splits_after_30_idle_minutes():
+    events = pl.DataFrame({
+        "customer_id": ["a"] * 4,
+        "timestamp": [T0, T0 + timedelta(minutes=10), T0 + timedelta(minutes=20),
+                      T0 + timedelta(minutes=51)],
+        "token": ["view_1", "view_1", "view_1", "cart_2"],
+    })
+    matrix = token_matrix(events, {"view_1": 0, "cart_2": 1}, "session")
+    assert matrix.weights.toarray().tolist() == [[pytest.approx(1.0), pytest.approx(1.0)]]
 
 
 @pytest.mark.parametrize("method", ["anchors", "split", "shift"])

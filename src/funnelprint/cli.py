@@ -317,7 +317,7 @@ def fit(
                                                   "brand, price)")] = None,
     traits: Annotated[int, typer.Option(help="Number of traits")] = 8,
     aggregation: Annotated[str, typer.Option(
-        help="mean, tfidf, recency or attention (learned)")] = "mean",
+        help="session, mean, tfidf, recency or attention (learned)")] = "session",
     nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     columns: ColumnsOpt = None,
@@ -523,7 +523,7 @@ def evaluate_profiles_cmd(
     traits: Annotated[int | None, typer.Option(help="Traits (default: number of personas)")]
     = None,
     aggregation: Annotated[str, typer.Option(
-        help="mean, tfidf, recency or attention (learned)")] = "mean",
+        help="session, mean, tfidf, recency or attention (learned)")] = "session",
     nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     as_json: JsonOpt = False,
@@ -555,6 +555,8 @@ def evaluate_profiles_cmd(
         table.add_row(name, f"{r['mean_correlation']:.3f}", f"{r['segment_ari']:.3f}",
                       " ".join(f"{c:.2f}" for c in r["matched"]))
     console.print(table)
+    console.print(f"segment ARI of the same KMeans on the true persona mixes: "
+                  f"{report['truth_segment_ari']:.3f}")
     if "embedding_category_purity@10" in report:
         console.print(f"embedding: {report['embedding_category_purity@10']:.1%} of each "
                       "product's 10 nearest products share its category")

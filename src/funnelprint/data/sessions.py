@@ -91,6 +91,12 @@ def sessionize(
     return frame, report
 
 
+def gap_sessions(gap_minutes: float = SessionConfig.gap_minutes) -> pl.Expr:
+    """Session numbers from the inactivity rule alone, for events sorted by customer and
+    time: a new session at each new customer or after more than ``gap_minutes`` idle."""
+    return _gap_break(gap_minutes).cum_sum() - 1
+
+
 def _gap_break(gap_minutes: float) -> pl.Expr:
     gap = pl.duration(microseconds=int(gap_minutes * 60_000_000))
     new_customer = pl.col("customer_id") != pl.col("customer_id").shift(1)

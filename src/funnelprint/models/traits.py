@@ -57,8 +57,10 @@ class TraitsRecommender(Recommender):
     def fit(self, dataset: Dataset) -> Self:
         self.dataset_ = dataset
         events = sequence_events(dataset.sequences, dataset.action_names)
-        self.profile_ = ProfileModel(traits=self.traits, min_count=self.min_count,
-                                     epochs=self.epochs, n_init=2, seed=self.seed).fit(events)
+        # Event means: the sequences carry no sessions, and the leaderboard figures use it.
+        self.profile_ = ProfileModel(traits=self.traits, aggregation="mean",
+                                     min_count=self.min_count, epochs=self.epochs, n_init=2,
+                                     seed=self.seed).fit(events)
         items = self.profile_.product_ids_.astype(np.int64)
         self.item_traits_ = np.zeros((dataset.n_items, self.traits))
         self.item_traits_[items] = unit_rows(self.profile_.product_traits_)

@@ -1,4 +1,5 @@
-"""Customer x token weights: ``mean``, ``tfidf`` and ``recency`` aggregation, vectorised."""
+"""Customer x token weights (``mean``, ``session``, ``tfidf``, ``recency``, ``attention``),
+vectorised."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from funnelprint.data.sessions import gap_sessions
+
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("tfidf", "mean", "recency", "attention")
+AGGREGATIONS = ("tfidf", "mean", "session", "recency", "attention")
 EventLogits = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -34,17 +37,22 @@ def token_matrix(
     """Weighted customer x token matrix from events with ``customer_id, timestamp, token``
     (and ``action`` for ``attention``), in time order within each customer.
 
-    ``mean`` counts events; ``tfidf`` multiplies counts by ``idf``; ``recency`` weights each
-    event by 0.5 ** (age / half-life), the age measured from the customer's last event;
-    ``attention`` weights each event by exp(``event_logits(token column, action, events from
-    the customer's end)``), a softmax over the customer's known events once rows are
-    normalised.
+    ``mean`` counts events; ``session`` weights each event by 1 / (known events in its
+    session), so that every session counts once (the ``session`` column, or 30-minute
+    inactivity sessions when there is none); ``tfidf``
+    multiplies counts by ``idf``; ``recency`` weights each event by 0.5 ** (age /
+    half-life), the age measured from the customer's last event; ``attention`` weights each
+    event by exp(``event_logits(token column, action, events from the customer's end)``), a
+    softmax over the customer's known events once rows are normalised.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
+    if aggregation == "session" and "session" not in events.columns:
+        events = events.with_columns(gap_sessions().alias("session"))
     lookup = pl.DataFrame({"token": list(vocabulary), "col": np.arange(len(vocabulary))},
                           schema={"token": pl.String, "col": pl.Int64})
-    wanted = ["customer_id", "timestamp", "token"] + ["action"] * (aggregation == "attention")
+    wanted = (["customer_id", "timestamp", "token"] + ["action"] * (aggregation == "attention")
+              + ["session"] * (aggregation == "session"))
     frame = events.select(wanted).join(
         lookup, on="token", how="left", maintain_order="left"
     )
@@ -61,6 +69,10 @@ def token_matrix(
         age_days = (pl.col("timestamp").max().over("customer_id") - pl.col("timestamp")
                     ).dt.total_seconds() / 86_400.0
         weight = frame.select(0.5 ** (age_days / half_life_days)).to_series().to_numpy()
+    elif aggregation == "session":
+        in_vocabulary = pl.col("col").is_not_null().cast(pl.Float64)
+        weight = frame.select(in_vocabulary / in_vocabulary.sum().over("session")
+                              .clip(lower_bound=1.0)).to_series().to_numpy()
     elif aggregation == "attention":
         if event_logits is None:
             raise ValueError("attention aggregation needs a fitted aggregator")

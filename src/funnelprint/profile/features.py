@@ -34,7 +34,7 @@ class TokenFeaturizer:
         Unit KMeans centres (``anchors``).
     """
 
-    def __init__(self, method: str = "anchors", anchors: int = 256, temperature: float = 0.05,
+    def __init__(self, method: str = "anchors", anchors: int = 256, temperature: float = 0.1,
                  seed: int = 0) -> None:
         if method not in NONNEG_METHODS:
             raise ValueError(f"nonneg must be one of {NONNEG_METHODS}, not {method!r}")

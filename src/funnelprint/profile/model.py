@@ -45,8 +45,10 @@ class ProfileModel:
     ----------
     traits : int
         Number of traits (NMF components).
-    aggregation : {"mean", "tfidf", "recency", "attention"}
-        How a customer's token features are combined; ``attention`` learns event weights
+    aggregation : {"session", "mean", "tfidf", "recency", "attention"}
+        How a customer's token features are combined: ``session`` averages each session's
+        mean so that every visit counts once (a long browsing session does not outweigh
+        several short ones); ``mean`` averages events; ``attention`` learns event weights
         from action type, recency and token (see ``profile.attention``).
     nonneg : {"anchors", "split", "shift"}
         How signed embeddings become non-negative NMF input (see ``profile.features``).
@@ -71,8 +73,8 @@ class ProfileModel:
     seed : int
     """
 
-    def __init__(self, traits: int = 8, aggregation: str = "mean", nonneg: str = "anchors",
-                 anchors: int = 256, temperature: float = 0.05,
+    def __init__(self, traits: int = 8, aggregation: str = "session", nonneg: str = "anchors",
+                 anchors: int = 256, temperature: float = 0.1,
                  beta_loss: str = "kullback-leibler", context: str = "journey",
                  dimension: int = 64, window: int = 10,
                  min_count: int = 5, negative: int = 5, epochs: int = 15,

@@ -96,6 +96,9 @@ def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame
             "textbook": textbook_baseline(model, log, k, seed),
             "flattened": flattened_baseline(log, k, seed)}
     report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas}
+    # The same KMeans on the true mixes: how far segments can agree with dominant personas.
+    true_mix, _, dominant = align(truth, ids[warm], traits[warm])
+    report["truth_segment_ari"] = segment_agreement(dominant, true_mix, n_personas, seed)
     for name, (cid, learned) in rows.items():
         true_mix, found, dominant = align(truth, cid, learned)
         report[name] = {**trait_recovery(true_mix, found),
