@@ -12,7 +12,7 @@ from funnelprint.models import make_model
 from funnelprint.models.neural.batching import last_window, length_batches, training_windows
 from funnelprint.models.neural.layers import dropout, init_embedding
 from funnelprint.models.neural.sasrec import SASRecNet
-from funnelprint.models.neural.training import TrainConfig, sequence_loss
+from funnelprint.models.neural.training import TrainConfig, sequence_loss, train
 
 
 def cyclic_dataset(customers: int = 80, items: int = 12) -> Dataset:
@@ -122,6 +122,21 @@ def test_bce_does_not_count_a_negative_that_is_the_target():
     loss = sequence_loss(hidden, targets, table, 1, TrainConfig(loss="bce", bce_negatives=4))
     positive = torch.nn.functional.softplus(-(hidden[0] * table[1]).sum(-1)).mean()
     assert torch.isclose(loss, positive)
+
+
+@pytest.mark.parametrize("min_steps, epochs_run", [(0, 3), (8, 9)])
+def test_no_early_stop_during_warm_up(min_steps, epochs_run):
+    model = torch.nn.Linear(2, 1)
+    scores = iter(np.linspace(1.0, 0.0, 20))  # validation only ever gets worse
+
+    def step_loss(batch):
+        return model(batch[0]).pow(2).mean()
+
+    config = TrainConfig(epochs=10, patience=2, lr_decay=0.5, min_steps=min_steps,
+                         progress=False)
+    result = train(model, lambda rng: [(torch.ones(4, 2),)], step_loss,
+                   lambda: float(next(scores)), config, seed=0, name="t")
+    assert len(result["epochs"]) == epochs_run and result["best_epoch"] == 1
 
 
 def test_training_windows_carry_actions_gaps_and_target_actions():

@@ -42,7 +42,10 @@ class SequentialRecommender(Recommender):
     ``valid_customers`` customers of the validation set given to :meth:`fit` (with none,
     training runs for ``epochs`` or ``time_budget_s``). ``valid_protocol`` is ``"full"``
     (rank the whole catalogue, history excluded) or ``"sampledN"`` (target among N uniform
-    negatives): select on the protocol you will report.
+    negatives): select on the protocol you will report. The first ``min_steps`` optimiser
+    steps are a warm-up in which no validation counts against ``patience`` (REES46 sample,
+    12 steps per epoch, SASRec valid NDCG@10: 0.016 stopping from the first validation,
+    0.049 with the warm-up).
     """
 
     uses_validation = True
@@ -50,10 +53,11 @@ class SequentialRecommender(Recommender):
     #: selection on full ranking; BCE with 16 uniform negatives per step matches a protocol
     #: that ranks against uniform negatives (SASRec on Video, loo-sampled100 HR@10: 0.7036
     #: against 0.6562 for sampled softmax, both selected on sampled validation). ``lr_decay``
-    #: multiplies the learning rate after each validation without improvement.
+    #: multiplies the learning rate after each validation without improvement (SASRec on
+    #: Video, valid full NDCG@10: 0.0510 without, 0.0554 with halving; dropout 0.3: 0.0524).
     PRESETS: ClassVar[dict[str, dict]] = {
         "full": {"loss": "sampled", "dropout": 0.2, "lr": 1e-3, "bce_negatives": 1,
-                 "eval_every": 2, "patience": 3, "lr_decay": 1.0},
+                 "eval_every": 2, "patience": 3, "lr_decay": 0.5},
         "sampled": {"loss": "bce", "dropout": 0.5, "lr": 3e-3, "bce_negatives": 16,
                     "eval_every": 4, "patience": 5, "lr_decay": 0.5},
     }
@@ -64,7 +68,7 @@ class SequentialRecommender(Recommender):
                  dropout: float | None = None, loss: str | None = None, negatives: int = 1024,
                  bce_negatives: int | None = None, epochs: int = 200, batch_size: int = 128,
                  lr: float | None = None, weight_decay: float = 0.0, patience: int | None = None,
-                 lr_decay: float | None = None,
+                 lr_decay: float | None = None, min_steps: int = 1000,
                  eval_every: int | None = None, time_budget_s: float | None = 540.0,
                  valid_customers: int = 5000, valid_protocol: str = "full",
                  device: str = "auto", progress: bool = True, seed: int = 0) -> None:
@@ -82,6 +86,7 @@ class SequentialRecommender(Recommender):
         self.weight_decay = weight_decay
         self.patience = patience
         self.lr_decay = lr_decay
+        self.min_steps = min_steps
         self.eval_every = eval_every
         self.time_budget_s = time_budget_s
         self.valid_customers = valid_customers
@@ -131,6 +136,7 @@ class SequentialRecommender(Recommender):
                            bce_negatives=self.setting("bce_negatives"),  # type: ignore[arg-type]
                            patience=self.setting("patience"),  # type: ignore[arg-type]
                            lr_decay=self.setting("lr_decay"),  # type: ignore[arg-type]
+                           min_steps=self.min_steps,
                            eval_every=self.setting("eval_every"),  # type: ignore[arg-type]
                            time_budget_s=self.time_budget_s,
                            progress=self.progress)

@@ -47,6 +47,7 @@ class TrainConfig:
     bce_negatives: int = 1
     patience: int = 5
     lr_decay: float = 1.0
+    min_steps: int = 0
     eval_every: int = 1
     time_budget_s: float | None = None
     progress: bool = True
@@ -98,7 +99,11 @@ def train(
     name: str,
 ) -> dict:
     """Run epochs; after each ``eval_every`` epochs score validation and keep the best weights.
-    Stops after ``patience`` evaluations without improvement or past ``time_budget_s``."""
+    Stops after ``patience`` evaluations without improvement or past ``time_budget_s``.
+
+    Before ``min_steps`` optimiser steps a validation without gain neither counts against
+    ``patience`` nor decays the learning rate: small initial embeddings give a slow start,
+    and a small data set has few steps per epoch."""
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     # Mixed precision on CUDA (bfloat16 needs no loss scaling); full precision on CPU.
@@ -112,7 +117,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.lr_decay, patience=0) \
         if config.lr_decay < 1.0 else None
-    best_state, best_score, best_epoch, bad = None, -np.inf, 0, 0
+    best_state, best_score, best_epoch, bad, steps = None, -np.inf, 0, 0, 0
     history: list[dict] = []
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
@@ -127,6 +132,7 @@ def train(
                 loss = step_loss(batch)
             loss.backward()
             optimizer.step()
+            steps += 1
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}")
         record = {"epoch": epoch, "loss": total / max(1, len(epoch_batches)),
@@ -139,12 +145,13 @@ def train(
             with torch.no_grad():
                 score = validate()
             record["valid"] = score
-            if scheduler is not None:
+            warming_up = steps < config.min_steps
+            if scheduler is not None and not warming_up:
                 scheduler.step(score)
             if score > best_score:
                 best_score, best_epoch, bad = score, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
-            else:
+            elif not warming_up:
                 bad += 1
         history.append(record)
         log.info("%s epoch %d: loss %.4f valid %s (%.0fs)", name, epoch, record["loss"],
