@@ -50,6 +50,10 @@ MaxRateOpt = Annotated[
 RareOpt = Annotated[
     int, typer.Option(help="Tokenise products seen fewer times by their category (0 = off)")
 ]
+AggregationOpt = Annotated[
+    str, typer.Option(help="session, mean, tfidf, recency or attention (learned)")
+]
+NonnegOpt = Annotated[str, typer.Option(help="anchors, split or shift")]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -316,9 +320,8 @@ def fit(
     products: Annotated[Path | None, typer.Option(help="Product metadata file (category, "
                                                   "brand, price)")] = None,
     traits: Annotated[int, typer.Option(help="Number of traits")] = 8,
-    aggregation: Annotated[str, typer.Option(
-        help="session, mean, tfidf, recency or attention (learned)")] = "session",
-    nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
+    aggregation: AggregationOpt = "session",
+    nonneg: NonnegOpt = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
@@ -522,9 +525,8 @@ def evaluate_profiles_cmd(
     sim_dir: Annotated[Path, typer.Option(help="Folder written by 'funnelprint simulate'")],
     traits: Annotated[int | None, typer.Option(help="Traits (default: number of personas)")]
     = None,
-    aggregation: Annotated[str, typer.Option(
-        help="session, mean, tfidf, recency or attention (learned)")] = "session",
-    nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
+    aggregation: AggregationOpt = "session",
+    nonneg: NonnegOpt = "anchors",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -105,13 +105,13 @@ def _gap_break(gap_minutes: float) -> pl.Expr:
 
 
 def _session_index(frame: pl.DataFrame, config: SessionConfig) -> pl.Series:
-    gap_sessions = _gap_break(config.gap_minutes).cum_sum()
+    by_gap = gap_sessions(config.gap_minutes)
     if not (config.use_session_column and "session_id" in frame.columns):
-        return frame.select(gap_sessions - 1).to_series()
+        return frame.select(by_gap).to_series()
     key = pl.concat_str(
         [
             pl.col("customer_id"),
-            pl.coalesce(pl.col("session_id"), pl.lit("\x00gap") + gap_sessions.cast(pl.String)),
+            pl.coalesce(pl.col("session_id"), pl.lit("\x00gap") + by_gap.cast(pl.String)),
         ],
         separator="\x1f",
     )
