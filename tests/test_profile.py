@@ -66,6 +66,18 @@ def test_session_aggregation_counts_each_session_once():
     assert matrix.known_tokens.tolist() == [4] and matrix.unknown_tokens == 1
 
 
+def test_session_aggregation_keeps_customers_apart_when_session_numbers_repeat():
+    events = pl.DataFrame({
+        "customer_id": ["a", "a", "b"],
+        "timestamp": [T0] * 3,
+        "token": ["view_1", "view_1", "cart_2"],
+        "session": [0, 0, 0],
+    })
+    matrix = token_matrix(events, {"view_1": 0, "cart_2": 1}, "session")
+    assert matrix.weights.toarray().tolist() == [[pytest.approx(1.0), 0.0],
+                                                 [0.0, pytest.approx(1.0)]]
+
+
 def test_session_aggregation_without_sessions_splits_after_30_idle_minutes():
     events = pl.DataFrame({
         "customer_id": ["a"] * 4,

@@ -38,12 +38,12 @@ def token_matrix(
     (and ``action`` for ``attention``), in time order within each customer.
 
     ``mean`` counts events; ``session`` weights each event by 1 / (known events in its
-    session), so that every session counts once (the ``session`` column, or 30-minute
-    inactivity sessions when there is none); ``tfidf``
-    multiplies counts by ``idf``; ``recency`` weights each event by 0.5 ** (age /
-    half-life), the age measured from the customer's last event; ``attention`` weights each
-    event by exp(``event_logits(token column, action, events from the customer's end)``), a
-    softmax over the customer's known events once rows are normalised.
+    session), so that every session counts once (sessions from the ``session`` column within
+    each customer, or 30-minute inactivity sessions when there is none); ``tfidf`` multiplies
+    counts by ``idf``; ``recency`` weights each event by 0.5 ** (age / half-life), the age
+    measured from the customer's last event; ``attention`` weights each event by
+    exp(``event_logits(token column, action, events from the customer's end)``), a softmax
+    over the customer's known events once rows are normalised.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
@@ -71,8 +71,8 @@ def token_matrix(
         weight = frame.select(0.5 ** (age_days / half_life_days)).to_series().to_numpy()
     elif aggregation == "session":
         in_vocabulary = pl.col("col").is_not_null().cast(pl.Float64)
-        weight = frame.select(in_vocabulary / in_vocabulary.sum().over("session")
-                              .clip(lower_bound=1.0)).to_series().to_numpy()
+        session_size = in_vocabulary.sum().over("customer_id", "session").clip(lower_bound=1.0)
+        weight = frame.select(in_vocabulary / session_size).to_series().to_numpy()
     elif aggregation == "attention":
         if event_logits is None:
             raise ValueError("attention aggregation needs a fitted aggregator")
