@@ -27,7 +27,6 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
 
 clean:
 	rm -rf $(VENV) out bench-results

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import polars as pl
 import pytest
+from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
-from funnelprint.artifacts import MANIFEST, ArtifactError
+from funnelprint.artifacts import FORMAT_VERSION, MANIFEST, ArtifactError
 from funnelprint.cli import app
 from funnelprint.data.pipeline import prepare_events, prepare_frame
 from funnelprint.data.simulate import SimulationConfig, simulate
@@ -160,6 +161,22 @@ def test_refresh_matches_fit_and_flags_cold_start(fitted, shop):
                        fitted.population_profile_.sum())
 
 
+def test_segments_follow_dominant_personas(fitted, shop):
+    sim, _, _ = shop
+    segments = fitted.customer_profiles_.join(sim.truth, on="customer_id")
+    assert adjusted_rand_score(segments["dominant_persona"], segments["segment"]) > 0.7
+    profiles = fitted.segment_profiles_
+    assert np.allclose(profiles.sum(axis=1), 1.0) and (profiles >= 0).all()
+    assert len(set(profiles.argmax(axis=1))) == len(profiles)
+    assert (fitted.assign_segments(profiles) == np.arange(len(profiles))).all()
+    newbie = pl.DataFrame({"customer_id": ["newbie"], "timestamp": [T0], "action": ["view"],
+                           "product_id": [fitted.product_ids_[0]]}
+                          ).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    prior = fitted.transform(prepare_frame(newbie))
+    cols = [f"trait_{j}" for j in range(4)]
+    assert np.allclose(prior.select(cols).to_numpy()[0], profiles[prior["segment"][0]])
+
+
 def test_similar_and_recommend(fitted, shop):
     _, _, log = shop
     customer = str(fitted.customer_ids_[0])
@@ -203,7 +220,7 @@ def test_bad_artifacts_fail_clearly(fitted, tmp_path):
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="format version 99"):
         ProfileModel.load(path)
-    manifest["format_version"], manifest["kind"] = 1, "sasrec"
+    manifest["format_version"], manifest["kind"] = FORMAT_VERSION, "sasrec"
     (path / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="not a 'profile' model"):
         ProfileModel.load(path)

@@ -14,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 FORMAT = "funnelprint-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: profile segment centres are stored in Hellinger coordinates
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.safetensors"
 STATE = "state.json"

@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from funnelprint.data.pipeline import EventLog
 from funnelprint.profile.aggregate import token_matrix
 from funnelprint.profile.features import unit_rows
-from funnelprint.profile.model import ProfileModel, normalise
+from funnelprint.profile.model import ProfileModel, hellinger, normalise
 
 
 def trait_recovery(truth: np.ndarray, learned: np.ndarray) -> dict:
@@ -36,8 +36,9 @@ def _column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def segment_agreement(true_labels: np.ndarray, traits: np.ndarray, n: int, seed: int = 0
                       ) -> float:
-    """Adjusted Rand index between the dominant true persona and KMeans segments on traits."""
-    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(traits)
+    """Adjusted Rand index between the dominant true persona and KMeans segments on traits
+    (in Hellinger coordinates, as :class:`ProfileModel` segments them)."""
+    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(hellinger(traits))
     return float(adjusted_rand_score(true_labels, labels))
 
 
