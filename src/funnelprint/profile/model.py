@@ -225,8 +225,7 @@ class ProfileModel:
 
     def _fit_segments(self, traits: np.ndarray) -> None:
         n = min(self.segments or self.traits, traits.shape[0])
-        km = KMeans(n_clusters=n, n_init=10, random_state=self.seed).fit(hellinger(traits))
-        self.segment_centers_ = km.cluster_centers_
+        self.segment_centers_ = fit_segments(traits, n, self.seed).cluster_centers_
 
     def _fit_products(self) -> None:
         info = split_tokens(self.vocabulary_)
@@ -458,6 +457,11 @@ def hellinger(traits: np.ndarray) -> np.ndarray:
     README's shops 0 / 1 / 3: 0.681 / 0.704 / 0.763 on the shares, 0.702 / 0.706 / 0.773
     here; powers 0.75 and 0.33 instead of the square root did worse)."""
     return np.sqrt(np.clip(traits, 0.0, None))
+
+
+def fit_segments(traits: np.ndarray, n: int, seed: int = 0) -> KMeans:
+    """KMeans with ``n`` segments on trait mixes in Hellinger coordinates."""
+    return KMeans(n_clusters=n, n_init=10, random_state=seed).fit(hellinger(traits))
 
 
 def token_sentences(events: pl.DataFrame, context: str = "journey") -> list[list[str]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import adjusted_rand_score
@@ -14,7 +13,7 @@ from sklearn.metrics import adjusted_rand_score
 from funnelprint.data.pipeline import EventLog
 from funnelprint.profile.aggregate import token_matrix
 from funnelprint.profile.features import unit_rows
-from funnelprint.profile.model import ProfileModel, hellinger, normalise
+from funnelprint.profile.model import ProfileModel, fit_segments, normalise
 
 
 def trait_recovery(truth: np.ndarray, learned: np.ndarray) -> dict:
@@ -36,10 +35,9 @@ def _column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def segment_agreement(true_labels: np.ndarray, traits: np.ndarray, n: int, seed: int = 0
                       ) -> float:
-    """Adjusted Rand index between the dominant true persona and KMeans segments on traits
-    (in Hellinger coordinates, as :class:`ProfileModel` segments them)."""
-    labels = KMeans(n_clusters=n, n_init=10, random_state=seed).fit_predict(hellinger(traits))
-    return float(adjusted_rand_score(true_labels, labels))
+    """Adjusted Rand index between the dominant true persona and segments found on traits
+    the way :class:`ProfileModel` finds them."""
+    return float(adjusted_rand_score(true_labels, fit_segments(traits, n, seed).labels_))
 
 
 def category_purity(vectors: np.ndarray, categories: np.ndarray, k: int = 10) -> float:
@@ -97,7 +95,7 @@ def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame
             "textbook": textbook_baseline(model, log, k, seed),
             "flattened": flattened_baseline(log, k, seed)}
     report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas}
-    # The same KMeans on the true mixes: how far segments can agree with dominant personas.
+    # The same segmentation of the true mixes: how far segments can agree with dominant personas.
     true_mix, _, dominant = align(truth, ids[warm], traits[warm])
     report["truth_segment_ari"] = segment_agreement(dominant, true_mix, n_personas, seed)
     for name, (cid, learned) in rows.items():
