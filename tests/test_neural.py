@@ -124,6 +124,42 @@ def test_bce_does_not_count_a_negative_that_is_the_target():
     assert torch.isclose(loss, positive)
 
 
+@pytest.mark.parametrize("loss", ["ce", "sampled", "bce"])
+def test_position_weighting_makes_a_batch_loss_grow_with_its_positions(loss):
+    # The same position repeated: averaged within the batch the loss is unchanged, with a
+    # fixed positions-per-batch it is proportional to the number of positions.
+    table = torch.randn(11, 8)
+    hidden = table[[4]].unsqueeze(0) * 3.0
+
+    def batch_loss(copies: int, per_batch: float | None) -> torch.Tensor:
+        config = TrainConfig(loss=loss, negatives=64, bce_negatives=512,
+                             positions_per_batch=per_batch)
+        generator = torch.Generator().manual_seed(0)
+        return sequence_loss(hidden.expand(1, copies, 8), torch.full((1, copies), 4), table,
+                             10, config, generator)
+
+    one, four = batch_loss(1, 2.0), batch_loss(4, 2.0)
+    assert torch.isclose(four, 4 * one, rtol=0.1)
+    assert torch.isclose(batch_loss(4, None), batch_loss(1, None), rtol=0.1)
+
+
+def test_fit_sets_positions_per_batch_from_the_training_targets(cyclic_split):
+    model = make_model("sasrec", epochs=1, batch_size=32, progress=False, time_budget_s=None)
+    captured = {}
+    original = model.batch_loss
+
+    def spy(batch, config, generator):
+        captured["per_batch"] = config.positions_per_batch
+        return original(batch, config, generator)
+
+    model.batch_loss = spy
+    model.fit(cyclic_split.train)
+    windows = training_windows(cyclic_split.train.sequences, model.maxlen)
+    rows = windows["targets"].shape[0]
+    expected = (windows["targets"] > 0).sum() / -(-rows // 32)
+    assert captured["per_batch"] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("min_steps, epochs_run", [(0, 3), (8, 9)])
 def test_no_early_stop_during_warm_up(min_steps, epochs_run):
     model = torch.nn.Linear(2, 1)

@@ -160,6 +160,8 @@ class SequentialRecommender(Recommender):
         arrays = self.training_arrays(dataset.sequences)
         names = list(arrays)
         lengths = (arrays["items"] > 0).sum(axis=1)
+        n_batches = max(1, -(-lengths.size // config.batch_size))
+        config.positions_per_batch = max(1.0, self.loss_positions(arrays) / n_batches)
         generator = torch.Generator(device=self.device_).manual_seed(self.seed)
 
         def batches(rng: np.random.Generator) -> list[Batch]:
@@ -176,6 +178,10 @@ class SequentialRecommender(Recommender):
                                lambda batch: self.batch_loss(batch, config, generator),
                                validate, config, self.seed, self.key)
         return self
+
+    def loss_positions(self, arrays: dict[str, np.ndarray]) -> float:
+        """Expected number of positions with a loss in one pass over ``arrays``."""
+        return float((arrays["targets"] > 0).sum())
 
     def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:
         """Hook run before training (e.g. fitting a candidate generator)."""

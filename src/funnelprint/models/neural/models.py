@@ -20,7 +20,7 @@ from funnelprint.models.neural.batching import (
 from funnelprint.models.neural.bst import BSTNet
 from funnelprint.models.neural.gru import GRUNet
 from funnelprint.models.neural.sasrec import SASRecNet
-from funnelprint.models.neural.training import TrainConfig, sequence_loss
+from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
 
 
 @register
@@ -113,6 +113,11 @@ class BERT4Rec(SequentialRecommender):
         rows = sequences.select(np.flatnonzero(sequences.lengths >= 2))
         items = last_window(rows, self.maxlen)
         return {"items": items, "targets": items}
+
+    def loss_positions(self, arrays: dict[str, np.ndarray]) -> float:
+        # each real item is masked with mask_prob; a row with none masked trains on its last
+        lengths = (arrays["items"] > 0).sum(axis=1)
+        return float((self.mask_prob * lengths + (1.0 - self.mask_prob) ** lengths).sum())
 
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
@@ -223,7 +228,7 @@ class BST(SequentialRecommender):
         labels = torch.zeros_like(logits)
         labels[..., 0] = 1.0
         loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        return loss[keep].mean()
+        return position_mean(loss[keep].mean(dim=-1), config)
 
     def score_candidates(self, history: Sequences, customers: np.ndarray | None,
                          candidates: np.ndarray) -> np.ndarray:

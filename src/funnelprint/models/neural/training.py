@@ -51,6 +51,19 @@ class TrainConfig:
     eval_every: int = 1
     time_budget_s: float | None = None
     progress: bool = True
+    #: Mean number of loss positions per batch. When set, a batch's loss is its sum over
+    #: positions divided by this constant, so every position weighs the same whatever the
+    #: length of its batch (as with the random batches of the SASRec paper); when None, the
+    #: loss is averaged within each batch, and the positions of batches of short sequences
+    #: weigh far more than those of long ones.
+    positions_per_batch: float | None = None
+
+
+def position_mean(losses: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Reduce per-position losses to a batch loss (see ``TrainConfig.positions_per_batch``)."""
+    if config.positions_per_batch:
+        return losses.sum() / config.positions_per_batch
+    return losses.mean()
 
 
 def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
@@ -67,7 +80,8 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
     h = hidden[keep]
     t = targets[keep]
     if config.loss == "ce":
-        return F.cross_entropy(h @ table[1: n_items + 1].T, t - 1)
+        return position_mean(F.cross_entropy(h @ table[1: n_items + 1].T, t - 1,
+                                             reduction="none"), config)
     if config.loss == "sampled":
         negatives = torch.randint(1, n_items + 1, (config.negatives,), device=h.device,
                                   generator=generator)
@@ -76,7 +90,8 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
         negative = h @ rows[t.shape[0]:].T
         negative = negative.masked_fill(negatives.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
         logits = torch.cat([positive, negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(t))
+        return position_mean(F.cross_entropy(logits, torch.zeros_like(t), reduction="none"),
+                             config)
     if config.loss == "bce":
         negatives = torch.randint(1, n_items + 1, (t.shape[0], config.bce_negatives),
                                   device=h.device, generator=generator)
@@ -84,8 +99,8 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
         logits = torch.einsum("nd,nkd->nk", h, rows)
         # A negative that is the target itself would push the target down: it counts zero.
         real_negative = negatives != t.unsqueeze(1)
-        return (F.softplus(-logits[:, 0]).mean()
-                + (F.softplus(logits[:, 1:]) * real_negative).mean())
+        return position_mean(F.softplus(-logits[:, 0])
+                             + (F.softplus(logits[:, 1:]) * real_negative).mean(dim=1), config)
     raise ValueError(f"loss must be one of {LOSSES}")
 
 
