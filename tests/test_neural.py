@@ -175,6 +175,31 @@ def test_no_early_stop_during_warm_up(min_steps, epochs_run):
     assert len(result["epochs"]) == epochs_run and result["best_epoch"] == 1
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_validation_scores_and_keeps_the_moving_average_of_the_weights(ema_decay):
+    # A constant gradient moves Adam by lr per step: w_t = lr * t (weight decay off).
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    seen = []
+    lr, steps_per_epoch, epochs = 0.01, 3, 2
+
+    def validate():
+        seen.append(model.weight.item())
+        return float(len(seen))  # every validation improves: the last one is kept
+
+    config = TrainConfig(epochs=epochs, lr=lr, ema_decay=ema_decay, progress=False)
+    train(model, lambda rng: [(None,)] * steps_per_epoch, lambda batch: -model.weight.sum(),
+          validate, config, seed=0, name="t")
+    weights = lr * np.arange(1, steps_per_epoch * epochs + 1)
+    average = np.zeros(weights.size + 1)
+    for t, w in enumerate(weights, start=1):
+        average[t] = ema_decay * average[t - 1] + (1 - ema_decay) * w
+    expected = average[[steps_per_epoch, -1]]
+    # training went on from the raw weights between validations
+    assert seen == pytest.approx(expected, abs=1e-5)
+    assert model.weight.item() == pytest.approx(expected[-1], abs=1e-5)
+
+
 def test_training_windows_carry_actions_gaps_and_target_actions():
     minute = 60_000_000
     seq = Sequences(np.array([0, 4]), np.array([5, 6, 7, 8]), np.array([0, 1, 3, 0], np.int8),

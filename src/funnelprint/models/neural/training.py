@@ -57,6 +57,9 @@ class TrainConfig:
     #: loss is averaged within each batch, and the positions of batches of short sequences
     #: weigh far more than those of long ones.
     positions_per_batch: float | None = None
+    #: Decay of an exponential moving average of the weights, updated after every step; when
+    #: above 0, validation scores (and the kept checkpoint holds) the averaged weights.
+    ema_decay: float = 0.0
 
 
 def position_mean(losses: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -104,6 +107,23 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
     raise ValueError(f"loss must be one of {LOSSES}")
 
 
+@contextlib.contextmanager
+def swapped(params: list[torch.Tensor], other: list[torch.Tensor] | None):
+    """Exchange the values of ``params`` and ``other`` for the duration of the block."""
+    if other is None:
+        yield
+        return
+    with torch.no_grad():
+        for p, o in zip(params, other, strict=True):
+            p.data, o.data = o.data, p.data
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, o in zip(params, other, strict=True):
+                p.data, o.data = o.data, p.data
+
+
 def train(
     model: torch.nn.Module,
     batches: Callable[[np.random.Generator], list[tuple[torch.Tensor, ...]]],
@@ -132,6 +152,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=config.lr_decay, patience=0) \
         if config.lr_decay < 1.0 else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    average = [p.detach().clone() for p in params] if config.ema_decay > 0 else None
     best_state, best_score, best_epoch, bad, steps = None, -np.inf, 0, 0, 0
     history: list[dict] = []
     start = time.perf_counter()
@@ -147,6 +169,10 @@ def train(
                 loss = step_loss(batch)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(average, [p.detach() for p in params],
+                                         1.0 - config.ema_decay)
             steps += 1
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -157,15 +183,16 @@ def train(
         if validate is not None and (epoch % config.eval_every == 0 or out_of_time
                                      or epoch == config.epochs):
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), swapped(params, average):
                 score = validate()
+                if score > best_score:
+                    best_state = copy.deepcopy(model.state_dict())
             record["valid"] = score
             warming_up = steps < config.min_steps
             if scheduler is not None and not warming_up:
                 scheduler.step(score)
             if score > best_score:
                 best_score, best_epoch, bad = score, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
             elif not warming_up:
                 bad += 1
         history.append(record)
