@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -110,18 +111,18 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
 @contextlib.contextmanager
 def swapped(params: list[torch.Tensor], other: list[torch.Tensor] | None):
     """Exchange the values of ``params`` and ``other`` for the duration of the block."""
+    def exchange() -> None:
+        for p, o in zip(params, other, strict=True):  # type: ignore[arg-type]
+            p.data, o.data = o.data, p.data
+
     if other is None:
         yield
         return
-    with torch.no_grad():
-        for p, o in zip(params, other, strict=True):
-            p.data, o.data = o.data, p.data
+    exchange()
     try:
         yield
     finally:
-        with torch.no_grad():
-            for p, o in zip(params, other, strict=True):
-                p.data, o.data = o.data, p.data
+        exchange()
 
 
 def train(
@@ -154,6 +155,7 @@ def train(
         if config.lr_decay < 1.0 else None
     params = [p for p in model.parameters() if p.requires_grad]
     average = [p.detach().clone() for p in params] if config.ema_decay > 0 else None
+    update_average = get_ema_multi_avg_fn(config.ema_decay)
     best_state, best_score, best_epoch, bad, steps = None, -np.inf, 0, 0, 0
     history: list[dict] = []
     start = time.perf_counter()
@@ -170,9 +172,7 @@ def train(
             loss.backward()
             optimizer.step()
             if average is not None:
-                with torch.no_grad():
-                    torch._foreach_lerp_(average, [p.detach() for p in params],
-                                         1.0 - config.ema_decay)
+                update_average(average, [p.detach() for p in params], steps)
             steps += 1
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}")
