@@ -185,13 +185,14 @@ def train(
             model.eval()
             with torch.no_grad(), swapped(params, average):
                 score = validate()
-                if score > best_score:
+                improved = score > best_score
+                if improved:  # copied while the scored (averaged) weights are in place
                     best_state = copy.deepcopy(model.state_dict())
             record["valid"] = score
             warming_up = steps < config.min_steps
             if scheduler is not None and not warming_up:
                 scheduler.step(score)
-            if score > best_score:
+            if improved:
                 best_score, best_epoch, bad = score, epoch, 0
             elif not warming_up:
                 bad += 1
