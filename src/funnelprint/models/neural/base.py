@@ -173,7 +173,7 @@ class SequentialRecommender(Recommender):
         names = list(arrays)
         lengths = (arrays["items"] > 0).sum(axis=1)
         n_batches = max(1, -(-lengths.size // config.batch_size))
-        config.positions_per_batch = max(1.0, self.loss_positions(arrays) / n_batches)
+        config.positions_per_batch = max(1.0, self.loss_positions(arrays, lengths) / n_batches)
         generator = torch.Generator(device=self.device_).manual_seed(self.seed)
 
         def batches(rng: np.random.Generator) -> list[Batch]:
@@ -191,8 +191,9 @@ class SequentialRecommender(Recommender):
                                validate, config, self.seed, self.key)
         return self
 
-    def loss_positions(self, arrays: dict[str, np.ndarray]) -> float:
-        """Expected number of positions with a loss in one pass over ``arrays``."""
+    def loss_positions(self, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> float:
+        """Expected number of positions with a loss in one pass over ``arrays`` (whose rows
+        hold ``lengths`` real items)."""
         return float((arrays["targets"] > 0).sum())
 
     def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:

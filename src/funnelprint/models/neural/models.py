@@ -114,9 +114,8 @@ class BERT4Rec(SequentialRecommender):
         items = last_window(rows, self.maxlen)
         return {"items": items, "targets": items}
 
-    def loss_positions(self, arrays: dict[str, np.ndarray]) -> float:
+    def loss_positions(self, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> float:
         # each real item is masked with mask_prob; a row with none masked trains on its last
-        lengths = (arrays["items"] > 0).sum(axis=1)
         return float((self.mask_prob * lengths + (1.0 - self.mask_prob) ** lengths).sum())
 
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
