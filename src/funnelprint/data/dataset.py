@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -92,6 +93,60 @@ class Dataset:
                 if n
             },
         }
+
+    # ------------------------------------------------------------------ storage
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays and JSON metadata that :meth:`from_arrays` rebuilds the dataset from."""
+        seq = self.sequences
+        arrays = {"offsets": seq.offsets, "items": seq.items, "actions": seq.actions,
+                  "times": seq.times}
+        meta = {
+            "customer_ids": self.customer_ids.tolist(),
+            "item_ids": self.item_ids.tolist(),
+            "action_names": list(self.action_names),
+            "item_categories": None if self.item_categories is None
+            else [str(c) for c in self.item_categories],
+            "name": self.name,
+            "synthetic_time": self.synthetic_time,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Dataset:
+        """Rebuild a dataset written by :meth:`to_arrays`; inconsistent input raises
+        ``ValueError``."""
+        try:
+            sequences = Sequences(np.asarray(arrays["offsets"], dtype=np.int64),
+                                  np.asarray(arrays["items"], dtype=np.int32),
+                                  np.asarray(arrays["actions"], dtype=np.int8),
+                                  np.asarray(arrays["times"], dtype=np.int64))
+            customer_ids = np.asarray(meta["customer_ids"], dtype=str)
+            item_ids = np.asarray(meta["item_ids"], dtype=str)
+            action_names = tuple(str(a) for a in meta["action_names"])
+            categories = meta["item_categories"]
+            dataset = cls(customer_ids, item_ids, sequences, action_names,
+                          None if categories is None else np.asarray(categories, dtype=object),
+                          str(meta["name"]), bool(meta["synthetic_time"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete dataset ({exc})") from exc
+        dataset.check()
+        return dataset
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless the id maps and sequences agree."""
+        seq = self.sequences
+        if seq.n_rows != self.n_customers:
+            raise ValueError(f"{seq.n_rows} sequences for {self.n_customers} customers")
+        if seq.offsets.size and (seq.offsets[0] != 0 or np.any(np.diff(seq.offsets) < 0)):
+            raise ValueError("sequence offsets are not increasing from 0")
+        if seq.items.size and (seq.items.min() < 0 or seq.items.max() >= self.n_items):
+            raise ValueError(f"item indices outside 0..{self.n_items - 1}")
+        if seq.actions.size and (seq.actions.min() < 0
+                                 or seq.actions.max() >= len(self.action_names)):
+            raise ValueError("action indices outside the action names")
+        if self.item_categories is not None and self.item_categories.size != self.n_items:
+            raise ValueError(f"{self.item_categories.size} categories for {self.n_items} items")
 
     # ------------------------------------------------------------------ building
 

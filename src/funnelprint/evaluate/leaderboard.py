@@ -8,12 +8,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.evaluate.metrics import Ties
-from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.protocol import Protocol, evaluate_model, validator
 from funnelprint.evaluate.splits import split as make_split
-from funnelprint.models.base import Recommender, make_model
+from funnelprint.models.contract import Recommender
+from funnelprint.models.registry import make_model, model_class, preset_for
 
 log = logging.getLogger(__name__)
 HEADLINE = ("HR@10", "NDCG@10", "MRR", "Recall@10", "Coverage@10", "Novelty@10", "TailShare@10")
@@ -41,30 +43,22 @@ def run_leaderboard(
                   "evaluated": eval_set.n_rows, **data_split.info},
         "models": {},
     }
+    # select checkpoints on the validation split under the protocol being reported; when
+    # the validation split is what gets reported, nothing may be selected on it
+    valid = (validator(data_split.valid, data_split.train, protocol, seed=seed)
+             if part == "test" else None)
     for key in models:
-        params = dict((model_params or {}).get(key, {}))
-        model = make_model(key, **params)
-        if "seed" in getattr(model, "__dict__", {}):
-            model.seed = seed  # type: ignore[attr-defined]
-        if hasattr(model, "progress") and "progress" not in params:
-            model.progress = progress  # type: ignore[attr-defined]
-        if hasattr(model, "valid_protocol") and "valid_protocol" not in params:
-            # select checkpoints on the validation split under the protocol being reported
-            model.valid_protocol = protocol.mode  # type: ignore[attr-defined]
+        model = build_model(key, protocol, seed, progress, (model_params or {}).get(key, {}))
         with peak_memory() as peak:
             start = time.perf_counter()
-            if getattr(model, "uses_validation", False) and part == "test":
-                model.fit(data_split.train, valid=data_split.valid)  # type: ignore[call-arg]
-            else:
-                model.fit(data_split.train)
+            model.fit(data_split.train, valid)
             fit_seconds = time.perf_counter() - start
             result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
                                     ties, seed, progress)
         result["fit_seconds"] = round(fit_seconds, 3)
-        if hasattr(model, "training_"):
-            training = model.training_  # type: ignore[attr-defined]
-            result["best_epoch"] = training["best_epoch"]
-            result["best_valid_NDCG@10"] = round(training["best_valid"], 4)
+        if "best_epoch" in model.fit_report_:
+            result["best_epoch"] = model.fit_report_["best_epoch"]
+            result["best_valid_NDCG@10"] = round(model.fit_report_["best_valid"], 4)
         result["peak_rss_mb"] = round(peak(), 1)
         record["models"][key] = result
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (fit %.1fs, score %.1fs)", key,
@@ -73,8 +67,18 @@ def run_leaderboard(
     return record
 
 
+def build_model(key: str, protocol: Protocol, seed: int = 0, progress: bool = False,
+                params: dict[str, Any] | None = None) -> Recommender[Any]:
+    """Model ``key`` on the preset tuned for ``protocol`` (where it has one), with the run's
+    seed and progress setting unless ``params`` sets them."""
+    config_class = model_class(key).config_class
+    defaults = {name: value for name, value in (("seed", seed), ("progress", progress))
+                if name in config_class.field_names()}
+    return make_model(key, preset_for(key, protocol.preset), **{**defaults, **(params or {})})
+
+
 def evaluate_fitted(
-    model: Recommender, dataset: Dataset, protocol: str | Protocol = "loo-full",
+    model: Recommender[Any], dataset: Dataset, protocol: str | Protocol = "loo-full",
     ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: Ties = "pessimistic",
     seed: int = 0, part: str = "test", progress: bool = False,
 ) -> dict:
@@ -83,9 +87,6 @@ def evaluate_fitted(
     protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
     data_split = make_split(dataset, protocol.split)
     eval_set = data_split.test if part == "test" else data_split.valid
-    prepare = getattr(model, "prepare", None)
-    if prepare is not None:  # helpers fitted at load time (a re-ranker's candidate model)
-        prepare(data_split.train, None)
     with peak_memory() as peak:
         result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
                                 ties, seed, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -13,7 +14,8 @@ from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import row_of
 from funnelprint.evaluate import metrics
 from funnelprint.evaluate.splits import SPLITS, EvalSet
-from funnelprint.models.base import Recommender, batch_rows, mask_seen, top_k
+from funnelprint.models.contract import CandidateScorer, Recommender, Validator
+from funnelprint.models.ranking import batch_rows, mask_seen, top_k
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,16 @@ class Protocol:
         if split not in SPLITS or not (mode == "full" or mode.startswith("sampled")):
             raise ValueError(f"protocol must be SPLIT-full or SPLIT-sampledN with SPLIT in "
                              f"{SPLITS}; got {text!r}")
-        negatives = 0 if mode == "full" else int(mode.removeprefix("sampled") or 100)
-        return cls(split, negatives)
+        count = mode.removeprefix("sampled") or "100"
+        if mode != "full" and not (count.isdigit() and int(count) > 0):
+            raise ValueError(f"protocol {text!r}: the number of sampled negatives must be a "
+                             "positive integer")
+        return cls(split, 0 if mode == "full" else int(count))
+
+    @property
+    def preset(self) -> str:
+        """Name of the model preset tuned for selection under this protocol."""
+        return "sampled" if self.negatives else "full"
 
     @property
     def mode(self) -> str:
@@ -44,7 +54,7 @@ class Protocol:
 
 
 def evaluate_model(
-    model: Recommender, eval_set: EvalSet, train: Dataset, protocol: Protocol,
+    model: Recommender[Any], eval_set: EvalSet, train: Dataset, protocol: Protocol,
     ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: metrics.Ties =
     "pessimistic", seed: int = 0, progress: bool = False,
 ) -> dict[str, float]:
@@ -100,7 +110,7 @@ def evaluate_model(
 
 
 def _sampled_ranks(
-    model: Recommender, scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int,
+    model: Recommender[Any], scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int,
     ties: metrics.Ties, rng: np.random.Generator,
 ) -> np.ndarray:
     """Rank of each target among itself and n_negatives sampled items of its row. A model
@@ -111,10 +121,9 @@ def _sampled_ranks(
     excluded = np.unique(exclude_rows.astype(np.int64) * n_items + exclude_items)
     negatives = _draw_negatives(target_rows, n_negatives, n_items, excluded, rng)
     candidates = np.concatenate([part.target_items[:, None], negatives], axis=1)
-    rescore = getattr(model, "score_candidates", None)
-    if rescore is not None:
-        row_scores = rescore(part.history.select(target_rows), part.customers[target_rows],
-                             candidates)
+    if isinstance(model, CandidateScorer):
+        row_scores = model.score_candidates(part.history.select(target_rows),
+                                            part.customers[target_rows], candidates)
         candidate_scores = metrics.sanitize(np.asarray(row_scores, dtype=np.float32))
     else:
         candidate_scores = scores[target_rows[:, None], candidates]
@@ -131,3 +140,19 @@ def _draw_negatives(rows: np.ndarray, n: int, n_items: int, excluded: np.ndarray
             return out
         out[bad] = rng.integers(0, n_items, size=int(bad.sum()))
     raise ValueError("cannot draw negatives: customers have interacted with almost every item")
+
+
+def validator(eval_set: EvalSet, train: Dataset, protocol: Protocol, max_customers: int = 5000,
+              seed: int = 0) -> Validator:
+    """NDCG@10 of a model on at most ``max_customers`` customers of ``eval_set`` (a random,
+    seeded subset), scored under ``protocol``: what a model's early stopping and checkpoint
+    choice follow."""
+    if max_customers < 1:
+        raise ValueError(f"validation needs at least one customer, not {max_customers}")
+    chosen = np.random.default_rng(seed).permutation(eval_set.n_rows)[:max_customers]
+    subset = eval_set.subset(chosen)
+
+    def ndcg_at_10(model: Recommender[Any]) -> float:
+        return evaluate_model(model, subset, train, protocol, ks=(10,), seed=seed)["NDCG@10"]
+
+    return ndcg_at_10

@@ -1,7 +1,16 @@
-"""Recommenders behind one interface; ``make_model(key)`` builds one by its key."""
+"""Recommenders behind one contract (:mod:`.contract`), built by key from the registry
+(:mod:`.registry`) and saved or loaded by :mod:`.persist`."""
 
-from funnelprint.models import baselines, item2vec, traits  # noqa: F401  (registers models)
-from funnelprint.models.base import MODEL_REGISTRY, Recommender, make_model
-from funnelprint.models.neural import models as neural_models  # noqa: F401
+from funnelprint.models.contract import (
+    CandidateScorer,
+    Explainer,
+    ModelConfig,
+    ModelState,
+    Recommender,
+    Validator,
+)
+from funnelprint.models.persist import load, save
+from funnelprint.models.registry import available, make_model, model_class, register
 
-__all__ = ["MODEL_REGISTRY", "Recommender", "make_model"]
+__all__ = ["CandidateScorer", "Explainer", "ModelConfig", "ModelState", "Recommender",
+           "Validator", "available", "load", "make_model", "model_class", "register", "save"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 from typing_extensions import Self
@@ -9,8 +11,9 @@ from typing_extensions import Self
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.embed.item2vec import Item2Vec
-from funnelprint.models.base import Recommender, register
-from funnelprint.models.baselines import recency_weights
+from funnelprint.models.baselines import popularity_share, recency_weights
+from funnelprint.models.contract import ModelConfig, ModelState, Recommender, Validator
+from funnelprint.models.registry import register
 
 
 def recent_query(history: Sequences, vectors: np.ndarray, last_n: int, decay: float
@@ -22,54 +25,68 @@ def recent_query(history: Sequences, vectors: np.ndarray, last_n: int, decay: fl
     return np.asarray(mix @ vectors)
 
 
-@register
-class Item2VecRecommender(Recommender):
-    """Cosine similarity between items and the recency-weighted mean of the last items.
+@dataclass(frozen=True)
+class Item2VecConfig(ModelConfig):
+    """last_n: history items that form the query; decay: weight of the k-th most recent
+    query item is decay**k; the rest are :class:`~funnelprint.embed.item2vec.Item2Vec`'s."""
 
-    Parameters
-    ----------
-    last_n : int
-        History items that form the query.
-    decay : float
-        Weight of the k-th most recent query item is decay**k.
-    dimension, window, epochs, negative, min_count, seed
-        Passed to :class:`~funnelprint.embed.item2vec.Item2Vec`.
-    """
+    last_n: int = 5
+    decay: float = 0.7
+    dimension: int = 64
+    window: int = 5
+    epochs: int = 10
+    negative: int = 5
+    min_count: int = 1
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("last_n", "dimension", "window", "epochs", "min_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], not {self.decay}")
+
+
+@register
+class Item2VecRecommender(Recommender[Item2VecConfig]):
+    """Cosine similarity between items and the recency-weighted mean of the last items."""
 
     key = "item2vec"
+    config_class = Item2VecConfig
 
-    def __init__(self, last_n: int = 5, decay: float = 0.7, dimension: int = 64,
-                 window: int = 5, epochs: int = 10, negative: int = 5, min_count: int = 1,
-                 seed: int = 0) -> None:
-        self.last_n = last_n
-        self.decay = decay
-        self.dimension = dimension
-        self.window = window
-        self.epochs = epochs
-        self.negative = negative
-        self.min_count = min_count
-        self.seed = seed
-
-    def fit(self, dataset: Dataset) -> Self:
-        self.dataset_ = dataset
-        seq = dataset.sequences
+    def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
+        c = self.config
+        self.dataset_ = train
+        seq = train.sequences
         tokens = seq.items.astype(str)
         sentences = [s.tolist() for s in np.split(tokens, seq.offsets[1:-1]) if s.size]
-        embed = Item2Vec(dimension=self.dimension, window=self.window, epochs=self.epochs,
-                         negative=self.negative, min_count=self.min_count, seed=self.seed)
+        embed = Item2Vec(dimension=c.dimension, window=c.window, epochs=c.epochs,
+                         negative=c.negative, min_count=c.min_count, seed=c.seed)
         embed.fit(sentences)
-        vectors = np.zeros((dataset.n_items, self.dimension), dtype=np.float32)
+        vectors = np.zeros((train.n_items, c.dimension), dtype=np.float32)
         known = np.array([int(t) for t in embed.vocabulary_], dtype=np.int64)
         vectors[known] = embed.vectors_
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.vectors_ = np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0.0)
         self.has_vector_ = norms.ravel() > 0
-        self.popularity_ = dataset.item_counts() / max(1, dataset.item_counts().max())
+        self.popularity_ = popularity_share(train)
         return self
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        query = recent_query(history, self.vectors_, self.last_n, self.decay)
+        query = recent_query(history, self.vectors_, self.config.last_n, self.config.decay)
         scores = query.astype(np.float32) @ self.vectors_.T
         scores += 1e-6 * self.popularity_.astype(np.float32)
         scores[:, ~self.has_vector_] = -1.0
         return scores
+
+    def to_state(self) -> ModelState:
+        return ModelState({"vectors": self.vectors_, "popularity": self.popularity_})
+
+    @classmethod
+    def from_state(cls, config: Item2VecConfig, dataset: Dataset, state: ModelState) -> Self:
+        model = cls(config)
+        model.dataset_ = dataset
+        model.vectors_ = state.array("vectors", (dataset.n_items, config.dimension))
+        model.has_vector_ = np.linalg.norm(model.vectors_, axis=1) > 0
+        model.popularity_ = state.array("popularity", (dataset.n_items,))
+        return model

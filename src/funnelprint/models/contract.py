@@ -1,0 +1,309 @@
+"""The contract every recommender follows.
+
+A model is a :class:`Recommender` subclass with one frozen, validated :class:`ModelConfig`.
+It learns from a :class:`~funnelprint.data.dataset.Dataset` (``fit``), scores histories
+(``score``; ``recommend`` is shared), and turns what it learned into arrays + JSON
+(``to_state``) and back (``from_state``), which is all :mod:`funnelprint.models.persist`
+needs to save and load it. Validation reaches a model as a :data:`Validator` callable that
+the caller builds; models never import the evaluation code.
+
+Optional abilities are declared by inheriting a mixin, never probed for:
+:class:`CandidateScorer` (scores given candidate lists, as a re-ranker does) and
+:class:`Explainer` (gives each recommended item a reason).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, cast, get_type_hints
+
+import numpy as np
+from typing_extensions import Self
+
+from funnelprint.artifacts import ArtifactError
+from funnelprint.data.dataset import Dataset
+from funnelprint.data.sequences import Sequences
+from funnelprint.models.ranking import batch_rows, mask_seen, top_k
+
+Validator = Callable[["Recommender[Any]"], float]
+"""Scores a fitted model on held-out customers; higher is better. Built by the caller."""
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of every model's configuration: frozen, validated on construction.
+
+    Subclasses are frozen dataclasses whose fields are the model's parameters (JSON
+    scalars), and extend :meth:`validate` with range checks. ``PRESETS`` names complete
+    alternative settings (e.g. one per validation protocol); :meth:`from_params` starts from
+    a preset and applies the given parameters on top.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            checked = _checked_value(type(self).__name__, f.name, hints[f.name], value)
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a value out of range (subclasses extend)."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The parameters as a JSON-ready dict (what ``from_params`` takes back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None = None,
+                    preset: str | None = None) -> Self:
+        """Build from a parameter dict, optionally on top of a named preset; unknown names
+        and wrongly typed values raise ``ValueError``."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"expected some of {', '.join(cls.field_names())}")
+        base: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in cls.PRESETS:
+                raise ValueError(f"{cls.__name__}: unknown preset {preset!r}; available: "
+                                 f"{', '.join(cls.PRESETS) or 'none'}")
+            base = dict(cls.PRESETS[preset])
+        return cls(**{**base, **params})
+
+    def replace(self, **changes: Any) -> Self:
+        return type(self).from_params({**self.get_params(), **changes})
+
+
+def _checked_value(owner: str, name: str, annotation: Any, value: Any) -> Any:
+    """``value`` if it fits ``annotation`` (ints are accepted as floats and converted),
+    else ``ValueError``."""
+    allowed = _flatten(annotation)
+    for kind in allowed:
+        if kind is type(None) and value is None:
+            return value
+        if isinstance(kind, tuple) and kind[0] is Literal and value in kind[1]:
+            return value
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+        if kind is Any:
+            return value
+    expected = " or ".join(_kind_name(k) for k in allowed)
+    raise ValueError(f"{owner}: {name} must be {expected}, not {value!r}")
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [k for arg in typing.get_args(annotation) for k in _flatten(arg)]
+    if origin is Literal:
+        return [(Literal, typing.get_args(annotation))]
+    return [annotation]
+
+
+def _kind_name(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return "one of " + ", ".join(repr(v) for v in kind[1])
+    return "None" if kind is type(None) else getattr(kind, "__name__", str(kind))
+
+
+# ---------------------------------------------------------------------- learned state
+
+
+@dataclass
+class ModelState:
+    """What a fitted model learned: named arrays (stored as safetensors) and JSON ``meta``.
+
+    Readers use :meth:`array`, which checks presence, shape and finiteness, so that a
+    tampered or truncated artifact fails with one clear message.
+    """
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def array(self, name: str, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
+        """The array ``name``; ``shape`` entries that are None match any size."""
+        if name not in self.arrays:
+            raise ArtifactError(f"model state lacks the array {name!r}")
+        value = np.asarray(self.arrays[name])
+        if shape is not None and (value.ndim != len(shape) or any(
+                want is not None and have != want
+                for have, want in zip(value.shape, shape, strict=True))):
+            raise ArtifactError(f"model state array {name!r} has shape {value.shape}, "
+                                f"expected {tuple('*' if s is None else s for s in shape)}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ArtifactError(f"model state array {name!r} holds non-finite values")
+        return value
+
+    def value(self, name: str) -> Any:
+        if name not in self.meta:
+            raise ArtifactError(f"model state lacks the entry {name!r}")
+        return self.meta[name]
+
+    def nested(self, prefix: str) -> ModelState:
+        """The state stored under ``prefix`` by :meth:`with_nested`."""
+        arrays = {k[len(prefix) + 1:]: v for k, v in self.arrays.items()
+                  if k.startswith(prefix + ".")}
+        meta = self.meta.get(prefix)
+        return ModelState(arrays, meta if isinstance(meta, dict) else {})
+
+    def with_nested(self, prefix: str, other: ModelState) -> ModelState:
+        """This state plus ``other``'s arrays and meta under ``prefix``."""
+        arrays = {**self.arrays, **{f"{prefix}.{k}": v for k, v in other.arrays.items()}}
+        return ModelState(arrays, {**self.meta, prefix: other.meta})
+
+
+# ---------------------------------------------------------------------- the recommender
+
+C = TypeVar("C", bound=ModelConfig)
+
+
+class Recommender(ABC, Generic[C]):
+    """Fit on a :class:`Dataset`; score every item for a batch of histories.
+
+    Subclasses set ``key`` (the registry name) and ``config_class``, read their parameters
+    from ``self.config`` and keep learned state in attributes ending with ``_``. ``score``
+    returns finite numbers where it has an opinion; rankers treat non-finite scores as the
+    worst anyway. ``fit_report_`` holds what training wants reported (best epoch, ...).
+    """
+
+    key: ClassVar[str] = ""
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    dataset_: Dataset
+    #: The part of its dataset a loaded model learned from (see ``persist.save``).
+    trained_on_: str = ""
+
+    def __init__(self, config: C | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise TypeError("give a config or parameters, not both")
+        if config is None:
+            config = cast(C, self.config_class.from_params(params))
+        elif not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                            f"not a {type(config).__name__}")
+        self.config: C = config
+        self.fit_report_: dict[str, Any] = {}
+
+    def get_params(self) -> dict[str, Any]:
+        return self.config.get_params()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    # ------------------------------------------------------------------ learning
+
+    @abstractmethod
+    def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
+        """Learn from ``train``; ``valid``, when given, scores the model on held-out
+        customers (models that select checkpoints or stop early call it)."""
+
+    @abstractmethod
+    def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
+        """Scores of shape (history.n_rows, n_items), higher is better."""
+
+    # ------------------------------------------------------------------ state
+
+    @abstractmethod
+    def to_state(self) -> ModelState:
+        """What :meth:`fit` learned, beyond the dataset (saved beside it)."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, config: C, dataset: Dataset, state: ModelState) -> Self:
+        """A fitted model from its config, its dataset and :meth:`to_state`'s output."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "dataset_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    # ------------------------------------------------------------------ serving
+
+    def recommend(
+        self, customers: np.ndarray | None = None, k: int = 10, exclude_seen: bool = True,
+        history: Sequences | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items and scores per customer (dataset indices); -1 pads short lists.
+
+        By default the histories are the customers' sequences in ``dataset_``. ``k`` larger
+        than the catalogue is cut to its size.
+        """
+        self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        n_items = self.dataset_.n_items
+        k = min(k, n_items)
+        if customers is None:
+            customers = np.arange(self.dataset_.n_customers)
+        customers = np.asarray(customers, dtype=np.int64)
+        if history is None:
+            history = self.dataset_.sequences.select(customers)
+        step = batch_rows(n_items)
+        items = np.full((customers.size, k), -1, dtype=np.int64)
+        scores = np.full((customers.size, k), -np.inf, dtype=np.float32)
+        for start in range(0, customers.size, step):
+            rows = np.arange(start, min(start + step, customers.size))
+            part = history.select(rows)
+            block = self.score(part, customers[rows]).astype(np.float32, copy=False)
+            block = np.where(np.isfinite(block), block, -np.inf)
+            if exclude_seen:
+                mask_seen(block, part)
+            top, top_scores = top_k(block, k)
+            items[rows], scores[rows] = top, top_scores
+        return items, scores
+
+
+# ---------------------------------------------------------------------- abilities
+
+
+class CandidateScorer(ABC):
+    """Scores given candidate lists directly (a re-ranker): the sampled protocol ranks
+    exactly these scores instead of reading them off a full score row."""
+
+    @abstractmethod
+    def score_candidates(self, history: Sequences, customers: np.ndarray | None,
+                         candidates: np.ndarray) -> np.ndarray:
+        """Scores of shape ``candidates.shape`` (rows, C)."""
+
+
+class Evidence(TypedDict):
+    step: str
+    weight: float
+
+
+class Reason(TypedDict):
+    text: str
+    evidence: list[Evidence]
+
+
+class Explainer(ABC):
+    """Gives each recommended item a reason a person can read and check."""
+
+    @abstractmethod
+    def reasons(self, history: Sequences, items: np.ndarray) -> list[Reason]:
+        """One reason per item in ``items`` for the customer whose ``history`` (one row)
+        is given."""
+
+
+__all__ = ["CandidateScorer", "Evidence", "Explainer", "ModelConfig", "ModelState", "Reason",
+           "Recommender", "Validator"]

@@ -1,0 +1,49 @@
+"""Model keys (``--models``, ``--model-type``) to classes; building a model by its key."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from funnelprint.models.contract import Recommender
+
+REGISTRY: dict[str, type[Recommender[Any]]] = {}
+R = TypeVar("R", bound=type[Recommender[Any]])
+
+
+def register(cls: R) -> R:
+    """Class decorator: make ``cls`` available under ``cls.key``."""
+    if not cls.key:
+        raise ValueError(f"{cls.__name__} needs a non-empty key")
+    if REGISTRY.get(cls.key, cls) is not cls:
+        raise ValueError(f"model key {cls.key!r} is already taken by "
+                         f"{REGISTRY[cls.key].__name__}")
+    REGISTRY[cls.key] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    import funnelprint.models.catalog  # noqa: F401  (registers the built-in models)
+
+
+def available() -> list[str]:
+    _load_builtins()
+    return sorted(REGISTRY)
+
+
+def model_class(key: str) -> type[Recommender[Any]]:
+    _load_builtins()
+    if key not in REGISTRY:
+        raise ValueError(f"unknown model {key!r}; available: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[key]
+
+
+def make_model(key: str, preset: str | None = None, **params: Any) -> Recommender[Any]:
+    """A new model of type ``key``: its config from ``preset`` (if any) with ``params``
+    on top."""
+    cls = model_class(key)
+    return cls(cls.config_class.from_params(params, preset))
+
+
+def preset_for(key: str, name: str) -> str | None:
+    """``name`` if model ``key`` has such a preset, else None."""
+    return name if name in model_class(key).config_class.PRESETS else None
