@@ -9,6 +9,7 @@ from funnelprint.models.contract import (
     Recommender,
     Validator,
 )
+from funnelprint.models import catalog  # noqa: F401  (registers the built-in models)
 from funnelprint.models.persist import load, save
 from funnelprint.models.registry import available, make_model, model_class, register
 

@@ -190,6 +190,12 @@ class Recommender(ABC, Generic[C]):
 
     key: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: Optional inputs the model reads, so that callers prepare them and refuse options
+    #: that would be ignored: "validation" (a :data:`Validator` in ``fit``, for early
+    #: stopping and checkpoint choice), "sessions" (events' session ids), "item_metadata"
+    #: (category, brand, price per item), "every_event" (each event its own step, rather
+    #: than consecutive events on one product collapsed into one step).
+    reads: ClassVar[frozenset[str]] = frozenset()
     dataset_: Dataset
     #: The part of its dataset a loaded model learned from (see ``persist.save``).
     trained_on_: str = ""

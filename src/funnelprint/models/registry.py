@@ -1,4 +1,8 @@
-"""Model keys (``--models``, ``--model-type``) to classes; building a model by its key."""
+"""Model keys (``--models``, ``--model-type``) to classes; building a model by its key.
+
+The built-in models register themselves when :mod:`funnelprint.models` is imported (it
+imports :mod:`funnelprint.models.catalog`), which importing this module always does first.
+"""
 
 from __future__ import annotations
 
@@ -21,17 +25,11 @@ def register(cls: R) -> R:
     return cls
 
 
-def _load_builtins() -> None:
-    import funnelprint.models.catalog  # noqa: F401  (registers the built-in models)
-
-
 def available() -> list[str]:
-    _load_builtins()
     return sorted(REGISTRY)
 
 
 def model_class(key: str) -> type[Recommender[Any]]:
-    _load_builtins()
     if key not in REGISTRY:
         raise ValueError(f"unknown model {key!r}; available: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[key]
