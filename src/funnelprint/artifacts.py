@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load as load_bytes
+from safetensors.numpy import save_file
 
 FORMAT = "funnelprint-model"
 FORMAT_VERSION = 3  # 3: one layout for every registered model; manifest checksum
@@ -135,13 +136,27 @@ def _exchange(a: Path, b: Path) -> bool:
 def read_manifest(directory: str | Path) -> dict[str, Any]:
     """The verified manifest of a model directory (format, version, own checksum)."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: no such model directory")
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{directory}: not a funnelprint model directory (no {MANIFEST})")
+    return _parse_manifest(directory, _read(directory, MANIFEST))
+
+
+def _read(directory: Path, name: str) -> bytes:
+    path = directory / name
+    if not path.is_file():
+        if name == MANIFEST:
+            raise ArtifactError(f"{directory}: not a funnelprint model directory (no {MANIFEST})")
+        raise ArtifactError(f"{directory}: missing {name}")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _parse_manifest(directory: Path, raw: bytes) -> dict[str, Any]:
+    manifest_path = directory / MANIFEST
+    try:
+        manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{manifest_path}: corrupt manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -160,24 +175,32 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_artifact(directory: str | Path, kind: str
+def load_artifact(directory: str | Path, kind: str, attempts: int = 3
                   ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-    """Read and verify a model directory; returns (manifest, arrays, state)."""
+    """Read and verify a model directory; returns (manifest, arrays, state).
+
+    The files are read into memory and checked there, so what is parsed is exactly what
+    was verified; a directory replaced while it is being read shows as a checksum mismatch
+    and is read again (up to ``attempts`` times).
+    """
     directory = Path(directory)
-    manifest = read_manifest(directory)
-    if manifest.get("kind") != kind:
-        raise ArtifactError(f"{directory}: holds a {manifest.get('kind')!r} artifact, "
-                            f"not a {kind!r} one")
-    for name, digest in manifest["files"].items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactError(f"{directory}: missing {name}")
-        if _sha256(path) != digest:
-            raise ArtifactError(f"{path}: checksum mismatch; the file is corrupt or was changed")
+    for attempt in range(attempts):
+        manifest = read_manifest(directory)
+        if manifest.get("kind") != kind:
+            raise ArtifactError(f"{directory}: holds a {manifest.get('kind')!r} artifact, "
+                                f"not a {kind!r} one")
+        contents = {name: _read(directory, name) for name in (ARRAYS, STATE)}
+        bad = [name for name, digest in manifest["files"].items()
+               if hashlib.sha256(contents[name]).hexdigest() != digest]
+        if not bad:
+            break
+        if attempt == attempts - 1:
+            raise ArtifactError(f"{directory / bad[0]}: checksum mismatch; the file is corrupt "
+                                "or was changed")
     try:
-        arrays = load_file(str(directory / ARRAYS))
-        state = json.loads((directory / STATE).read_text())
-    except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        arrays = load_bytes(contents[ARRAYS])
+        state = json.loads(contents[STATE])
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{directory}: cannot read model files ({exc})") from exc
     if not isinstance(state, dict):
         raise ArtifactError(f"{directory / STATE}: not a JSON object")

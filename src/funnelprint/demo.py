@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from funnelprint.cli import app
+from funnelprint.cli import run as run_cli
 
 
 def run(args: list[str]) -> None:
-    print(f"\n$ funnelprint {' '.join(args)}")
-    result = CliRunner().invoke(app, args)
-    print(result.output, end="")
-    if result.exit_code != 0:
-        raise SystemExit(result.exit_code)
+    print(f"\n$ funnelprint {' '.join(args)}", flush=True)
+    code = run_cli(args)
+    if code != 0:
+        raise SystemExit(code)
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+"""The ``funnelprint`` command: one module per command group, one error path.
+
+Known failures (bad input, a bad model directory, an unknown customer) print one line and
+exit 2; anything unexpected prints one line and a hint to rerun with ``-v``, and exits 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from funnelprint.cli import data, evaluate, fit, profiles, recommend
+from funnelprint.cli.common import KNOWN_ERRORS, err_console, setup_logging
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Customer trait profiles and sequence-aware recommendations from funnel event logs.",
+)
+
+
+@app.callback()
+def main_options(
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Log progress; show tracebacks of unexpected errors"),
+) -> None:
+    setup_logging(verbose)
+
+
+for group in (data, fit, profiles, recommend, evaluate):
+    group.register(app)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run the command line ``argv``; returns the exit code."""
+    argv = list(argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        app(argv, prog_name="funnelprint", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 1
+    except KNOWN_ERRORS as exc:
+        err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False)
+        return 2
+    except Exception as exc:
+        if verbose:
+            logging.getLogger("funnelprint").exception("unexpected error")
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: "
+                          f"{one_line(exc)}" + ("" if verbose else
+                                                " (rerun with -v for the traceback)"),
+                          highlight=False)
+        return 1
+    return 0
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+__all__ = ["app", "main", "run"]

@@ -1,0 +1,116 @@
+"""What every command shares: consoles, logging, the event-reading options, output
+helpers, and which exceptions count as the user's input being wrong."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from funnelprint.artifacts import ArtifactError
+from funnelprint.data import ColumnMapping, EventDataError, EventLog, SessionConfig, TokenConfig
+from funnelprint.data.pipeline import prepare_events
+
+#: Failures caused by what the user handed us: one line, exit code 2.
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (EventDataError, ArtifactError, ValueError,
+                                                 KeyError, OSError)
+
+# Wide enough for the leaderboard when output goes to a file or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, soft_wrap=True)
+
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option(help="Map fields to columns: customer=COL,timestamp=COL,action=COL,product=COL"
+                 "[,session=COL,category=COL,price=COL,brand=COL,quantity=COL]"),
+]
+ActionsOpt = Annotated[
+    str | None, typer.Option(help="Rename raw actions: RAW=CANONICAL,... (e.g. atc=add_to_cart)")
+]
+NamesOpt = Annotated[str | None, typer.Option(help="Column names of a headerless CSV: a,b,c,...")]
+OnErrorOpt = Annotated[
+    str, typer.Option("--on-error", help="'raise' stops at the first bad row; 'skip' drops and "
+                      "counts bad rows")
+]
+GapOpt = Annotated[float, typer.Option(help="Minutes of inactivity that end a session")]
+ModelOpt = Annotated[Path, typer.Option("--model", help="Model directory")]
+CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
+KOpt = Annotated[int, typer.Option("--k", help="How many results")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
+        force=True,
+    )
+
+
+def on_error_mode(value: str) -> Literal["raise", "skip"]:
+    if value not in ("raise", "skip"):
+        raise ValueError(f"--on-error must be 'raise' or 'skip', not {value!r}")
+    return cast(Literal["raise", "skip"], value)
+
+
+def positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    """Refuse a negative (or zero) option value before any work starts."""
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ValueError(f"{name} must be {'0 or more' if allow_zero else 'positive'}, "
+                         f"not {value:g}")
+
+
+def load_log(
+    events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
+    session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
+    max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
+) -> EventLog:
+    """Read an event file with the mapping flags every event-reading command shares."""
+    positive("--session-gap", session_gap)
+    positive("--min-session-length", min_session_length, allow_zero=True)
+    positive("--max-session-events", max_session_events, allow_zero=True)
+    positive("--max-events-per-minute", max_events_per_minute, allow_zero=True)
+    positive("--rare-product-min-count", rare_product_min_count, allow_zero=True)
+    mapping = ColumnMapping.from_options(columns, actions, names)
+    sessions = SessionConfig(
+        gap_minutes=session_gap,
+        min_session_length=min_session_length,
+        max_events_per_session=max_session_events or None,
+        max_events_per_minute=max_events_per_minute or None,
+    )
+    return prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
+                          tokens=TokenConfig(rare_product_min_count))
+
+
+def write_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+def print_rows(table: pl.DataFrame, as_json: bool, title: str) -> None:
+    if as_json:
+        write_json(table.to_dicts())
+        return
+    out = Table(title=title)
+    for col in table.columns:
+        out.add_column(col)
+    for row in table.iter_rows():
+        out.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(out)
+
+
+def check_output_suffix(path: Path, allowed: tuple[str, ...], option: str) -> None:
+    """Refuse an output name whose extension we cannot write, before any work starts."""
+    if path.suffix.lower() not in allowed:
+        raise ValueError(f"{option} {path}: the file name must end in "
+                         f"{' or '.join(allowed)}")
+    if path.exists() and path.is_dir():
+        raise ValueError(f"{option} {path} is a directory")

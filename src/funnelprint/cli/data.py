@@ -1,0 +1,106 @@
+"""Commands about event data: ``simulate`` a shop, ``inspect`` a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from funnelprint.cli.common import (
+    ActionsOpt,
+    ColumnsOpt,
+    GapOpt,
+    NamesOpt,
+    OnErrorOpt,
+    console,
+    load_log,
+    write_json,
+)
+
+MinSessionOpt = Annotated[int, typer.Option(help="Drop sessions with fewer events")]
+MaxSessionOpt = Annotated[int, typer.Option(help="Drop sessions with more events (0 keeps all)")]
+MaxRateOpt = Annotated[
+    float, typer.Option(help="Drop customers with a session faster than this many events per "
+                        "minute (0 keeps all)")
+]
+RareOpt = Annotated[
+    int, typer.Option(help="Tokenise products seen fewer times by their category (0 = off)")
+]
+
+
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output folder")],
+    customers: Annotated[int, typer.Option(help="Number of customers")] = 2000,
+    products: Annotated[int, typer.Option(help="Number of products")] = 600,
+    personas: Annotated[int, typer.Option(help="Number of personas (1-8)")] = 6,
+    days: Annotated[int, typer.Option(help="Days of activity")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Write a simulated shop: events.csv, products.csv, truth.csv (persona mixes)."""
+    from funnelprint.data.simulate import SimulationConfig
+    from funnelprint.data.simulate import simulate as run_simulation
+
+    config = SimulationConfig(customers=customers, products=products, personas=personas,
+                              days=days, seed=seed)
+    sim = run_simulation(config)
+    paths = sim.write(out)
+    console.print(
+        f"wrote {sim.events.height:,} events from {customers:,} customers over "
+        f"{products:,} products ({personas} personas) to {out}"
+    )
+    for name, path in paths.items():
+        console.print(f"  {name:<9} {path}")
+
+
+def inspect(
+    events: Annotated[Path, typer.Argument(help="Event file: CSV (optionally .gz), Parquet, "
+                                           "JSON lines")],
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+    session_gap: GapOpt = 30.0,
+    min_session_length: MinSessionOpt = 1,
+    max_session_events: MaxSessionOpt = 1000,
+    max_events_per_minute: MaxRateOpt = 60.0,
+    rare_product_min_count: RareOpt = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Validate an event file and summarise it: counts, actions, drops, lengths."""
+    from funnelprint.data.summary import summarize
+
+    log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
+                   max_session_events, max_events_per_minute, rare_product_min_count)
+    summary = summarize(log)
+    if as_json:
+        write_json(summary)
+        return
+    print_summary(summary)
+
+
+def print_summary(summary: dict) -> None:
+    table = Table(title=f"{summary['path']} ({summary['format']})", show_header=False)
+    for key in ("rows_read", "events", "customers", "products", "sessions", "tokens"):
+        table.add_row(key.replace("_", " "), f"{summary[key]:,}")
+    for action, count in summary["actions"].items():
+        table.add_row(f"  {action}", f"{count:,}")
+    for reason, count in summary["dropped"].items() or [("none", 0)]:
+        table.add_row(f"dropped: {reason}", f"{count:,}")
+    tr = summary["time_range"]
+    table.add_row("time range", f"{tr['first']} → {tr['last']}")
+    table.add_row("timestamps", summary["timestamp_encoding"])
+    for key in ("session_length", "journey_length"):
+        q = summary[key]
+        if q:
+            table.add_row(key.replace("_", " "),
+                          f"p50 {q['p50']:g} · p90 {q['p90']:g} · p99 {q['p99']:g} · "
+                          f"mean {q['mean']:g} · max {q['max']:g}")
+    table.add_row("columns", ", ".join(f"{k}←{v}" for k, v in summary["mapping"].items()))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(simulate)
+    app.command()(inspect)

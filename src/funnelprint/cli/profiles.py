@@ -1,0 +1,142 @@
+"""Commands that read customer profiles from a fitted ``traits`` model: ``profile``,
+``traits``, ``similar``, and ``evaluate-profiles`` on a simulated shop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from funnelprint.artifacts import ArtifactError
+from funnelprint.cli.common import (
+    ActionsOpt,
+    ColumnsOpt,
+    CustomerOpt,
+    GapOpt,
+    JsonOpt,
+    KOpt,
+    ModelOpt,
+    NamesOpt,
+    OnErrorOpt,
+    check_output_suffix,
+    console,
+    load_log,
+    positive,
+    print_rows,
+    write_json,
+)
+from funnelprint.models import load
+from funnelprint.models.traits import TraitsRecommender
+
+
+def load_traits(path: Path) -> TraitsRecommender:
+    model = load(path)
+    if not isinstance(model, TraitsRecommender):
+        raise ArtifactError(f"{path} holds a {model.key!r} model; profiles come from a "
+                            "'traits' model (funnelprint fit EVENTS --out DIR)")
+    return model
+
+
+def profile(
+    events: Annotated[Path, typer.Argument(help="Event file (new or refreshed events)")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option(help="Output .parquet or .csv")],
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+    session_gap: GapOpt = 30.0,
+) -> None:
+    """Profile customers with a fitted model (no retraining)."""
+    check_output_suffix(out, (".parquet", ".csv"), "--out")
+    fitted = load_traits(model)
+    log = load_log(events, columns, actions, names, on_error, session_gap)
+    table = fitted.profile_events(log)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    if out.suffix.lower() == ".parquet":
+        table.write_parquet(partial)
+    else:
+        table.write_csv(partial)
+    partial.replace(out)
+    console.print(f"wrote {table.height:,} profiles ({int(table['cold_start'].sum()):,} cold "
+                  f"start) to {out}")
+
+
+def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
+    """Describe each trait: name, top tokens, products, categories, action mix."""
+    fitted = load_traits(model).profile_
+    if as_json:
+        write_json(fitted.trait_info_)
+        return
+    for info in fitted.trait_info_:
+        console.print(f"[bold]{info['trait']}[/]: {info['name']}")
+        mix = " · ".join(f"{k} {v:.0%}" for k, v in info["action_mix"].items())
+        console.print(f"  action mix   {mix}")
+        if info.get("top_categories"):
+            console.print(f"  categories   {', '.join(info['top_categories'][:5])}")
+        console.print(f"  products     {', '.join(info['top_products'][:6])}")
+        console.print(f"  tokens       {', '.join(info['top_tokens'][:6])}")
+    for seg in fitted.segment_summary():
+        lead = ", ".join(f"{k} {v:.0%}" for k, v in seg["traits"].items())
+        console.print(f"segment {seg['segment']}: {seg['customers']:,} customers · {lead}")
+
+
+def similar(model: ModelOpt, customer: CustomerOpt, k: KOpt = 10,
+            as_json: JsonOpt = False) -> None:
+    """Customers with the most similar trait mix."""
+    positive("--k", k)
+    table = load_traits(model).profile_.similar(customer, k)
+    print_rows(table, as_json, f"customers like {customer}")
+
+
+def evaluate_profiles(
+    sim_dir: Annotated[Path, typer.Option(help="Folder written by 'funnelprint simulate'")],
+    traits: Annotated[int | None, typer.Option(help="Traits (default: number of personas)")]
+    = None,
+    aggregation: Annotated[str, typer.Option(help="session, mean, tfidf, recency or "
+                                             "attention")] = "session",
+    nonneg: Annotated[str, typer.Option(help="anchors, split or shift")] = "anchors",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trait recovery and segment ARI against the simulator's truth, beside two baselines."""
+    import polars as pl
+
+    from funnelprint.data.products import read_products
+    from funnelprint.profile.quality import evaluate_profiles as measure
+    from funnelprint.profile.quality import persona_columns
+
+    positive("--traits", traits)
+    log = load_log(sim_dir / "events.csv", None, None, None, "raise")
+    truth = pl.read_csv(sim_dir / "truth.csv", schema_overrides={"customer_id": pl.String})
+    products = read_products(sim_dir / "products.csv")
+    k = traits or len(persona_columns(truth))
+    with console.status("fitting and scoring"):
+        report = measure(log, truth, products, k, aggregation, nonneg, seed)
+    if as_json:
+        write_json(report)
+        return
+    table = Table(title=f"trait recovery on {sim_dir} ({report['customers']:,} customers, "
+                  f"{k} traits)")
+    for col in ("pipeline", "mean matched corr", "segment ARI", "per persona"):
+        table.add_column(col)
+    for name in ("profile", "textbook", "flattened"):
+        r = report[name]
+        table.add_row(name, f"{r['mean_correlation']:.3f}", f"{r['segment_ari']:.3f}",
+                      " ".join(f"{c:.2f}" for c in r["matched"]))
+    console.print(table)
+    console.print(f"segment ARI of the same KMeans on the true persona mixes: "
+                  f"{report['truth_segment_ari']:.3f}")
+    if "embedding_category_purity@10" in report:
+        console.print(f"embedding: {report['embedding_category_purity@10']:.1%} of each "
+                      "product's 10 nearest products share its category")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(profile)
+    app.command()(traits)
+    app.command()(similar)
+    app.command("evaluate-profiles")(evaluate_profiles)

@@ -1,0 +1,32 @@
+"""What a shop's front end asks of any fitted model: recommendations for a customer by
+external id, each with a reason a person can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from funnelprint.models.contract import Explainer, Recommender
+
+
+def recommend_with_reasons(model: Recommender[Any], customer_id: str, k: int = 10,
+                           exclude_seen: bool = True) -> list[dict[str, Any]]:
+    """Top-k products for a known customer, each with a reason and its evidence."""
+    index = model.dataset_.customer_index()
+    if customer_id not in index:
+        raise KeyError(f"unknown customer {customer_id!r}")
+    row = np.array([index[customer_id]])
+    history = model.dataset_.sequences.select(row)
+    items, scores = model.recommend(row, k, exclude_seen, history=history)
+    listed = items[0] >= 0
+    items, scores = items[0][listed], scores[0][listed]
+    if isinstance(model, Explainer):
+        reasons = model.reasons(history, items)
+    else:
+        reasons = [{"text": f"ranked by {model.key}", "evidence": []} for _ in items]
+    return [{"rank": rank, "product_id": str(model.dataset_.item_ids[item]),
+             "score": round(float(score), 4), "reason": reason["text"],
+             "evidence": reason["evidence"]}
+            for rank, (item, score, reason) in enumerate(zip(items, scores, reasons,
+                                                             strict=True), start=1)]
