@@ -10,6 +10,7 @@ of its own content; loading verifies all of them.
 from __future__ import annotations
 
 import ctypes
+import datetime
 import ctypes.util
 import hashlib
 import json
@@ -215,18 +216,15 @@ def fingerprint_events(events: object) -> dict[str, Any]:
     digest = hashlib.sha256()
     for column in ("customer_id", "product_id", "action"):
         digest.update(str(events[column].hash(7).sum()).encode())
-    first, last = events["timestamp"].min(), events["timestamp"].max()
     return {
         "events": events.height,
         "customers": events["customer_id"].n_unique(),
         "products": events["product_id"].n_unique(),
-        "first": first.isoformat() if isinstance(first, (date_types())) else None,
-        "last": last.isoformat() if isinstance(last, (date_types())) else None,
+        "first": _iso(events["timestamp"].min()),
+        "last": _iso(events["timestamp"].max()),
         "sha256": digest.hexdigest(),
     }
 
 
-def date_types() -> tuple[type, ...]:
-    import datetime
-
-    return (datetime.datetime, datetime.date)
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime.datetime) else None

@@ -29,8 +29,7 @@ def run_leaderboard(
 ) -> dict:
     """Evaluate each model key; returns ``{"protocol", "dataset", "split", "models"}``."""
     protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
-    options = {"seed": seed} if protocol.split == "user" else {}
-    data_split = make_split(dataset, protocol.split, **options)
+    data_split = make_split(dataset, protocol.split, seed)
     eval_set = data_split.test if part == "test" else data_split.valid
     record: dict = {
         "protocol": str(protocol),

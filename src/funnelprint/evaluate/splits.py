@@ -53,13 +53,14 @@ class Split:
     info: dict
 
 
-def split(dataset: Dataset, kind: str = "loo", **options: float) -> Split:
+def split(dataset: Dataset, kind: str = "loo", seed: int = 0) -> Split:
+    """The split ``kind`` of ``dataset`` (``seed`` draws the held-out customers of ``user``)."""
     if kind == "loo":
         return loo_split(dataset)
     if kind == "temporal":
-        return temporal_split(dataset, **options)
+        return temporal_split(dataset)
     if kind == "user":
-        return user_split(dataset, **options)
+        return user_split(dataset, seed=seed)
     if kind == "purchase":
         return purchase_split(dataset)
     raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")

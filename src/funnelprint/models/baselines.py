@@ -46,6 +46,8 @@ class NoConfig(ModelConfig):
 class _ItemVectorModel(Recommender[ModelConfig]):
     """A baseline whose whole learned state is one per-item vector ``weights_``."""
 
+    weights_: np.ndarray
+
     def to_state(self) -> ModelState:
         return ModelState({"weights": self.weights_})
 
@@ -96,7 +98,7 @@ class RecentPop(_ItemVectorModel):
         self.dataset_ = train
         seq = train.sequences
         if seq.times.size == 0:
-            self.weights_ = np.zeros(train.n_items)
+            self.weights_ = np.zeros(train.n_items, dtype=np.float64)
             return self
         if train.synthetic_time:
             # Positions are not comparable across customers: age = steps before each
@@ -108,7 +110,8 @@ class RecentPop(_ItemVectorModel):
             span = float(max(1.0, age.max()))
         half_life = max(1e-9, self.config.half_life_share * span)
         w = 0.5 ** (age / half_life)
-        self.weights_ = np.bincount(seq.items, weights=w, minlength=train.n_items)
+        self.weights_ = np.bincount(seq.items, weights=w, minlength=train.n_items).astype(
+            np.float64)
         return self
 
 
