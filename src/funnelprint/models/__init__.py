@@ -11,7 +11,8 @@ from funnelprint.models.contract import (
     Validator,
 )
 from funnelprint.models.persist import load, save
-from funnelprint.models.registry import available, make_model, model_class, register
+from funnelprint.models.registry import available, make_model, model_class, preset_for, register
 
 __all__ = ["CandidateScorer", "Explainer", "ModelConfig", "ModelState", "Recommender",
-           "Validator", "available", "load", "make_model", "model_class", "register", "save"]
+           "Validator", "available", "load", "make_model", "model_class", "preset_for", "register",
+           "save"]

@@ -1,14 +1,8 @@
 from __future__ import annotations
 
-import json
-
 import polars as pl
-from typer.testing import CliRunner
 
-from funnelprint.cli import app
 from funnelprint.data.simulate import SimulationConfig, simulate
-
-runner = CliRunner()
 
 
 def test_simulation_is_seeded_and_time_ordered():
@@ -50,40 +44,3 @@ def test_sessions_break_between_simulated_sessions(tmp_path):
         pl.col("timestamp").diff().dt.total_minutes().alias("gap")
     ).explode("gap")["gap"].drop_nulls()
     assert ((gaps > 20) & (gaps <= 30)).sum() == 0  # gaps are in-session or clearly between
-
-
-def test_cli_simulate_then_inspect_json(tmp_path):
-    out = tmp_path / "sim"
-    result = runner.invoke(app, ["simulate", "--out", str(out), "--customers", "100",
-                                 "--products", "50", "--seed", "1"])
-    assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} >= {"events.csv", "products.csv", "truth.csv"}
-    result = runner.invoke(app, ["inspect", str(out / "events.csv"), "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    for key in ("events", "customers", "products", "sessions", "actions", "dropped"):
-        assert key in summary
-    assert summary["customers"] == 100
-    assert set(summary["actions"]) >= {"view", "add_to_cart", "remove_from_cart", "purchase"}
-    assert sum(summary["actions"].values()) == summary["events"]
-    assert summary["session_filter"]["sessions"] == summary["sessions"]
-
-
-def test_cli_bad_row_exits_nonzero_with_location(write):
-    path = write("bad.csv", "user_id,timestamp,action,product_id\nu,yesterday,view,p\n")
-    result = runner.invoke(app, ["inspect", str(path)])
-    assert result.exit_code == 2
-    assert "bad.csv:2" in result.output and "timestamp" in result.output
-    result = runner.invoke(app, ["inspect", str(path), "--on-error", "skip", "--json"])
-    assert result.exit_code == 0
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["dropped"] == {"bad_timestamp": 1} and summary["events"] == 0
-
-
-def test_cli_names_for_headerless(write):
-    path = write("h.csv", "1700000000000,alice,view,42\n1700000001000,alice,purchase,42\n")
-    result = runner.invoke(app, ["inspect", str(path), "--names", "ts,user,event,item", "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["timestamp_encoding"] == "epoch-ms"
-    assert summary["actions"]["purchase"] == 1

@@ -1,0 +1,42 @@
+"""simulate and inspect from the command line."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_cli_simulate_then_inspect_json(cli, tmp_path):
+    out = tmp_path / "sim"
+    result = cli(["simulate", "--out", str(out), "--customers", "100",
+                                 "--products", "50", "--seed", "1"])
+    assert result.code == 0, result.output
+    assert {p.name for p in out.iterdir()} >= {"events.csv", "products.csv", "truth.csv"}
+    result = cli(["inspect", str(out / "events.csv"), "--json"])
+    assert result.code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("events", "customers", "products", "sessions", "actions", "dropped"):
+        assert key in summary
+    assert summary["customers"] == 100
+    assert set(summary["actions"]) >= {"view", "add_to_cart", "remove_from_cart", "purchase"}
+    assert sum(summary["actions"].values()) == summary["events"]
+    assert summary["session_filter"]["sessions"] == summary["sessions"]
+
+
+def test_cli_bad_row_exits_nonzero_with_location(cli, write):
+    path = write("bad.csv", "user_id,timestamp,action,product_id\nu,yesterday,view,p\n")
+    result = cli(["inspect", str(path)])
+    assert result.code == 2
+    assert "bad.csv:2" in result.output and "timestamp" in result.output
+    result = cli(["inspect", str(path), "--on-error", "skip", "--json"])
+    assert result.code == 0
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["dropped"] == {"bad_timestamp": 1} and summary["events"] == 0
+
+
+def test_cli_names_for_headerless(cli, write):
+    path = write("h.csv", "1700000000000,alice,view,42\n1700000001000,alice,purchase,42\n")
+    result = cli(["inspect", str(path), "--names", "ts,user,event,item", "--json"])
+    assert result.code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["timestamp_encoding"] == "epoch-ms"
+    assert summary["actions"]["purchase"] == 1
