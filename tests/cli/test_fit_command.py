@@ -1,0 +1,62 @@
+"""fit: any registered model by key; options the model would ignore are errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.models import load
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    sim = simulate(SimulationConfig(customers=120, products=60, seed=3))
+    return sim.write(tmp_path_factory.mktemp("shop"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-type", "pop", "--traits", "4"], "--traits does not apply to pop"),
+    (["--model-type", "sasrec", "--traits", "4"], "--traits does not apply to sasrec"),
+    (["--model-type", "sasrec", "--products", "{products}"], "--products does not apply"),
+    (["--model-type", "sasrec", "--session-gap", "20"], "--session-gap does not apply"),
+    (["--model-type", "traits", "--epochs", "3"], "--epochs does not apply to traits"),
+    (["--model-type", "traits", "--valid-protocol", "full"], "--valid-protocol does not apply"),
+    (["--model-type", "itemknn", "--param", "colour=red"], "unknown parameter"),
+    (["--model-type", "itemknn", "--param", "neighbours=-1"], "neighbours must be at least 1"),
+    (["--model-type", "itemknn", "--param", "neighbours"], "expected KEY=VALUE"),
+    (["--model-type", "nope"], "unknown model 'nope'"),
+    (["--model-type", "sasrec", "--time-budget", "-5"], "--time-budget must be positive"),
+    (["--model-type", "sasrec", "--valid-protocol", "sampled0"], "positive integer"),
+])
+def test_inapplicable_or_bad_options_fail_before_any_work(cli, shop, tmp_path, args, message):
+    out = tmp_path / "model"
+    args = [a.format(products=shop["products"]) for a in args]
+    result = cli(["fit", shop["events"], "--out", out, *args])
+    assert result.code == 2, result.output
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_fit_any_registered_model_then_recommend(cli, shop, tmp_path):
+    out = tmp_path / "knn"
+    result = cli(["fit", shop["events"], "--out", out, "--model-type", "itemknn",
+                  "--param", "neighbours=20"])
+    assert result.code == 0, result.output
+    assert load(out).get_params() == {"neighbours": 20, "decay": 0.9}
+    result = cli(["recommend", "--model", out, "--customer", "u0001", "--k", "3", "--json"])
+    assert result.code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    result = cli(["recommend", "--model", out, "--customer", "nobody"])
+    assert result.code == 2 and "unknown customer 'nobody'" in result.stderr
+
+
+def test_output_that_cannot_be_written_is_refused_first(cli, shop, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = cli(["fit", shop["events"], "--out", blocker, "--model-type", "pop"])
+    assert result.code == 2 and "not a directory" in result.stderr
+    assert blocker.read_text() == "x"
