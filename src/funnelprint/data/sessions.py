@@ -85,7 +85,7 @@ def sessionize(
     frame = _drop_bots(frame, config, report)
     frame = _drop_sessions(frame, config, report)
     frame = frame.with_columns(_renumber(pl.col(SESSION)))
-    report.sessions = int(frame[SESSION].max() + 1) if frame.height else 0
+    report.sessions = frame[SESSION].n_unique() if frame.height else 0
     for reason, count in sorted(report.dropped_events.items()):
         log.warning("dropped %d event(s): %s", count, reason)
     return frame, report
