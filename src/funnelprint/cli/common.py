@@ -48,12 +48,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 def setup_logging(verbose: bool) -> None:
+    """Our log lines at WARNING (INFO with -v); libraries' warnings (convergence, numpy
+    runtime warnings) only with -v, as log lines, never raw on stderr."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_time=False, show_path=False)],
         force=True,
     )
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 def on_error_mode(value: str) -> Literal["raise", "skip"]:
