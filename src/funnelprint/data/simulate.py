@@ -40,8 +40,9 @@ Scenarios (``SimulationConfig.scenario``, ``funnelprint simulate --scenario``):
     random behaviour, not counted in the truth), 2% extra customers are bots (1-3 sessions of
     150-400 views across the catalogue, under a second apart, never carting; they are not in
     ``truth.csv`` and are listed under ``bots`` in ``archetypes.json``), 3% of events are
-    logged twice with the same timestamp, 5% of timestamps are off by one second, and events
-    sharing a timestamp come in random order.
+    logged twice with the same timestamp, 5% of timestamps are off by one second, 10% of carts
+    are logged in the same second as their view, and events sharing a timestamp come in random
+    order (so a cart can precede the view it follows).
 
 How each behaviour archetype shows in the events (:data:`BEHAVIOURS` has the numbers):
 
@@ -56,11 +57,13 @@ How each behaviour archetype shows in the events (:data:`BEHAVIOURS` has the num
 * ``cart_abandoner`` — carts readily, removes often (more so for expensive items) and rarely
   buys what stays in the cart: many removals and many carts never bought.
 * ``regular`` — visits about twice as often as a typical customer on a steady rhythm (evenly
-  spaced sessions, small jitter), short focused sessions, and 60% of views go back to one of
+  spaced sessions, small jitter), short focused sessions, and 70% of views go back to one of
   two favourite products per category, which it keeps buying.
 * ``premium_seeker`` (``many`` only by default) — prefers the pricier items of a category.
 
-Every behaviour but ``premium_seeker`` removes expensive items more often than cheap ones.
+Apart from impulse buys, a session's purchases happen in one checkout at its end, one
+purchase line per product. Every behaviour but ``premium_seeker`` removes expensive items more
+often than cheap ones.
 Visit rates are relative to the geometric mean of the rates in play, so ``sessions_mean``
 stays the typical number of sessions. A session browses a random category instead of its
 taste's with probability ``off_persona_share``.
@@ -194,7 +197,7 @@ BEHAVIOURS = (
     Behaviour("regular", price_sensitivity=0.0, cart_price_sensitivity=0.0,
               views_per_session=4, dwell_seconds=25, cart_delay_seconds=(5, 40), p_cart=0.35,
               p_remove=0.05, remove_price_sensitivity=0.5, p_purchase=0.8, buy_now=False,
-              repeat_share=0.6, visit_rate=2.5, regularity=0.85),
+              repeat_share=0.7, visit_rate=2.5, regularity=0.85),
     Behaviour("premium_seeker", price_sensitivity=-1.5, cart_price_sensitivity=-0.5,
               views_per_session=6, dwell_seconds=45, cart_delay_seconds=(10, 90), p_cart=0.25,
               p_remove=0.1, remove_price_sensitivity=0.0, p_purchase=0.7, buy_now=False,
@@ -217,6 +220,7 @@ class Scenario:
     bot_share: float = 0.0  # extra bot customers, as a share of customers
     duplicate_share: float = 0.0  # events logged twice
     jitter_share: float = 0.0  # timestamps moved one second either way
+    same_second_share: float = 0.0  # carts logged in the same second as their view
 
 
 SCENARIOS = {
@@ -228,9 +232,9 @@ SCENARIOS = {
                  max_sessions=3, view_scale=0.6),
         Scenario("many", "independent, 12 overlapping tastes and 6 behaviours", tastes=12,
                  behaviours=6),
-        Scenario("noisy", "independent plus off-mix sessions, bots, duplicated events and "
-                 "one-second timestamp jitter", off_mix_share=0.15, bot_share=0.02,
-                 duplicate_share=0.03, jitter_share=0.05),
+        Scenario("noisy", "independent plus off-mix sessions, bots, duplicated events, "
+                 "one-second timestamp jitter and shuffled ties", off_mix_share=0.15,
+                 bot_share=0.02, duplicate_share=0.03, jitter_share=0.05, same_second_share=0.1),
     )
 }
 
@@ -545,7 +549,7 @@ def _simulate_mixed(config: SimulationConfig, scenario: Scenario) -> Simulation:
     behaviour_mix = rng.dirichlet(np.full(len(behaviours), alpha), config.customers)
     sessions = _mixed_sessions(config, scenario, tastes, behaviours, taste_mix, behaviour_mix,
                                rng)
-    parts = _mixed_events(config, behaviours, catalogue, sessions, rng)
+    parts = _mixed_events(config, scenario, behaviours, catalogue, sessions, rng)
     bots = round(scenario.bot_share * config.customers)
     if bots:
         parts = [np.concatenate(pair) for pair in
@@ -668,7 +672,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _mixed_events(
-    config: SimulationConfig, behaviours: tuple[Behaviour, ...],
+    config: SimulationConfig, scenario: Scenario, behaviours: tuple[Behaviour, ...],
     catalogue: dict[str, np.ndarray], sessions: dict[str, np.ndarray], rng: np.random.Generator,
 ) -> list[np.ndarray]:
     """Funnel events of every session: (customer, seconds since start, action, product)."""
@@ -708,14 +712,23 @@ def _mixed_events(
     buy = cart & ~remove & (rng.random(size) < _attr(behaviours, "p_purchase")[b])
     delay = np.array([a.cart_delay_seconds for a in behaviours])[b]
     cart_t = offset + rng.uniform(delay[:, 0], delay[:, 1])
+    if scenario.same_second_share:
+        same = rng.random(size) < scenario.same_second_share
+        cart_t[same] = offset[same]
     remove_t = cart_t + rng.exponential(90.0, size)
     end = np.where(remove, remove_t, np.where(cart, cart_t, offset))
     duration = np.zeros(sessions["views"].size)
     np.maximum.at(duration, session, end)
     buy_now = _attr(behaviours, "buy_now")[b].astype(bool)
-    # Impulse buys check out seconds after carting; the rest at the end of the session.
-    buy_t = np.where(buy_now, cart_t + rng.uniform(5, 30, size),
-                     duration[session] + rng.uniform(30, 120, size))
+    # Impulse buys check out seconds after carting; the rest in one checkout at the end of the
+    # session, one purchase line per product however often it was carted.
+    checkout = duration + rng.uniform(30, 120, duration.size)
+    buy_t = np.where(buy_now, cart_t + rng.uniform(5, 30, size), checkout[session])
+    bought = np.flatnonzero(buy)
+    _, first = np.unique(session[bought] * config.products + product[bought],
+                         return_index=True)
+    buy = np.zeros(size, dtype=bool)
+    buy[bought[first]] = True
     np.maximum.at(duration, session[buy], buy_t[buy])
     start = _mixed_starts(config, sessions, duration, rng)
 
@@ -788,7 +801,7 @@ def _assemble(
 ) -> pl.DataFrame:
     """Whole seconds, the scenario's logging noise, time order, and the event frame."""
     seconds = np.round(seconds)
-    noisy = scenario.duplicate_share > 0 or scenario.jitter_share > 0
+    noisy = bool(scenario.duplicate_share or scenario.jitter_share or scenario.same_second_share)
     if scenario.duplicate_share:
         twice = np.flatnonzero(rng.random(seconds.size) < scenario.duplicate_share)
         customer, seconds, action, product = (np.concatenate([a, a[twice]]) for a in
