@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
-from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.data.simulate import SCENARIOS, SimulationConfig, simulate
 
 
 def test_simulation_is_seeded_and_time_ordered():
-    a = simulate(SimulationConfig(customers=200, products=100, seed=3))
-    b = simulate(SimulationConfig(customers=200, products=100, seed=3))
-    c = simulate(SimulationConfig(customers=200, products=100, seed=4))
+    a = simulate(SimulationConfig(customers=200, products=100, seed=3, scenario="bundled"))
+    b = simulate(SimulationConfig(customers=200, products=100, seed=3, scenario="bundled"))
+    c = simulate(SimulationConfig(customers=200, products=100, seed=4, scenario="bundled"))
     assert a.events.equals(b.events)
     assert not a.events.equals(c.events)
     assert a.events["timestamp"].is_sorted()
@@ -19,7 +20,7 @@ def test_simulation_is_seeded_and_time_ordered():
 
 
 def test_personas_differ_in_behaviour():
-    sim = simulate(SimulationConfig(customers=1500, products=300, seed=1))
+    sim = simulate(SimulationConfig(customers=1500, products=300, seed=1, scenario="bundled"))
     names = [p.name for p in sim.personas]
     dominant = sim.truth.filter(pl.max_horizontal(names) > 0.8)
     events = sim.events.join(dominant.select(pl.col("customer_id").alias("user_id"),
@@ -37,8 +38,9 @@ def test_personas_differ_in_behaviour():
     assert (dog["category"] == "pets.dog").mean() > 0.5
 
 
-def test_sessions_break_between_simulated_sessions(tmp_path):
-    sim = simulate(SimulationConfig(customers=300, products=100, seed=2))
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_sessions_break_between_simulated_sessions(scenario):
+    sim = simulate(SimulationConfig(customers=300, products=100, seed=2, scenario=scenario))
     ordered = sim.events.sort("user_id", "timestamp", maintain_order=True)
     gaps = ordered.group_by("user_id", maintain_order=True).agg(
         pl.col("timestamp").diff().dt.total_minutes().alias("gap")

@@ -34,24 +34,40 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output folder")],
     customers: Annotated[int, typer.Option(help="Number of customers")] = 2000,
     products: Annotated[int, typer.Option(help="Number of products")] = 600,
-    personas: Annotated[int, typer.Option(help="Number of personas (1-8)")] = 6,
+    scenario: Annotated[str, typer.Option(
+        help="independent (taste and behaviour mixes drawn independently), bundled (the "
+             "original personas, which tie categories to behaviour), sparse (1-3 short sessions "
+             "per customer), many (12 tastes, 6 behaviours), noisy (off-mix sessions, bots, "
+             "duplicated events, timestamp jitter)")] = "independent",
+    personas: Annotated[int | None, typer.Option(
+        help="bundled only: number of personas (1-8, default 6)")] = None,
+    tastes: Annotated[int | None, typer.Option(
+        help="Mixed scenarios: number of taste archetypes (1-12; default per scenario)")] = None,
+    behaviours: Annotated[int | None, typer.Option(
+        help="Mixed scenarios: number of behaviour archetypes (1-6; default per scenario)")
+    ] = None,
     days: Annotated[int, typer.Option(help="Days of activity")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
-    """Write a simulated shop: events.csv, products.csv, truth.csv (persona mixes)."""
+    """Write a simulated shop: events.csv, products.csv, truth.csv (the mixes behind each
+    customer) and personas.json (bundled) or archetypes.json (the other scenarios)."""
     from funnelprint.data.simulate import SimulationConfig
     from funnelprint.data.simulate import simulate as run_simulation
 
     config = SimulationConfig(customers=customers, products=products, personas=personas,
-                              days=days, seed=seed)
+                              days=days, seed=seed, scenario=scenario, tastes=tastes,
+                              behaviours=behaviours)
     sim = run_simulation(config)
     paths = sim.write(out)
+    mixes = (f"{len(sim.personas)} personas" if scenario == "bundled" else
+             f"{len(sim.tastes)} tastes x {len(sim.behaviours)} behaviours")
+    bots = f", {len(sim.bots)} bots" if sim.bots else ""
     console.print(
-        f"wrote {sim.events.height:,} events from {customers:,} customers over "
-        f"{products:,} products ({personas} personas) to {out}"
+        f"wrote {sim.events.height:,} events from {customers:,} customers{bots} over "
+        f"{products:,} products ({scenario}: {mixes}) to {out}"
     )
     for name, path in paths.items():
-        console.print(f"  {name:<9} {path}")
+        console.print(f"  {name:<10} {path}")
 
 
 def inspect(
