@@ -21,7 +21,8 @@ def main() -> None:
     args = parser.parse_args()
     pa.set_cpu_count(1)
     with tempfile.TemporaryDirectory() as tmp:
-        sim = simulate(SimulationConfig(customers=customers_for(args.events), products=5000))
+        sim = simulate(SimulationConfig(customers=customers_for(args.events), products=5000,
+                                        scenario="bundled"))
         paths = sim.write(Path(tmp))
         del sim
         size_mb = paths["events"].stat().st_size / 2**20
