@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.evaluate.protocol import Protocol, validator
@@ -33,6 +36,16 @@ def cyclic_dataset(customers: int = 80, items: int = 12, with_actions: bool = Fa
     frame = pl.DataFrame({"customer_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
                           "action": [r[2] for r in rows], "time": [r[3] for r in rows]})
     return Dataset.from_frame(frame)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny tensors train faster on one thread, and far faster on a busy machine where a
+    second thread waits for a core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="package")
