@@ -14,7 +14,7 @@ import numpy as np
 
 from funnelprint.data.dataset import Dataset, load_dataset
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.protocol import Protocol, evaluate_model, validator
 from funnelprint.evaluate.splits import loo_split
 from funnelprint.models import make_model
 
@@ -35,9 +35,9 @@ def ablation(dataset: Dataset, seeds: list[int], budget: float) -> dict:
     for name, params in VARIANTS.items():
         scores = []
         for seed in seeds:
-            model = make_model("funnelformer", time_budget_s=budget, progress=False, seed=seed,
-                               **params)
-            model.fit(split.train, valid=split.valid)  # type: ignore[call-arg]
+            model = make_model("funnelformer", protocol.preset, time_budget_s=budget,
+                               progress=False, seed=seed, **params)
+            model.fit(split.train, validator(split.valid, split.train, protocol, seed=seed))
             result = evaluate_model(model, split.test, split.train, protocol, ks=(10,),
                                     seed=seed)
             scores.append(result["NDCG@10"])

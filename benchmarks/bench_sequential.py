@@ -16,7 +16,7 @@ import numpy as np
 from funnelprint.data.dataset import Dataset, load_dataset
 from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.leaderboard import peak_memory
-from funnelprint.evaluate.protocol import Protocol, evaluate_model
+from funnelprint.evaluate.protocol import Protocol, evaluate_model, validator
 from funnelprint.evaluate.splits import loo_split
 from funnelprint.models import make_model
 
@@ -56,17 +56,19 @@ def main() -> None:
             out[path.stem] = {"skipped": f"{path} not found"}
             continue
         split = loo_split(load_dataset(f"{prefix}:{path}"))
+        # checkpoints are selected on validation under the first protocol reported, with
+        # the preset tuned for it
+        selection = Protocol.parse(protocols[0])
+        valid = validator(split.valid, split.train, selection)
         for key in models:
-            # checkpoints are selected on validation under the first protocol reported
-            model = make_model(key, time_budget_s=budget, progress=False,
-                               valid_protocol=Protocol.parse(protocols[0]).mode)
+            model = make_model(key, selection.preset, time_budget_s=budget, progress=False)
             with peak_memory() as peak:
                 start = time.perf_counter()
-                model.fit(split.train, valid=split.valid)  # type: ignore[call-arg]
+                model.fit(split.train, valid)
                 fit_seconds = time.perf_counter() - start
                 row: dict = {"fit_seconds": round(fit_seconds, 1),
-                             "epochs": len(model.training_["epochs"]),  # type: ignore[attr-defined]
-                             "best_epoch": model.training_["best_epoch"]}  # type: ignore[attr-defined]
+                             "epochs": len(model.fit_report_["epochs"]),
+                             "best_epoch": model.fit_report_["best_epoch"]}
                 for protocol in protocols:
                     result = evaluate_model(model, split.test, split.train,
                                             Protocol.parse(protocol), ks=(10,))

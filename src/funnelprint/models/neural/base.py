@@ -1,120 +1,77 @@
-"""Shared wrapper: a PyTorch sequence network behind the recommender interface."""
+"""The bases of the sequential recommenders: a PyTorch network behind the model contract.
+
+:class:`SequentialRecommender` owns what every sequential model shares: fitting (windows,
+length-grouped batches, the training loop, checkpoint selection through the caller's
+validator), the network's state (``to_state`` / ``from_state``) and reasons built from
+per-step weights. :class:`NextItemRecommender` adds what models that predict the next item
+from a hidden state share: dot-product scoring against the item embeddings, and explanations
+by attention rollout or gradient x input.
+"""
 
 from __future__ import annotations
 
-import inspect
-import logging
 from abc import abstractmethod
-from pathlib import Path
-from typing import ClassVar
+from functools import partial
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
 from typing_extensions import Self
 
+from funnelprint.artifacts import ArtifactError
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.evaluate.splits import EvalSet
-from funnelprint.models.base import Recommender
+from funnelprint.models.contract import Explainer, ModelState, Reason, Recommender, Validator
+from funnelprint.models.neural import training
 from funnelprint.models.neural.batching import (
     feature_windows,
     first_real_column,
     length_batches,
     training_windows,
 )
+from funnelprint.models.neural.config import SequentialConfig
+from funnelprint.models.neural.explain import (
+    attention_rollout,
+    reason,
+    records_actions,
+    step_labels,
+)
+from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.training import (
-    LOSSES,
     TrainConfig,
     pick_device,
     seed_everything,
     sequence_loss,
-    train,
 )
 
-log = logging.getLogger(__name__)
-Batch = dict[str, torch.Tensor]
+SC = TypeVar("SC", bound=SequentialConfig)
+N = TypeVar("N", bound=torch.nn.Module)
+#: Prefix of the network's weights in the model state.
+NET = "net."
 
 
-class SequentialRecommender(Recommender):
-    """Trains a next-item network on left-padded windows of the last ``maxlen`` steps.
+class SequentialRecommender(Recommender[SC], Explainer, Generic[SC, N]):
+    """Trains a network ``N`` on left-padded windows of the last ``maxlen`` steps (settings:
+    :class:`~funnelprint.models.neural.config.SequentialConfig` and its subclasses).
 
-    Early stopping and the kept checkpoint follow validation NDCG@10 on at most
-    ``valid_customers`` customers of the validation set given to :meth:`fit` (with none,
-    training runs for ``epochs`` or ``time_budget_s``). ``valid_protocol`` is ``"full"``
-    (rank the whole catalogue, history excluded) or ``"sampledN"`` (target among N uniform
-    negatives): select on the protocol you will report. The first ``min_steps`` optimiser
-    steps are a warm-up in which no validation counts against ``patience`` (REES46 sample,
-    12 steps per epoch, SASRec valid NDCG@10: 0.016 stopping from the first validation,
-    0.049 with the warm-up).
+    With a validator, :meth:`fit` validates every ``eval_every`` epochs, stops early and
+    keeps the best-scoring weights; without one, it trains for ``epochs`` or
+    ``time_budget_s``. ``fit_report_`` then holds ``train_seconds`` and the per-epoch
+    ``epochs`` records, plus ``best_valid`` and ``best_epoch`` when a validator was given.
     """
 
-    uses_validation = True
-    #: Values of the parameters left as None, by validation protocol. Sampled softmax suits
-    #: selection on full ranking; BCE with 16 uniform negatives per step matches a protocol
-    #: that ranks against uniform negatives (SASRec on Video, loo-sampled100 HR@10: 0.7036
-    #: against 0.6562 for sampled softmax, measured before position weighting). ``lr_decay``
-    #: multiplies the learning rate after each validation without improvement (SASRec on
-    #: Video, valid full NDCG@10: 0.0510 without, 0.0554 with halving; dropout 0.3: 0.0524).
-    #: Under the sampled preset, validation scores (and the kept checkpoint holds) a moving
-    #: average of the weights, and decoupled weight decay regularises them (SASRec on Video,
-    #: valid sampled100 NDCG@10 after 180 s: 0.556 plain, 0.562 averaged; with weight decay
-    #: 0.01 / 0.1 / 0.3 / 1.0 on top: 0.565 / 0.574 / 0.583 / 0.488).
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "full": {"loss": "sampled", "dropout": 0.2, "lr": 1e-3, "bce_negatives": 1,
-                 "eval_every": 2, "patience": 3, "lr_decay": 0.5, "weight_decay": 0.0,
-                 "ema_decay": 0.0},
-        "sampled": {"loss": "bce", "dropout": 0.5, "lr": 3e-3, "bce_negatives": 16,
-                    "eval_every": 4, "patience": 5, "lr_decay": 0.5, "weight_decay": 0.3,
-                    "ema_decay": 0.999},
-    }
-    #: How :meth:`explain` attributes a score to history steps: "attention" or "gradient".
+    #: Optional inputs the model reads: a validator in ``fit``.
+    reads: ClassVar[frozenset[str]] = frozenset({"validation"})
+    #: How :meth:`explain` weights history steps: "attention", "gradient" or
+    #: "target-attention" (it also words the reasons).
     explain_with: ClassVar[str] = "attention"
 
-    def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1,
-                 dropout: float | None = None, loss: str | None = None, negatives: int = 1024,
-                 bce_negatives: int | None = None, epochs: int = 200, batch_size: int = 128,
-                 lr: float | None = None, weight_decay: float | None = None,
-                 patience: int | None = None, lr_decay: float | None = None,
-                 ema_decay: float | None = None, min_steps: int = 1000,
-                 eval_every: int | None = None, time_budget_s: float | None = 540.0,
-                 valid_customers: int = 5000, valid_protocol: str = "full",
-                 device: str = "auto", progress: bool = True, seed: int = 0) -> None:
-        self.maxlen = maxlen
-        self.dim = dim
-        self.blocks = blocks
-        self.heads = heads
-        self.dropout = dropout
-        self.loss = loss
-        self.negatives = negatives
-        self.bce_negatives = bce_negatives
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.lr_decay = lr_decay
-        self.ema_decay = ema_decay
-        self.min_steps = min_steps
-        self.eval_every = eval_every
-        self.time_budget_s = time_budget_s
-        self.valid_customers = valid_customers
-        self.valid_protocol = valid_protocol
-        self.device = device
-        self.progress = progress
-        self.seed = seed
+    net_: N
+    device_: torch.device
+    #: Whether step labels name the action (the dataset records more than one kind).
+    label_actions_: bool
 
-    # ------------------------------------------------------------------ parameters
-
-    def get_params(self) -> dict:
-        names: list[str] = []
-        for cls in type(self).__mro__:
-            init = cls.__dict__.get("__init__")
-            if init is None or cls is object:
-                continue
-            for name, p in inspect.signature(init).parameters.items():
-                if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in names:
-                    names.append(name)
-        return {name: getattr(self, name) for name in names}
+    # ------------------------------------------------------------------ the network
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -122,73 +79,58 @@ class SequentialRecommender(Recommender):
         return ("items",)
 
     @abstractmethod
-    def build(self, dataset: Dataset) -> torch.nn.Module:
+    def build(self, dataset: Dataset) -> N:
         """The network for ``dataset``'s catalogue (and action vocabulary)."""
 
-    def setting(self, name: str) -> object:
-        """A parameter's value, or its preset for the validation protocol where it is None."""
-        value = getattr(self, name)
-        if value is not None:
-            return value
-        return self.PRESETS["full" if self.valid_protocol == "full" else "sampled"][name]
-
-    def train_config(self) -> TrainConfig:
-        loss = self.setting("loss")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
-        if not 0.0 < self.setting("lr_decay") <= 1.0:  # type: ignore[operator]
-            raise ValueError(f"lr_decay must be in (0, 1], not {self.lr_decay!r}")
-        if not 0.0 <= self.setting("ema_decay") < 1.0:  # type: ignore[operator]
-            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay!r}")
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size,
-                           lr=self.setting("lr"),  # type: ignore[arg-type]
-                           weight_decay=self.setting("weight_decay"),  # type: ignore[arg-type]
-                           loss=loss, negatives=self.negatives,  # type: ignore[arg-type]
-                           bce_negatives=self.setting("bce_negatives"),  # type: ignore[arg-type]
-                           patience=self.setting("patience"),  # type: ignore[arg-type]
-                           lr_decay=self.setting("lr_decay"),  # type: ignore[arg-type]
-                           min_steps=self.min_steps,
-                           eval_every=self.setting("eval_every"),  # type: ignore[arg-type]
-                           time_budget_s=self.time_budget_s,
-                           progress=self.progress,
-                           ema_decay=self.setting("ema_decay"))  # type: ignore[arg-type]
+    def _attach(self, dataset: Dataset) -> None:
+        """Serve from ``dataset`` with a new network for it, on the configured device."""
+        self.dataset_ = dataset
+        self.device_ = pick_device(self.config.device)
+        self.net_ = self.build(dataset).to(self.device_)
+        self.label_actions_ = records_actions(dataset)
 
     # ------------------------------------------------------------------ training
 
+    def train_config(self, positions_per_batch: float | None = None) -> TrainConfig:
+        c = self.config
+        return TrainConfig(epochs=c.epochs, batch_size=c.batch_size, lr=c.lr,
+                           weight_decay=c.weight_decay, loss=c.loss, negatives=c.negatives,
+                           bce_negatives=c.bce_negatives, patience=c.patience,
+                           lr_decay=c.lr_decay, min_steps=c.min_steps,
+                           eval_every=c.eval_every, time_budget_s=c.time_budget_s,
+                           progress=c.progress, positions_per_batch=positions_per_batch,
+                           ema_decay=c.ema_decay)
+
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         """Input windows and ``targets`` (0 = no loss at that step)."""
-        return training_windows(sequences, self.maxlen, self.features)
+        return training_windows(sequences, self.config.maxlen, self.features)
 
-    def fit(self, dataset: Dataset, valid: EvalSet | None = None) -> Self:
-        config = self.train_config()
-        from funnelprint.evaluate.protocol import Protocol
-
-        Protocol.parse(f"loo-{self.valid_protocol}")  # fail before training, not after
-        seed_everything(self.seed)
-        self.dataset_ = dataset
-        self.device_ = pick_device(self.device)
-        self.net_ = self.build(dataset).to(self.device_)
-        self.prepare(dataset, valid)
-        arrays = self.training_arrays(dataset.sequences)
+    def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
+        c = self.config
+        seed_everything(c.seed)
+        self._attach(train)
+        self.prepare(train, valid)
+        arrays = self.training_arrays(train.sequences)
         names = list(arrays)
         lengths = (arrays["items"] > 0).sum(axis=1)
-        n_batches = max(1, -(-lengths.size // config.batch_size))
-        config.positions_per_batch = max(1.0, self.loss_positions(arrays, lengths) / n_batches)
-        generator = torch.Generator(device=self.device_).manual_seed(self.seed)
+        n_batches = max(1, -(-lengths.size // c.batch_size))
+        config = self.train_config(max(1.0, self.loss_positions(arrays, lengths) / n_batches))
+        generator = torch.Generator(device=self.device_).manual_seed(c.seed)
 
         def batches(rng: np.random.Generator) -> list[Batch]:
-            parts = length_batches([arrays[n] for n in names], lengths, config.batch_size, rng)
+            parts = length_batches([arrays[n] for n in names], lengths, c.batch_size, rng)
             return [{n: torch.from_numpy(a).to(self.device_)
                      for n, a in zip(names, part, strict=True)} for part in parts]
 
-        validate = None
-        if valid is not None and valid.n_rows:
-            subset = valid.subset(np.random.default_rng(self.seed).permutation(valid.n_rows)
-                                  [: self.valid_customers])
-            validate = lambda: self._validation_ndcg(subset)  # noqa: E731
-        self.training_ = train(self.net_, batches,
-                               lambda batch: self.batch_loss(batch, config, generator),
-                               validate, config, self.seed, self.key)
+        def step_loss(batch: Batch) -> torch.Tensor:
+            return self.batch_loss(batch, config, generator)
+
+        report = training.train(self.net_, batches, step_loss,
+                                None if valid is None else partial(valid, self), config,
+                                c.seed, self.key)
+        if valid is None:  # nothing was selected on validation
+            del report["best_epoch"], report["best_valid"]
+        self.fit_report_ = {**report, **self.extra_report()}
         return self
 
     def loss_positions(self, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> float:
@@ -196,8 +138,102 @@ class SequentialRecommender(Recommender):
         hold ``lengths`` real items)."""
         return float((arrays["targets"] > 0).sum())
 
-    def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:
+    def prepare(self, train: Dataset, valid: Validator | None) -> None:
         """Hook run before training (e.g. fitting a candidate generator)."""
+
+    def extra_report(self) -> dict[str, Any]:
+        """What the model adds to ``fit_report_`` beside the training loop's record."""
+        return {}
+
+    @abstractmethod
+    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
+                   ) -> torch.Tensor:
+        """The training loss of one batch of windows."""
+
+    # ------------------------------------------------------------------ scoring
+
+    def inputs(self, history: Sequences) -> Batch:
+        """Windows of the last ``maxlen`` steps, trimmed of columns that are all padding."""
+        windows = feature_windows(history, self.config.maxlen, self.features)
+        first = first_real_column(windows["items"])
+        return {n: torch.from_numpy(w[:, first:]).to(self.device_) for n, w in windows.items()}
+
+    def _checked_items(self, items: np.ndarray) -> np.ndarray:
+        items = np.asarray(items, dtype=np.int64).reshape(-1)
+        if items.size and (items.min() < 0 or items.max() >= self.dataset_.n_items):
+            raise ValueError(f"item indices must be in 0..{self.dataset_.n_items - 1}")
+        return items
+
+    # ------------------------------------------------------------------ explanations
+
+    @abstractmethod
+    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
+        """Weights over one customer's scored window (oldest to newest) for each item in
+        ``items``: shape (len(items), window length), each row sums to 1."""
+
+    def self_attention(self, history: Sequences) -> np.ndarray | None:
+        """Last block's self-attention (heads averaged) over one customer's window, or None
+        for models without one."""
+        return None
+
+    def step_labels(self, history: Sequences) -> list[str]:
+        """'viewed p001' per step of a one-row ``history``'s scored window, oldest first."""
+        self._check_fitted()
+        return step_labels(self.dataset_, history.last(self.config.maxlen),
+                           self.label_actions_)
+
+    def reasons(self, history: Sequences, items: np.ndarray, top_steps: int = 3
+                ) -> list[Reason]:
+        """Per item, the ``top_steps`` history steps with the most weight in :meth:`explain`
+        ("attended to viewed p001 (40%), carted p002 (30%)"), with their weights as
+        evidence."""
+        self._check_fitted()
+        if history.n_rows != 1:
+            raise ValueError("reasons take the history of one customer")
+        items = self._checked_items(items)
+        if not items.size:
+            return []
+        labels = self.step_labels(history)
+        return [reason(self.explain_with, labels, w, top_steps)
+                for w in self.explain(history, items)]
+
+    # ------------------------------------------------------------------ state
+
+    def to_state(self) -> ModelState:
+        self._check_fitted()
+        return ModelState({NET + k: v.detach().cpu().numpy().copy()
+                           for k, v in self.net_.state_dict().items()})
+
+    @classmethod
+    def from_state(cls, config: SC, dataset: Dataset, state: ModelState) -> Self:
+        model = cls(config)
+        model._attach(dataset)
+        model._load_weights(state)
+        return model
+
+    def _load_weights(self, state: ModelState) -> None:
+        """Load the network weights from ``state``; any missing, extra, misshapen or
+        non-finite weight raises :class:`ArtifactError`."""
+        expected = self.net_.state_dict()
+        saved = {k[len(NET):] for k in state.arrays if k.startswith(NET)}
+        extra = sorted(saved - set(expected))
+        problem = f"the saved {self.key} network does not fit this dataset and configuration"
+        if extra:
+            raise ArtifactError(f"{problem}: unexpected weights {', '.join(extra)}")
+        weights = {}
+        for name, tensor in expected.items():
+            try:
+                array = state.array(NET + name, tuple(tensor.shape))
+            except ArtifactError as exc:
+                raise ArtifactError(f"{problem}: {exc}") from exc
+            weights[name] = torch.tensor(array, dtype=tensor.dtype)
+        self.net_.load_state_dict(weights)
+        self.net_.eval()
+
+
+class NextItemRecommender(SequentialRecommender[SC, NextItemNet]):
+    """A network whose last hidden state scores every item by a dot product with the item
+    embeddings; trained with the next-item losses of :mod:`.training`."""
 
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
@@ -205,23 +241,10 @@ class SequentialRecommender(Recommender):
         return sequence_loss(hidden, batch["targets"], self.net_.items.weight,
                              self.net_.n_items, config, generator)
 
-    def _validation_ndcg(self, subset: EvalSet) -> float:
-        from funnelprint.evaluate.protocol import Protocol, evaluate_model
-
-        protocol = Protocol.parse(f"loo-{self.valid_protocol}")
-        result = evaluate_model(self, subset, self.dataset_, protocol, ks=(10,), seed=self.seed)
-        return result["NDCG@10"]
-
-    # ------------------------------------------------------------------ scoring
-
-    def inputs(self, history: Sequences) -> Batch:
-        """Windows of the last ``maxlen`` steps, trimmed of columns that are all padding."""
-        windows = feature_windows(history, self.maxlen, self.features)
-        first = first_real_column(windows["items"])
-        return {n: torch.from_numpy(w[:, first:]).to(self.device_) for n, w in windows.items()}
-
     def final_states(self, batch: Batch) -> torch.Tensor:
-        return self.net_(batch)[0][:, -1]
+        """The hidden state after each row's last step, shape (rows, dim)."""
+        hidden: torch.Tensor = self.net_(batch)[0]
+        return hidden[:, -1]
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
@@ -230,18 +253,14 @@ class SequentialRecommender(Recommender):
             scores = self.final_states(self.inputs(history)) @ self.net_.item_weights().T
         return scores.float().cpu().numpy()
 
-    # ------------------------------------------------------------------ explanations
-
     def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
-        """Weights over one customer's window (oldest to newest) for each item in ``items``.
-
-        Shape (len(items), window length); each row sums to 1. Attention models use the
-        attention rollout of the last position (the same for every item); others use
-        gradient x input of each item's score.
-        """
+        """See :meth:`SequentialRecommender.explain`. Attention models use the attention
+        rollout of the last position (the same for every item); others use gradient x input
+        of each item's score."""
         self._check_fitted()
         if history.n_rows != 1:
             raise ValueError("explain takes the history of one customer")
+        items = self._checked_items(items)
         self.net_.eval()
         batch = self.inputs(history)
         if self.explain_with == "attention":
@@ -257,41 +276,22 @@ class SequentialRecommender(Recommender):
     def _gradient_attribution(self, batch: Batch, items: np.ndarray) -> torch.Tensor:
         x = self.net_.embed(batch).detach().requires_grad_(True)
         final = self.net_.encode(x, batch)[0][:, -1]
-        wanted = torch.as_tensor(np.asarray(items, dtype=np.int64), device=self.device_)
+        wanted = torch.as_tensor(items, device=self.device_)
         scores = (final @ self.net_.item_weights()[wanted].T)[0]
         rows = []
         for i in range(len(items)):
             (grad,) = torch.autograd.grad(scores[i], x, retain_graph=True)
             rows.append((grad * x).sum(-1)[0].abs())
+        if not rows:
+            return torch.zeros((0, x.shape[1]), device=x.device)
         return torch.stack(rows).detach()
 
     def self_attention(self, history: Sequences) -> np.ndarray | None:
-        """Last block's attention (heads averaged) over one customer's window, or None."""
+        self._check_fitted()
         if self.explain_with != "attention":
             return None
         self.net_.eval()
         with torch.no_grad():
             _, weights = self.net_(self.inputs(history), return_weights=True)
-        return weights[-1][0].mean(0).float().cpu().numpy()
-
-    # ------------------------------------------------------------------ artifacts
-
-    def save(self, directory: str | Path, fingerprint: dict | None = None,
-             trained_on: str = "") -> Path:
-        from funnelprint.models.neural.persist import save_sequential
-
-        self._check_fitted()
-        return save_sequential(self, directory, fingerprint or {}, trained_on)
-
-
-def attention_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema, 2020): heads averaged, the residual path added as
-    identity, rows renormalised, multiplied through the blocks. Shape (batch, n, n)."""
-    rollout = None
-    for w in weights:
-        a = w.mean(dim=1)
-        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], device=a.device)
-        a = a / a.sum(dim=-1, keepdim=True)
-        rollout = a if rollout is None else a @ rollout
-    assert rollout is not None
-    return rollout
+        matrix: np.ndarray = weights[-1][0].mean(0).float().cpu().numpy()
+        return matrix

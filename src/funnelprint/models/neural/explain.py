@@ -1,59 +1,74 @@
-"""Readable recommendations from a sequential model: top items with the history steps
-that drove each one."""
+"""Turning a sequential model's weights over history steps into words: labels of the steps
+("viewed p001"), attention rollout, and the reason text of one recommended item."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from funnelprint.models.neural.base import SequentialRecommender
+from funnelprint.data.dataset import Dataset
+from funnelprint.data.sequences import Sequences
+from funnelprint.models.contract import Evidence, Reason
 
 _ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": "removed",
                  "purchase": "bought"}
-_METHOD_WORDS = {"attention": "attended to", "gradient": "driven by",
-                 "target-attention": "matches"}
+#: How each way of weighting the history reads in a reason.
+METHOD_WORDS = {"attention": "attended to", "gradient": "driven by",
+                "target-attention": "matches"}
 
 
-def customer_row(model: SequentialRecommender, customer_id: str) -> int:
-    index = model.dataset_.customer_index()
-    if customer_id not in index:
-        raise KeyError(f"unknown customer {customer_id!r}")
-    return index[customer_id]
+def records_actions(dataset: Dataset) -> bool:
+    """Whether ``dataset`` records more than one kind of action (else labels omit them)."""
+    actions = dataset.sequences.actions
+    return bool(actions.size) and bool(np.any(actions != actions[0]))
 
 
-def step_labels(model: SequentialRecommender, row: int) -> list[str]:
-    """'viewed p001' per step of the customer's scored window, oldest first."""
-    data = model.dataset_
-    history = data.sequences.select(np.array([row])).last(model.maxlen)
-    one_action = np.unique(data.sequences.actions).size <= 1
+def step_labels(dataset: Dataset, history: Sequences, with_actions: bool = True
+                ) -> list[str]:
+    """'viewed p001' (or 'p001' without actions) per step of a one-row ``history``, oldest
+    first; ids and action names come from ``dataset``."""
+    if history.n_rows != 1:
+        raise ValueError("step labels take the history of one customer")
     labels = []
     for item, action in zip(history.items, history.actions, strict=True):
-        name = data.action_names[int(action)]
-        product = str(data.item_ids[int(item)])
-        labels.append(product if one_action else f"{_ACTION_WORDS.get(name, name)} {product}")
+        product = str(dataset.item_ids[int(item)])
+        if with_actions:
+            name = dataset.action_names[int(action)]
+            labels.append(f"{_ACTION_WORDS.get(name, name)} {product}")
+        else:
+            labels.append(product)
     return labels
 
 
-def recommend_with_reasons(model: SequentialRecommender, customer_id: str, k: int = 10,
-                           exclude_seen: bool = True, top_steps: int = 3) -> list[dict]:
-    """Top-k items for a known customer; each with the ``top_steps`` history steps that got
-    most weight (attention, target attention or gradient x input, by model)."""
-    row = customer_row(model, customer_id)
-    history = model.dataset_.sequences.select(np.array([row]))
-    items, scores = model.recommend(np.array([row]), k, exclude_seen, history=history)
-    items, scores = items[0], scores[0]
-    listed = items >= 0
-    items, scores = items[listed], scores[listed]
-    if not items.size:
-        return []
-    weights = model.explain(history, items)
-    labels = step_labels(model, row)
-    labels = labels[len(labels) - weights.shape[1]:]
-    method = _METHOD_WORDS.get(model.explain_with, "weighted")
-    out = []
-    for rank, (item, score, w) in enumerate(zip(items, scores, weights, strict=True), start=1):
-        best = np.argsort(-w, kind="stable")[:top_steps]
-        steps = [{"step": labels[j], "weight": round(float(w[j]), 4)} for j in best]
-        reason = f"{method} " + ", ".join(f"{s['step']} ({s['weight']:.0%})" for s in steps)
-        out.append({"rank": rank, "product_id": str(model.dataset_.item_ids[item]),
-                    "score": round(float(score), 4), "reason": reason, "evidence": steps})
-    return out
+def reason(method: str, labels: list[str], weights: np.ndarray, top_steps: int = 3) -> Reason:
+    """The ``top_steps`` labelled steps with the most weight, as text and evidence.
+
+    ``weights`` are over the last ``len(weights)`` steps of which ``labels`` names the last
+    ones (a window may be longer than the history it was padded from)."""
+    n = min(len(labels), weights.size)
+    if n == 0:
+        return {"text": f"{METHOD_WORDS.get(method, 'weighted')} no history", "evidence": []}
+    labels, weights = labels[len(labels) - n:], weights[weights.size - n:]
+    best = np.argsort(-weights, kind="stable")[:top_steps]
+    evidence: list[Evidence] = [{"step": labels[j], "weight": round(float(weights[j]), 4)}
+                                for j in best]
+    text = f"{METHOD_WORDS.get(method, 'weighted')} " + ", ".join(
+        f"{e['step']} ({e['weight']:.0%})" for e in evidence)
+    return {"text": text, "evidence": evidence}
+
+
+def attention_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): heads averaged, the residual path added as
+    identity, rows renormalised, multiplied through the blocks. Shape (batch, n, n)."""
+    if not weights:
+        raise ValueError("attention rollout needs the weights of at least one block")
+
+    def mixed(w: torch.Tensor) -> torch.Tensor:
+        a = w.mean(dim=1)
+        a = 0.5 * a + 0.5 * torch.eye(a.shape[-1], device=a.device)
+        return a / a.sum(dim=-1, keepdim=True)
+
+    rollout = mixed(weights[0])
+    for w in weights[1:]:
+        rollout = mixed(w) @ rollout
+    return rollout

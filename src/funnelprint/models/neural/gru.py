@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from funnelprint.models.neural.layers import Dropout
+from funnelprint.models.neural.layers import Batch, Dropout, NextItemNet
 
 
 def left_to_right_order(real: torch.Tensor) -> torch.Tensor:
@@ -15,7 +15,7 @@ def left_to_right_order(real: torch.Tensor) -> torch.Tensor:
     return (torch.arange(n, device=real.device).unsqueeze(0) + pads) % n
 
 
-class GRUNet(nn.Module):
+class GRUNet(NextItemNet):
     """Item embeddings -> GRU -> projection into the item embedding space.
 
     Windows are left-padded; the GRU would read the padding first and drift, so each row is
@@ -35,11 +35,11 @@ class GRUNet(nn.Module):
         with torch.no_grad():
             self.items.weight[0].zero_()
 
-    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed(self, batch: Batch) -> torch.Tensor:
         return self.items(batch["items"])
 
-    def encode(self, x: torch.Tensor, batch: dict[str, torch.Tensor],
-               return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(self, x: torch.Tensor, batch: Batch, return_weights: bool = False
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         real = batch["items"] > 0
         order = left_to_right_order(real)
         index = order.unsqueeze(-1).expand(-1, -1, x.shape[-1])
@@ -47,12 +47,6 @@ class GRUNet(nn.Module):
         out, _ = self.gru(right)
         back = torch.empty_like(out).scatter_(1, index, out)
         return self.project(back) * real.unsqueeze(-1), []
-
-    def forward(self, batch: dict[str, torch.Tensor] | torch.Tensor,
-                return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if isinstance(batch, torch.Tensor):
-            batch = {"items": batch}
-        return self.encode(self.embed(batch), batch, return_weights)
 
     def item_weights(self) -> torch.Tensor:
         return self.items.weight[1:]

@@ -1,9 +1,14 @@
-"""Small building blocks shared by the networks."""
+"""Building blocks shared by the networks: dropout, embedding initialisation, and the
+interface of a next-item network."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
+
+Batch = dict[str, torch.Tensor]
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -46,3 +51,38 @@ def init_embedding(table: nn.Embedding) -> None:
     if table.padding_idx is not None:
         with torch.no_grad():
             table.weight[table.padding_idx].zero_()
+
+
+class NextItemNet(nn.Module, ABC):
+    """A network that maps windows of steps (``batch["items"]``, 0 = padding, item i as
+    i + 1, and any other step features) to a hidden state per position in the space of its
+    item embeddings: the dot product of the last state with ``item_weights()`` scores the
+    next item.
+
+    ``embed`` and ``encode`` are separate so that gradient attribution can differentiate a
+    score with respect to the embedded inputs.
+    """
+
+    n_items: int
+    #: Item i at row i + 1; row 0 is padding (later rows, if any, are special tokens).
+    items: nn.Embedding
+
+    @abstractmethod
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Input vectors (batch, steps, dim) of the window's steps."""
+
+    @abstractmethod
+    def encode(self, x: torch.Tensor, batch: Batch, return_weights: bool = False
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Hidden states (batch, steps, dim) from embedded inputs, and the attention weights
+        of each block when ``return_weights`` (an empty list for networks without any)."""
+
+    @abstractmethod
+    def item_weights(self) -> torch.Tensor:
+        """Output embeddings of items 0..n_items - 1, shape (n_items, dim)."""
+
+    def forward(self, batch: Batch | torch.Tensor, return_weights: bool = False
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        if isinstance(batch, torch.Tensor):
+            batch = {"items": batch}
+        return self.encode(self.embed(batch), batch, return_weights)

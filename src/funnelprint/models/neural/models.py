@@ -1,16 +1,20 @@
-"""The sequential models registered under their ``evaluate`` keys."""
+"""The sequential models, registered under their keys: SASRec, Funnelformer, BERT4Rec and
+GRU4Rec (next-item networks) and BST (a re-ranker of another model's candidates)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from typing_extensions import Self
 
+from funnelprint.artifacts import ArtifactError
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.evaluate.splits import EvalSet
-from funnelprint.models.base import Recommender, make_model, mask_seen, register, top_k
-from funnelprint.models.neural.base import Batch, SequentialRecommender
+from funnelprint.models.contract import CandidateScorer, ModelState, Recommender, Validator
+from funnelprint.models.neural.base import NextItemRecommender, SequentialRecommender
 from funnelprint.models.neural.batching import (
     N_GAP_BUCKETS,
     first_real_column,
@@ -18,28 +22,37 @@ from funnelprint.models.neural.batching import (
     training_windows,
 )
 from funnelprint.models.neural.bst import BSTNet
+from funnelprint.models.neural.config import (
+    BERT4RecConfig,
+    BSTConfig,
+    FunnelformerConfig,
+    GRU4RecConfig,
+    SASRecConfig,
+)
 from funnelprint.models.neural.gru import GRUNet
+from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.sasrec import SASRecNet
 from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
+from funnelprint.models.ranking import mask_seen, top_k
+from funnelprint.models.registry import make_model, model_class, register
 
 
 @register
-class SASRec(SequentialRecommender):
-    """Causal self-attention (pre-LayerNorm by default) with learned positions."""
+class SASRec(NextItemRecommender[SASRecConfig]):
+    """Causal self-attention (pre-LayerNorm by default) with learned positions (Kang &
+    McAuley, 2018)."""
 
     key = "sasrec"
+    config_class = SASRecConfig
 
-    def __init__(self, pre_norm: bool = True, **params: object) -> None:
-        super().__init__(**params)  # type: ignore[arg-type]
-        self.pre_norm = pre_norm
-
-    def build(self, dataset: Dataset) -> torch.nn.Module:
-        return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.setting("dropout"), self.pre_norm)
+    def build(self, dataset: Dataset) -> NextItemNet:
+        c = self.config
+        return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                         c.pre_norm)
 
 
 @register
-class Funnelformer(SequentialRecommender):
+class Funnelformer(NextItemRecommender[FunnelformerConfig]):
     """Action-aware transformer: each step embeds item + action type + position + time-gap
     bucket (time since the customer's previous event).
 
@@ -49,34 +62,30 @@ class Funnelformer(SequentialRecommender):
     """
 
     key = "funnelformer"
-
-    def __init__(self, use_actions: bool = True, use_gaps: bool = True, target: str = "any",
-                 pre_norm: bool = True, **params: object) -> None:
-        super().__init__(**params)  # type: ignore[arg-type]
-        self.use_actions = use_actions
-        self.use_gaps = use_gaps
-        self.target = target
-        self.pre_norm = pre_norm
+    config_class = FunnelformerConfig
 
     @property
     def features(self) -> tuple[str, ...]:
-        return ("items",) + ("actions",) * self.use_actions + ("gaps",) * self.use_gaps
+        c = self.config
+        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
 
-    def build(self, dataset: Dataset) -> torch.nn.Module:
-        if self.target not in ("any", "purchase"):
-            raise ValueError(f"target must be 'any' or 'purchase', not {self.target!r}")
-        n_actions = len(dataset.action_names) if self.use_actions else 0
-        return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.setting("dropout"), self.pre_norm, n_actions=n_actions,
-                         n_gaps=N_GAP_BUCKETS if self.use_gaps else 0)
+    def build(self, dataset: Dataset) -> NextItemNet:
+        c = self.config
+        n_actions = len(dataset.action_names) if c.use_actions else 0
+        return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                         c.pre_norm, n_actions=n_actions,
+                         n_gaps=N_GAP_BUCKETS if c.use_gaps else 0)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
-        arrays = training_windows(sequences, self.maxlen, self.features)
-        if self.target == "purchase":
+        maxlen = self.config.maxlen
+        arrays = training_windows(sequences, maxlen, self.features)
+        if self.config.target == "purchase":
+            if "purchase" not in self.dataset_.action_names:
+                raise ValueError("target='purchase' needs a dataset with purchases")
             purchase = self.dataset_.action_names.index("purchase")
             usable = sequences.select(np.flatnonzero(sequences.lengths >= 2))
             ahead = next_action_items(usable, purchase)
-            arrays["targets"] = last_window(usable, self.maxlen + 1, ahead)[:, :-1]
+            arrays["targets"] = last_window(usable, maxlen + 1, ahead)[:, :-1]
         return arrays
 
 
@@ -94,36 +103,34 @@ def next_action_items(seq: Sequences, action: int) -> np.ndarray:
 
 
 @register
-class BERT4Rec(SequentialRecommender):
+class BERT4Rec(NextItemRecommender[BERT4RecConfig]):
     """Bidirectional self-attention trained to recover randomly masked items (Sun et al.,
     2019); at scoring time a mask token is appended after the history."""
 
     key = "bert4rec"
+    config_class = BERT4RecConfig
 
-    def __init__(self, mask_prob: float = 0.2, pre_norm: bool = True, **params: object) -> None:
-        super().__init__(**params)  # type: ignore[arg-type]
-        self.mask_prob = mask_prob
-        self.pre_norm = pre_norm
-
-    def build(self, dataset: Dataset) -> torch.nn.Module:
-        return SASRecNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                         self.setting("dropout"), self.pre_norm, causal=False, mask_token=True)
+    def build(self, dataset: Dataset) -> NextItemNet:
+        c = self.config
+        return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                         c.pre_norm, causal=False, mask_token=True)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         rows = sequences.select(np.flatnonzero(sequences.lengths >= 2))
-        items = last_window(rows, self.maxlen)
+        items = last_window(rows, self.config.maxlen)
         return {"items": items, "targets": items}
 
     def loss_positions(self, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> float:
         # each real item is masked with mask_prob; a row with none masked trains on its last
-        return float((self.mask_prob * lengths + (1.0 - self.mask_prob) ** lengths).sum())
+        p = self.config.mask_prob
+        return float((p * lengths + (1.0 - p) ** lengths).sum())
 
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
         items = batch["items"]
         real = items > 0
         draw = torch.rand(items.shape, device=items.device, generator=generator)
-        masked = (draw < self.mask_prob) & real
+        masked = (draw < self.config.mask_prob) & real
         # every row trains on at least its last item, the step that scoring asks about
         masked[:, -1] |= ~masked.any(dim=1)
         inputs = torch.where(masked, torch.full_like(items, self.net_.n_items + 1), items)
@@ -132,7 +139,7 @@ class BERT4Rec(SequentialRecommender):
                              self.net_.n_items, config, generator)
 
     def inputs(self, history: Sequences) -> Batch:
-        window = last_window(history, self.maxlen - 1)
+        window = last_window(history, self.config.maxlen - 1)
         mask = np.full((history.n_rows, 1), self.dataset_.n_items + 1, dtype=np.int64)
         items = np.concatenate([window, mask], axis=1)
         first = first_real_column(items)
@@ -148,75 +155,104 @@ class BERT4Rec(SequentialRecommender):
 
 
 @register
-class GRU4Rec(SequentialRecommender):
+class GRU4Rec(NextItemRecommender[GRU4RecConfig]):
     """Recurrent baseline (Hidasi et al., 2016) trained with the shared losses; explanations
     come from gradient x input attribution."""
 
     key = "gru4rec"
+    config_class = GRU4RecConfig
     explain_with = "gradient"
 
-    def __init__(self, layers: int = 1, **params: object) -> None:
-        params.setdefault("dropout", 0.1)
-        super().__init__(**params)  # type: ignore[arg-type]
-        self.layers = layers
+    def build(self, dataset: Dataset) -> NextItemNet:
+        c = self.config
+        return GRUNet(dataset.n_items, c.dim, c.layers, c.dropout)
 
-    def build(self, dataset: Dataset) -> torch.nn.Module:
-        return GRUNet(dataset.n_items, self.dim, self.layers, self.setting("dropout"))
+
+#: Where BST's state keeps its candidate generator's state and how to rebuild it.
+GENERATOR, GENERATOR_MODEL = "generator", "generator_model"
 
 
 @register
-class BST(SequentialRecommender):
+class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     """Behavioral Sequence Transformer as a re-ranker: a candidate generator
-    (``candidates_from``, any registered model) proposes ``n_candidates`` items per customer,
-    and BST scores each (history, candidate) pair with a click/buy logit. Trained with
+    (``candidates_from``, any registered model, fitted by :meth:`fit` with the same
+    validator and saved with BST) proposes ``n_candidates`` items per customer, and BST
+    scores each (history, candidate) pair with a click/buy logit. Trained with
     ``bst_negatives`` negatives per step, half uniform and half drawn from other steps'
     targets, so popular items are negatives too (binary cross-entropy, CTR-style).
 
     Items outside the candidate list keep the generator's order, below every candidate.
+    Explanations are the candidate's target attention over the history.
     """
 
     key = "bst"
+    config_class = BSTConfig
     explain_with = "target-attention"
 
-    def __init__(self, candidates_from: str = "markov", n_candidates: int = 200,
-                 bst_negatives: int = 4, use_actions: bool = True, use_gaps: bool = True,
-                 **params: object) -> None:
-        params.setdefault("blocks", 1)
-        super().__init__(**params)  # type: ignore[arg-type]
-        self.candidates_from = candidates_from
-        self.n_candidates = n_candidates
-        self.bst_negatives = bst_negatives
-        self.use_actions = use_actions
-        self.use_gaps = use_gaps
+    generator_: Recommender[Any]
 
     @property
     def features(self) -> tuple[str, ...]:
-        return ("items",) + ("actions",) * self.use_actions + ("gaps",) * self.use_gaps
+        c = self.config
+        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
 
-    def build(self, dataset: Dataset) -> torch.nn.Module:
-        return BSTNet(dataset.n_items, self.maxlen, self.dim, self.blocks, self.heads,
-                      self.setting("dropout"), len(dataset.action_names) if self.use_actions else 0,
-                      N_GAP_BUCKETS if self.use_gaps else 0)
+    def build(self, dataset: Dataset) -> BSTNet:
+        c = self.config
+        return BSTNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                      len(dataset.action_names) if c.use_actions else 0,
+                      N_GAP_BUCKETS if c.use_gaps else 0)
 
-    def prepare(self, dataset: Dataset, valid: EvalSet | None) -> None:
-        if self.candidates_from in ("bst",):
-            raise ValueError("BST cannot generate its own candidates")
-        generator: Recommender = make_model(self.candidates_from)
-        if getattr(generator, "uses_validation", False):
-            generator.fit(dataset, valid=valid)  # type: ignore[call-arg]
-        else:
-            generator.fit(dataset)
-        self.generator_ = generator
+    # ------------------------------------------------------------------ the generator
+
+    def _generator_runtime(self, key: str) -> dict[str, Any]:
+        """BST's run-time settings that the generator's config also has."""
+        names = model_class(key).config_class.field_names()
+        return {name: getattr(self.config, name) for name in ("device", "progress")
+                if name in names}
+
+    def prepare(self, train: Dataset, valid: Validator | None) -> None:
+        key = self.config.candidates_from
+        self.generator_ = make_model(key, **self._generator_runtime(key)).fit(train, valid)
+
+    def extra_report(self) -> dict[str, Any]:
+        report = self.generator_.fit_report_
+        return {GENERATOR: dict(report)} if report else {}
+
+    def to_state(self) -> ModelState:
+        state = super().to_state().with_nested(GENERATOR, self.generator_.to_state())
+        state.meta[GENERATOR_MODEL] = {"key": self.generator_.key,
+                                       "params": self.generator_.get_params()}
+        return state
+
+    @classmethod
+    def from_state(cls, config: BSTConfig, dataset: Dataset, state: ModelState) -> Self:
+        model = super().from_state(config, dataset, state)
+        saved = state.value(GENERATOR_MODEL)
+        if not isinstance(saved, dict) or not isinstance(saved.get("params"), dict):
+            raise ArtifactError("the candidate generator's settings are incomplete")
+        key = saved.get("key")
+        if key != config.candidates_from:
+            raise ArtifactError(f"the saved candidate generator is {key!r}, but "
+                                f"candidates_from is {config.candidates_from!r}")
+        generator_class = model_class(key)
+        generator_config = generator_class.config_class.from_params(
+            {**saved["params"], **model._generator_runtime(key)})
+        model.generator_ = generator_class.from_state(generator_config, dataset,
+                                                      state.nested(GENERATOR))
+        return model
+
+    # ------------------------------------------------------------------ training
 
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
         targets = batch["targets"]
         keep = targets > 0
         b, n = targets.shape
+        n_negatives = self.config.bst_negatives
         # Half uniform negatives, half other steps' targets (popularity-distributed): a
         # re-ranker must separate the popular items a candidate generator proposes too.
-        n_popular = self.bst_negatives // 2
-        uniform = torch.randint(0, self.dataset_.n_items, (b, n, self.bst_negatives - n_popular),
+        n_popular = n_negatives // 2
+        uniform = torch.randint(0, self.dataset_.n_items, (b, n, n_negatives - n_popular),
                                 device=targets.device, generator=generator)
         pool = targets[keep] - 1
         picks = torch.randint(0, pool.numel(), (b, n, n_popular), device=targets.device,
@@ -229,6 +265,8 @@ class BST(SequentialRecommender):
         loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         return position_mean(loss[keep].mean(dim=-1), config)
 
+    # ------------------------------------------------------------------ scoring
+
     def score_candidates(self, history: Sequences, customers: np.ndarray | None,
                          candidates: np.ndarray) -> np.ndarray:
         """Click/buy logits of each row's ``candidates`` (rows, C)."""
@@ -237,7 +275,8 @@ class BST(SequentialRecommender):
         with torch.no_grad():
             cand = torch.from_numpy(np.asarray(candidates, dtype=np.int64)).to(self.device_)
             logits, _ = self.net_(self.inputs(history), cand.unsqueeze(1), last_only=True)
-        return logits[:, 0].float().cpu().numpy()
+        scores: np.ndarray = logits[:, 0].float().cpu().numpy()
+        return scores
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
@@ -245,7 +284,7 @@ class BST(SequentialRecommender):
         base = np.where(np.isfinite(base), base, -np.inf)
         masked = base.copy()
         mask_seen(masked, history)
-        top, _ = top_k(masked, min(self.n_candidates, base.shape[1]))
+        top, _ = top_k(masked, min(self.config.n_candidates, base.shape[1]))
         listed = top >= 0
         top = np.where(listed, top, 0)
         finite = np.isfinite(base)
@@ -258,12 +297,14 @@ class BST(SequentialRecommender):
         return out
 
     def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
+        """Each item's target attention over one customer's window."""
         self._check_fitted()
+        if history.n_rows != 1:
+            raise ValueError("explain takes the history of one customer")
+        items = self._checked_items(items)
         self.net_.eval()
         with torch.no_grad():
-            cand = torch.from_numpy(np.asarray(items, dtype=np.int64)[None, None, :])
-            _, weights = self.net_(self.inputs(history), cand.to(self.device_), last_only=True)
-        return weights[0, 0].float().cpu().numpy()
-
-    def final_states(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - unused
-        raise NotImplementedError("BST scores (history, candidate) pairs")
+            cand = torch.from_numpy(items[None, None, :]).to(self.device_)
+            _, weights = self.net_(self.inputs(history), cand, last_only=True)
+        rows: np.ndarray = weights[0, 0].float().cpu().numpy()
+        return rows

@@ -6,7 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from funnelprint.models.neural.layers import Dropout, dropout, init_embedding
+from funnelprint.models.neural.layers import (
+    Batch,
+    Dropout,
+    NextItemNet,
+    dropout,
+    init_embedding,
+)
 
 
 def attention_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -68,7 +74,7 @@ class CausalBlock(nn.Module):
         return x, weights
 
 
-class SASRecNet(nn.Module):
+class SASRecNet(NextItemNet):
     """Item + learned position (+ optional action and time-gap) embeddings -> attention blocks
     -> hidden state per position.
 
@@ -101,7 +107,7 @@ class SASRecNet(nn.Module):
         item_std = (2.0 / (self.items.num_embeddings + dim)) ** 0.5
         nn.init.normal_(self.positions.weight, std=item_std * dim ** 0.5)
 
-    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed(self, batch: Batch) -> torch.Tensor:
         # Windows are right-aligned: the last column is always position maxlen - 1, so a batch
         # trimmed of leading padding columns keeps every item's position.
         inputs = batch["items"]
@@ -114,8 +120,8 @@ class SASRecNet(nn.Module):
             x = x + self.gaps(batch["gaps"])
         return x
 
-    def encode(self, x: torch.Tensor, batch: dict[str, torch.Tensor],
-               return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def encode(self, x: torch.Tensor, batch: Batch, return_weights: bool = False
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         real = batch["items"] > 0
         x = self.dropout(x) * real.unsqueeze(-1)
         mask = attention_mask(real, self.causal)
@@ -125,12 +131,6 @@ class SASRecNet(nn.Module):
             if w is not None:
                 weights.append(w)
         return self.norm(x), weights
-
-    def forward(self, batch: dict[str, torch.Tensor] | torch.Tensor,
-                return_weights: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        if isinstance(batch, torch.Tensor):
-            batch = {"items": batch}
-        return self.encode(self.embed(batch), batch, return_weights)
 
     def item_weights(self) -> torch.Tensor:
         """Output embeddings of items 1..n (shared with the input table)."""

@@ -8,8 +8,9 @@ import copy
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -18,7 +19,9 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
-LOSSES = ("ce", "bce", "sampled")
+B = TypeVar("B")
+Loss = Literal["ce", "bce", "sampled"]
+LOSSES: tuple[str, ...] = get_args(Loss)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -43,7 +46,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    loss: str = "ce"
+    loss: Loss = "ce"
     negatives: int = 256
     bce_negatives: int = 1
     patience: int = 5
@@ -109,31 +112,33 @@ def sequence_loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tens
 
 
 @contextlib.contextmanager
-def swapped(params: list[torch.Tensor], other: list[torch.Tensor] | None):
+def swapped(params: Sequence[torch.Tensor], other: Sequence[torch.Tensor] | None
+            ) -> Iterator[None]:
     """Exchange the values of ``params`` and ``other`` for the duration of the block."""
-    def exchange() -> None:
-        for p, o in zip(params, other, strict=True):  # type: ignore[arg-type]
-            p.data, o.data = o.data, p.data
-
     if other is None:
         yield
         return
-    exchange()
+
+    def exchange(theirs: Sequence[torch.Tensor]) -> None:
+        for p, o in zip(params, theirs, strict=True):
+            p.data, o.data = o.data, p.data
+
+    exchange(other)
     try:
         yield
     finally:
-        exchange()
+        exchange(other)
 
 
 def train(
     model: torch.nn.Module,
-    batches: Callable[[np.random.Generator], list[tuple[torch.Tensor, ...]]],
-    step_loss: Callable[[tuple[torch.Tensor, ...]], torch.Tensor],
+    batches: Callable[[np.random.Generator], Sequence[B]],
+    step_loss: Callable[[B], torch.Tensor],
     validate: Callable[[], float] | None,
     config: TrainConfig,
     seed: int,
     name: str,
-) -> dict:
+) -> dict[str, Any]:
     """Run epochs; after each ``eval_every`` epochs score validation and keep the best weights.
     Stops after ``patience`` evaluations without improvement or past ``time_budget_s``.
 
@@ -157,7 +162,7 @@ def train(
     average = [p.detach().clone() for p in params] if config.ema_decay > 0 else None
     update_average = get_ema_multi_avg_fn(config.ema_decay)
     best_state, best_score, best_epoch, bad, steps = None, -np.inf, 0, 0, 0
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -176,7 +181,7 @@ def train(
             steps += 1
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        record = {"epoch": epoch, "loss": total / max(1, len(epoch_batches)),
+        record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, len(epoch_batches)),
                   "seconds": round(time.perf_counter() - start, 1)}
         out_of_time = (config.time_budget_s is not None
                        and time.perf_counter() - start > config.time_budget_s)
