@@ -56,7 +56,8 @@ def main() -> None:
     else:
         out["rees46"] = {"skipped": f"{REES46} not found"}
     with tempfile.TemporaryDirectory() as tmp:
-        paths = simulate(SimulationConfig(customers=3000, seed=0)).write(Path(tmp) / "sim")
+        paths = simulate(SimulationConfig(customers=3000, seed=0, scenario="bundled")).write(
+            Path(tmp) / "sim")
         out["simulator"] = ablation(load_dataset(f"events:{paths['events']}"), [0], 150.0)
     print(json.dumps(out))
 
