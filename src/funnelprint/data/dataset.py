@@ -1,4 +1,7 @@
-"""One ``Dataset``: external ids mapped to contiguous indices once, sequences per customer.
+"""One ``Dataset``: external ids mapped to contiguous indices once, sequences per customer,
+and what is known about each item (category, brand, price). Every model reads it: the
+sequential recommenders and the trait profiles alike. :meth:`Dataset.aligned_to` maps a new
+log onto a fitted item index.
 
 Loaders are selected by a prefix: ``events:PATH`` (any event file), ``sasrec:PATH``
 (``user item`` per line), ``s3rec:PATH`` (``user item item ...`` per line) and
@@ -37,8 +40,10 @@ class Dataset:
         Row ``u`` holds customer ``u``'s interactions in time order.
     action_names : tuple of str
         Name of each action index.
-    item_categories : array of str or None
-        Category of each item where known.
+    item_categories, item_brands : arrays of str or None
+        Category and brand of each item ("" where unknown); None when nothing is known.
+    item_prices : float array or None
+        Price of each item (NaN where unknown).
     """
 
     customer_ids: np.ndarray
@@ -48,6 +53,8 @@ class Dataset:
     item_categories: np.ndarray | None = None
     name: str = "dataset"
     synthetic_time: bool = False  # True where timestamps are positions, not times
+    item_brands: np.ndarray | None = None
+    item_prices: np.ndarray | None = None
 
     @property
     def n_customers(self) -> int:
@@ -67,7 +74,7 @@ class Dataset:
     def customer_index(self) -> dict[str, int]:
         return {str(c): i for i, c in enumerate(self.customer_ids)}
 
-    def with_sequences(self, sequences: Sequences, **changes: object) -> Dataset:
+    def with_sequences(self, sequences: Sequences, **changes: Any) -> Dataset:
         """The same id maps with other sequences (a split's training part, say)."""
         return replace(self, sequences=sequences, **changes)
 
@@ -101,12 +108,16 @@ class Dataset:
         seq = self.sequences
         arrays = {"offsets": seq.offsets, "items": seq.items, "actions": seq.actions,
                   "times": seq.times}
+        if seq.sessions is not None:
+            arrays["sessions"] = seq.sessions
+        if self.item_prices is not None:
+            arrays["item_prices"] = self.item_prices
         meta = {
             "customer_ids": self.customer_ids.tolist(),
             "item_ids": self.item_ids.tolist(),
             "action_names": list(self.action_names),
-            "item_categories": None if self.item_categories is None
-            else [str(c) for c in self.item_categories],
+            "item_categories": _strings(self.item_categories),
+            "item_brands": _strings(self.item_brands),
             "name": self.name,
             "synthetic_time": self.synthetic_time,
         }
@@ -117,17 +128,20 @@ class Dataset:
         """Rebuild a dataset written by :meth:`to_arrays`; inconsistent input raises
         ``ValueError``."""
         try:
+            sessions = arrays.get("sessions")
+            prices = arrays.get("item_prices")
             sequences = Sequences(np.asarray(arrays["offsets"], dtype=np.int64),
                                   np.asarray(arrays["items"], dtype=np.int32),
                                   np.asarray(arrays["actions"], dtype=np.int8),
-                                  np.asarray(arrays["times"], dtype=np.int64))
+                                  np.asarray(arrays["times"], dtype=np.int64),
+                                  None if sessions is None else np.asarray(sessions, np.int64))
             customer_ids = np.asarray(meta["customer_ids"], dtype=str)
             item_ids = np.asarray(meta["item_ids"], dtype=str)
             action_names = tuple(str(a) for a in meta["action_names"])
-            categories = meta["item_categories"]
             dataset = cls(customer_ids, item_ids, sequences, action_names,
-                          None if categories is None else np.asarray(categories, dtype=object),
-                          str(meta["name"]), bool(meta["synthetic_time"]))
+                          _objects(meta["item_categories"]), str(meta["name"]),
+                          bool(meta["synthetic_time"]), _objects(meta.get("item_brands")),
+                          None if prices is None else np.asarray(prices, dtype=np.float64))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"incomplete dataset ({exc})") from exc
         dataset.check()
@@ -145,18 +159,78 @@ class Dataset:
         if seq.actions.size and (seq.actions.min() < 0
                                  or seq.actions.max() >= len(self.action_names)):
             raise ValueError("action indices outside the action names")
-        if self.item_categories is not None and self.item_categories.size != self.n_items:
-            raise ValueError(f"{self.item_categories.size} categories for {self.n_items} items")
+        for label, values in (("categories", self.item_categories),
+                              ("brands", self.item_brands), ("prices", self.item_prices)):
+            if values is not None and values.size != self.n_items:
+                raise ValueError(f"{values.size} {label} for {self.n_items} items")
+
+    # ------------------------------------------------------------------ items
+
+    def with_products(self, products: pl.DataFrame) -> Dataset:
+        """This dataset with item metadata from a products table (``product_id`` and any of
+        ``category, brand, price``): its non-null values replace what the dataset knew."""
+        meta = _item_meta(self.item_ids, products)
+        log.info("products table describes %d of %d items", int(meta.pop("_matched").sum()),
+                 self.n_items)
+        return replace(
+            self,
+            item_categories=_overlay(self.item_categories, meta.get("category"), ""),
+            item_brands=_overlay(self.item_brands, meta.get("brand"), ""),
+            item_prices=_overlay(self.item_prices, meta.get("price"), np.nan),
+        )
+
+    def item_table(self) -> pl.DataFrame:
+        """``item`` (index), ``product_id`` and whichever of ``category, brand, price`` the
+        dataset knows."""
+        columns: dict[str, Any] = {"item": np.arange(self.n_items), "product_id": self.item_ids}
+        for name, values in (("category", self.item_categories), ("brand", self.item_brands)):
+            if values is not None:
+                columns[name] = pl.Series(values, dtype=pl.String).replace("", None)
+        if self.item_prices is not None:
+            columns["price"] = pl.Series(self.item_prices).fill_nan(None)
+        return pl.DataFrame(columns)
+
+    def aligned_to(self, item_ids: np.ndarray) -> Alignment:
+        """The same customers and events re-indexed onto ``item_ids`` (a fitted model's
+        items); events of products outside it are dropped and counted. Customers keep their
+        rows even when none of their events remain."""
+        item_ids = np.asarray(item_ids).astype(str)
+        codes = _codes(pl.Series(self.item_ids), pl.Series(item_ids))
+        missing = np.isnan(codes) if codes.dtype.kind == "f" else np.zeros(codes.size, bool)
+        codes = np.where(missing, -1, codes).astype(np.int64)
+        seq = self.sequences
+        keep = codes[seq.items] >= 0
+        kept = seq.mask(keep)
+        kept.items = codes[kept.items].astype(np.int32)
+        unknown_items = int(np.unique(seq.items[~keep]).size)
+        if unknown_items:
+            log.info("%d event(s) of %d product(s) outside the fitted items skipped",
+                     int((~keep).sum()), unknown_items)
+        present = np.flatnonzero(~missing)
+
+        def moved(values: np.ndarray | None, empty: object) -> np.ndarray | None:
+            if values is None:
+                return None
+            out = np.full(item_ids.size, empty, dtype=values.dtype)
+            out[codes[present]] = values[present]
+            return out
+
+        dataset = Dataset(self.customer_ids, item_ids, kept, self.action_names,
+                          moved(self.item_categories, ""), self.name, self.synthetic_time,
+                          moved(self.item_brands, ""), moved(self.item_prices, np.nan))
+        return Alignment(dataset, int((~keep).sum()), unknown_items)
 
     # ------------------------------------------------------------------ building
 
     @classmethod
     def from_frame(
         cls, frame: pl.DataFrame, name: str = "dataset", synthetic_time: bool = False,
-        item_categories: dict[str, str] | None = None,
+        item_categories: dict[str, str] | None = None, products: pl.DataFrame | None = None,
     ) -> Dataset:
-        """Build from a frame with ``customer_id, item_id, action, time`` sorted by customer
-        then time. Customer and item indices follow first appearance."""
+        """Build from a frame with ``customer_id, item_id, action, time`` (and optionally
+        ``session``) sorted by customer then time. Customer and item indices follow first
+        appearance. ``products`` (``product_id`` and any of ``category, brand, price``)
+        describes the items."""
         customers = frame["customer_id"].cast(pl.String)
         items = frame["item_id"].cast(pl.String)
         customer_ids = customers.unique(maintain_order=True)
@@ -169,36 +243,41 @@ class Dataset:
         action_names = (*CANONICAL_ACTIONS, *extra)
         action_codes = _codes(frame["action"], pl.Series(action_names))
         times = frame["time"].to_numpy().astype(np.int64)
+        sessions = frame["session"].to_numpy() if "session" in frame.columns else None
         sequences = Sequences.from_rows(rows, item_codes, action_codes, times,
-                                        customer_ids.len())
+                                        customer_ids.len(), sessions)
         categories = None
         if item_categories:
             categories = np.array([item_categories.get(i, "") for i in item_ids.to_list()],
                                   dtype=object)
-        return cls(customer_ids.to_numpy().astype(str), item_ids.to_numpy().astype(str),
-                   sequences, action_names, categories, name, synthetic_time)
+        dataset = cls(customer_ids.to_numpy().astype(str), item_ids.to_numpy().astype(str),
+                      sequences, action_names, categories, name, synthetic_time)
+        return dataset if products is None else dataset.with_products(products)
 
     @classmethod
-    def from_events(cls, log: EventLog, name: str = "events",
-                    collapse_repeats: bool = True) -> Dataset:
-        """From a prepared event log. ``collapse_repeats`` merges consecutive events of one
-        customer on the same product (view → cart → buy of one item) into one step at the
-        first event's time whose action is the run's last non-view action (its funnel
-        outcome: bought, carted, removed), or view when there is none."""
-        events = log.events
+    def from_events(cls, log: EventLog | pl.DataFrame, name: str = "events",
+                    collapse_repeats: bool = True, products: pl.DataFrame | None = None
+                    ) -> Dataset:
+        """From a prepared event log (or its event table). ``collapse_repeats`` merges
+        consecutive events of one customer on the same product (view → cart → buy of one
+        item) into one step at the first event's time whose action is the run's last
+        non-view action (its funnel outcome: bought, carted, removed), or view when there
+        is none. The log's sessions are kept (a merged step keeps its first event's). Its
+        ``category, brand, price`` columns describe the items (each product's last non-null
+        value), and a ``products`` table (``product_id`` and any of those columns) on top of
+        them (see :meth:`with_products`)."""
+        events = log if isinstance(log, pl.DataFrame) else log.events
         frame = events.select(
             "customer_id",
             pl.col("product_id").alias("item_id"),
             "action",
             pl.col("timestamp").dt.epoch("us").alias("time"),
+            *(["session"] if "session" in events.columns else []),
         )
         if collapse_repeats:
             frame = _collapse_runs(frame)
-        categories = None
-        if "category" in events.columns:
-            pairs = events.select("product_id", "category").drop_nulls().unique("product_id")
-            categories = dict(pairs.iter_rows())
-        return cls.from_frame(frame, name=name, item_categories=categories)
+        dataset = cls.from_frame(frame, name=name, products=_event_products(events))
+        return dataset if products is None else dataset.with_products(products)
 
 
 def _collapse_runs(frame: pl.DataFrame) -> pl.DataFrame:
@@ -208,13 +287,76 @@ def _collapse_runs(frame: pl.DataFrame) -> pl.DataFrame:
     if runs.height == runs["_run"].n_unique():
         return frame
     outcome = pl.when(pl.col("action") != "view").then(pl.col("action"))
+    firsts = [pl.col(c).first() for c in frame.columns if c != "action"]
     return (
         runs.group_by("_run", maintain_order=True)
-        .agg(pl.col("customer_id").first(), pl.col("item_id").first(),
-             outcome.drop_nulls().last().fill_null("view").alias("action"),
-             pl.col("time").first())
+        .agg(*firsts, outcome.drop_nulls().last().fill_null("view").alias("action"))
         .select(frame.columns)
     )
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """A dataset re-indexed onto another item index (:meth:`Dataset.aligned_to`), and how
+    many events and distinct products fell outside it."""
+
+    dataset: Dataset
+    unknown_events: int
+    unknown_items: int
+
+
+META_COLUMNS = ("category", "brand", "price")
+
+
+def _event_products(events: pl.DataFrame) -> pl.DataFrame | None:
+    """Each product's last non-null category, brand and price among the events."""
+    table: pl.DataFrame | None = None
+    for column in META_COLUMNS:
+        if column not in events.columns:
+            continue
+        pairs = (events.select("product_id", column).drop_nulls()
+                 .unique("product_id", keep="last", maintain_order=True))
+        table = pairs if table is None else table.join(pairs, on="product_id", how="full",
+                                                      coalesce=True)
+    return table
+
+
+def _item_meta(item_ids: np.ndarray, products: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Per item (in ``item_ids`` order): the products table's category, brand (str, ""
+    where missing) and price (float, NaN where missing), for the columns it has; and
+    ``_matched``, whether the table lists the item."""
+    table = products.with_columns(pl.col("product_id").cast(pl.String)).unique(
+        "product_id", keep="first", maintain_order=True)
+    joined = pl.DataFrame({"product_id": np.asarray(item_ids).astype(str)}).join(
+        table, on="product_id", how="left", maintain_order="left")
+    out: dict[str, np.ndarray] = {"_matched": joined.select(
+        pl.col("product_id").is_in(table["product_id"].implode())).to_series().to_numpy()}
+    for column in ("category", "brand"):
+        if column in joined.columns:
+            out[column] = joined[column].cast(pl.String).fill_null("").to_numpy().astype(object)
+    if "price" in joined.columns:
+        price = joined["price"].cast(pl.Float64, strict=False)
+        out["price"] = price.fill_null(np.nan).to_numpy().astype(np.float64)
+    return out
+
+
+def _overlay(base: np.ndarray | None, new: np.ndarray | None, empty: object
+             ) -> np.ndarray | None:
+    """``new`` where it knows a value, else ``base``."""
+    if new is None:
+        return base
+    if base is None:
+        return new
+    unknown = np.isnan(new) if new.dtype.kind == "f" else new == empty
+    return np.where(unknown, base, new).astype(new.dtype)
+
+
+def _strings(values: np.ndarray | None) -> list[str] | None:
+    return None if values is None else [str(v) for v in values]
+
+
+def _objects(values: list[str] | None) -> np.ndarray | None:
+    return None if values is None else np.asarray(values, dtype=object)
 
 
 def _codes(values: pl.Series, vocabulary: pl.Series) -> np.ndarray:
@@ -227,7 +369,7 @@ def _codes(values: pl.Series, vocabulary: pl.Series) -> np.ndarray:
 
 
 def load_dataset(
-    spec: str, mapping: ColumnMapping | None = None, kcore: int = 0, **event_options: object
+    spec: str, mapping: ColumnMapping | None = None, kcore: int = 0, **event_options: Any
 ) -> Dataset:
     """Load ``PREFIX:PATH`` (see module docstring); ``kcore`` > 0 applies k-core filtering."""
     prefix, sep, path_text = spec.partition(":")
@@ -265,7 +407,7 @@ def _read_user_item_lines(path: Path, one_pair_per_line: bool) -> Dataset:
         pl.col("t").list.first().alias("customer_id"),
         pl.col("t").list.slice(1).alias("item_id"),
     ).explode("item_id")
-    if one_pair_per_line and tokens["t"].list.len().max() > 2:
+    if one_pair_per_line and tokens.select(pl.col("t").list.len().max()).item() > 2:
         raise EventDataError("expected 'user item' per line", path=str(path))
     # Keep the file's order within each customer; customers may interleave (SASRec files do not).
     frame = _contiguous(frame.with_row_index("pos"), "pos")
@@ -338,7 +480,12 @@ def kcore_filter(dataset: Dataset, k: int) -> Dataset:
     remap[items_used] = np.arange(items_used.size)
     kept = kept.select(users)
     kept.items = remap[kept.items].astype(np.int32)
-    categories = None if dataset.item_categories is None else dataset.item_categories[items_used]
     log.info("%d-core: %d of %d interactions kept", k, kept.items.size, seq.items.size)
-    return Dataset(dataset.customer_ids[users], dataset.item_ids[items_used], kept,
-                   dataset.action_names, categories, dataset.name, dataset.synthetic_time)
+
+    def used(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[items_used]
+
+    return replace(dataset, customer_ids=dataset.customer_ids[users],
+                   item_ids=dataset.item_ids[items_used], sequences=kept,
+                   item_categories=used(dataset.item_categories),
+                   item_brands=used(dataset.item_brands), item_prices=used(dataset.item_prices))

@@ -23,13 +23,8 @@ from funnelprint.data.schema import CANONICAL_ACTIONS
 log = logging.getLogger(__name__)
 #: Events-from-the-end bucket edges: last, 2nd, 3rd-4th, 5th-8th, ... , 33rd and older.
 RECENCY_EDGES = np.array([1, 2, 4, 8, 16, 32])
-N_ACTIONS = len(CANONICAL_ACTIONS) + 1  # the last code is any other action
-
-
-def action_codes(actions: np.ndarray) -> np.ndarray:
-    lookup = {name: i for i, name in enumerate(CANONICAL_ACTIONS)}
-    return np.array([lookup.get(a, len(CANONICAL_ACTIONS)) for a in actions], dtype=np.int64) \
-        if actions.dtype == object or actions.dtype.kind in "UO" else actions.astype(np.int64)
+#: Action codes: the canonical actions in order, then one code for any other action.
+N_ACTIONS = len(CANONICAL_ACTIONS) + 1
 
 
 def recency_buckets(from_end: np.ndarray) -> np.ndarray:
@@ -149,14 +144,27 @@ class AttentionAggregator:
         bias = self.net_.recency_bias.detach().numpy()
         return [round(float(np.exp(b - bias[0])), 3) for b in bias]
 
+    @staticmethod
+    def array_shapes(dim: int) -> dict[str, tuple[int | None, ...]]:
+        """The scorer's arrays (as :meth:`state_arrays` names them) and their shapes; None
+        is the hidden width."""
+        return {"attention.action_bias": (N_ACTIONS,),
+                "attention.recency_bias": (RECENCY_EDGES.size + 1,),
+                "attention.content.weight": (None, dim), "attention.content.bias": (None,),
+                "attention.content_out.weight": (1, None)}
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {f"attention.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], dim: int) -> AttentionAggregator:
-        state = {k.removeprefix("attention."): torch.from_numpy(np.asarray(v))
+        state = {k.removeprefix("attention."): torch.from_numpy(np.array(v))
                  for k, v in arrays.items() if k.startswith("attention.")}
-        model = cls(hidden=state["content.weight"].shape[0])
+        hidden = state["content.weight"].shape[0]
+        if state["content.bias"].shape[0] != hidden or state["content_out.weight"].shape[1] \
+                != hidden:
+            raise ValueError("attention arrays disagree on the hidden width")
+        model = cls(hidden=hidden)
         model.net_ = _Scorer(dim, model.hidden)
         model.net_.load_state_dict(state)
         model.net_.eval()

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from funnelprint.data.dataset import Dataset, kcore_filter
+from funnelprint.data.pipeline import prepare_frame
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def log(with_meta: bool = True) -> pl.DataFrame:
+    """Customer a: two visits (view, cart, buy of p1; later a view of p2); b: one view."""
+    minutes = [0, 1, 2, 120, 0]
+    frame = pl.DataFrame({
+        "customer_id": ["a", "a", "a", "a", "b"],
+        "timestamp": [T0 + timedelta(minutes=m) for m in minutes],
+        "action": ["view", "add_to_cart", "purchase", "view", "view"],
+        "product_id": ["p1", "p1", "p1", "p2", "p3"],
+    }).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    if with_meta:
+        frame = frame.with_columns(pl.Series("category", ["pets", None, "pets", "toys", None]),
+                                   pl.Series("brand", ["acme"] * 3 + [None, None]),
+                                   pl.Series("price", [5.0, 5.0, 6.0, None, None]))
+    return prepare_frame(frame).events
+
+
+def meta(data: Dataset, values: np.ndarray | None) -> dict[str, object]:
+    assert values is not None
+    return dict(zip(data.item_ids.tolist(), values.tolist(), strict=True))
+
+
+def row_of(data: Dataset, customer: str) -> dict[str, list]:
+    seq = data.sequences.select(np.array([data.customer_index()[customer]]))
+    assert seq.sessions is not None
+    return {"items": data.item_ids[seq.items].tolist(), "actions": seq.actions.tolist(),
+            "sessions": seq.sessions.tolist()}
+
+
+def test_from_events_keeps_sessions_and_describes_items():
+    every = Dataset.from_events(log(), collapse_repeats=False)
+    assert every.n_interactions == 5
+    a = row_of(every, "a")
+    assert a["items"] == ["p1", "p1", "p1", "p2"]
+    sessions = a["sessions"]
+    assert sessions[:3] == [sessions[0]] * 3 and sessions[3] != sessions[0]
+    assert meta(every, every.item_categories) == {"p1": "pets", "p2": "toys", "p3": ""}
+    assert meta(every, every.item_brands) == {"p1": "acme", "p2": "", "p3": ""}
+    prices = meta(every, every.item_prices)
+    assert prices["p1"] == 6.0 and np.isnan([prices["p2"], prices["p3"]]).all()
+    collapsed = row_of(Dataset.from_events(log()), "a")
+    assert collapsed["items"] == ["p1", "p2"]
+    assert collapsed["sessions"] == [sessions[0], sessions[3]]
+    assert collapsed["actions"] == [3, 0]  # view → cart → buy of p1: a purchase
+    bare = Dataset.from_events(log(with_meta=False))
+    assert bare.item_categories is None and bare.item_brands is None
+    assert bare.item_prices is None
+
+
+def test_products_table_adds_to_the_events_metadata():
+    products = pl.DataFrame({"product_id": ["p2", "p3", "p9"], "category": ["games", None, "x"],
+                             "price": [30.0, 1.5, 2.0]})
+    data = Dataset.from_events(log(), collapse_repeats=False, products=products)
+    assert meta(data, data.item_categories) == {"p1": "pets", "p2": "games", "p3": ""}
+    # the table has no brand column: the events' brands stay
+    assert meta(data, data.item_brands) == {"p1": "acme", "p2": "", "p3": ""}
+    assert meta(data, data.item_prices) == {"p1": 6.0, "p2": 30.0, "p3": 1.5}
+    bare = Dataset.from_events(log(with_meta=False), products=products.drop("category"))
+    assert bare.item_categories is None
+    assert meta(bare, bare.item_prices) == {"p1": pytest.approx(np.nan, nan_ok=True),
+                                            "p2": 30.0, "p3": 1.5}
+    table = data.item_table()
+    assert table.columns == ["item", "product_id", "category", "brand", "price"]
+    assert table["category"].null_count() == 1
+
+
+def test_aligned_to_maps_onto_fitted_items_and_counts_the_rest():
+    data = Dataset.from_events(log(), collapse_repeats=False)
+    fitted_items = np.array(["p0", "p3", "p1"])
+    aligned = data.aligned_to(fitted_items)
+    assert aligned.unknown_events == 1 and aligned.unknown_items == 1  # p2
+    moved = aligned.dataset
+    assert moved.item_ids.tolist() == fitted_items.tolist()
+    assert moved.customer_ids.tolist() == data.customer_ids.tolist()
+    assert row_of(moved, "a")["items"] == ["p1", "p1", "p1"]
+    assert row_of(moved, "b")["items"] == ["p3"]
+    assert moved.item_categories is not None
+    assert moved.item_categories.tolist() == ["", "", "pets"]
+    nothing = data.aligned_to(np.array(["zz"]))
+    assert nothing.dataset.n_interactions == 0 and nothing.unknown_events == 5
+    assert nothing.dataset.sequences.lengths.tolist() == [0, 0]
+
+
+def test_arrays_round_trip_with_sessions_and_metadata():
+    data = Dataset.from_events(log(), collapse_repeats=False)
+    arrays, meta = data.to_arrays()
+    back = Dataset.from_arrays(arrays, meta)
+    assert np.array_equal(back.sequences.sessions, data.sequences.sessions)
+    assert back.item_brands.tolist() == data.item_brands.tolist()
+    assert np.array_equal(back.item_prices, data.item_prices, equal_nan=True)
+    bare = Dataset.from_events(log(with_meta=False))
+    arrays, meta = bare.to_arrays()
+    assert "sessions" in arrays and "item_prices" not in arrays
+    assert Dataset.from_arrays(arrays, meta).item_brands is None
+    with pytest.raises(ValueError, match="brands"):
+        Dataset(data.customer_ids, data.item_ids, data.sequences,
+                item_brands=np.array(["x"], dtype=object)).check()
+
+
+def test_kcore_keeps_item_metadata():
+    rows = [("a", "1"), ("a", "2"), ("b", "1"), ("b", "2"), ("c", "3"), ("c", "1")]
+    frame = pl.DataFrame({"customer_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+                          "action": ["view"] * 6, "time": list(range(6))})
+    products = pl.DataFrame({"product_id": ["1", "2", "3"], "brand": ["x", "y", "z"],
+                             "price": [1.0, 2.0, 3.0]})
+    core = kcore_filter(Dataset.from_frame(frame, products=products), 2)
+    assert sorted(core.item_ids.tolist()) == ["1", "2"]
+    assert dict(zip(core.item_ids, core.item_brands, strict=True)) == {"1": "x", "2": "y"}
+    assert core.item_prices.size == 2
