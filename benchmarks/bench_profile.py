@@ -22,7 +22,8 @@ warnings.filterwarnings("ignore")
 
 
 def quality(seed: int, customers: int, products: int, tmp: Path) -> dict:
-    sim = simulate(SimulationConfig(customers=customers, products=products, seed=seed))
+    sim = simulate(SimulationConfig(customers=customers, products=products, seed=seed,
+                                    scenario="bundled"))
     paths = sim.write(tmp / f"q{seed}")
     log = prepare_events(paths["events"])
     report = evaluate_profiles(log, sim.truth, sim.products, len(sim.personas), seed=seed)
@@ -65,7 +66,8 @@ def main() -> None:
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        sim = simulate(SimulationConfig(customers=3400, products=3000, seed=0))
+        sim = simulate(SimulationConfig(customers=3400, products=3000, seed=0,
+                                        scenario="bundled"))
         paths = sim.write(tmp / "speed")
         start = time.perf_counter()
         log = prepare_events(paths["events"])

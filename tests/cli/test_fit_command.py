@@ -21,7 +21,7 @@ def shop(tmp_path_factory):
     (["--model-type", "sasrec", "--traits", "4"], "--traits does not apply to sasrec"),
     (["--model-type", "sasrec", "--products", "{products}"], "--products does not apply"),
     (["--model-type", "sasrec", "--session-gap", "20"], "--session-gap does not apply"),
-    (["--model-type", "traits", "--epochs", "3"], "--epochs does not apply to traits"),
+    (["--model-type", "sasrec", "--aggregation", "mean"], "--aggregation does not apply"),
     (["--model-type", "traits", "--valid-protocol", "full"], "--valid-protocol does not apply"),
     (["--model-type", "itemknn", "--param", "colour=red"], "unknown parameter"),
     (["--model-type", "itemknn", "--param", "neighbours=-1"], "neighbours must be at least 1"),

@@ -21,7 +21,8 @@ SMALL = {"traits": 4, "n_init": 2, "anchors": 32, "epochs": 5}
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    sim = simulate(SimulationConfig(customers=300, products=120, personas=4, seed=3))
+    sim = simulate(SimulationConfig(customers=300, products=120, personas=4, seed=3,
+                                    scenario="bundled"))
     paths = sim.write(tmp_path_factory.mktemp("shop"))
     log = prepare_events(paths["events"])
     return sim, log, Dataset.from_events(log, collapse_repeats=False, products=sim.products)

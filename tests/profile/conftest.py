@@ -12,7 +12,8 @@ from funnelprint.profile.model import ProfileModel
 def shop(tmp_path_factory):
     """A small simulated shop: the simulation, its files, the prepared log and the dataset
     of every event with the products' metadata."""
-    sim = simulate(SimulationConfig(customers=400, products=150, personas=4, seed=5))
+    sim = simulate(SimulationConfig(customers=400, products=150, personas=4, seed=5,
+                                    scenario="bundled"))
     paths = sim.write(tmp_path_factory.mktemp("shop"))
     log = prepare_events(paths["events"])
     dataset = Dataset.from_events(log, collapse_repeats=False, products=sim.products)

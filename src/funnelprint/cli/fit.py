@@ -202,7 +202,7 @@ def describe(model: Recommender[Any]) -> None:
     if isinstance(model, TraitsRecommender):
         profile = model.profile_
         cold = int(profile.customer_cold_.sum())
-        console.print(f"  {profile.config_traits} traits, {cold:,} cold-start customers, "
+        console.print(f"  {profile.traits} traits, {cold:,} cold-start customers, "
                       f"{len(profile.vocabulary_):,} tokens")
         for info in profile.trait_info_:
             console.print(f"  {info['trait']}: {info['name']}")

@@ -46,8 +46,12 @@ def recommend(
         raise ValueError(f"{model} holds a {fitted.key!r} model, not {model_type!r}")
     rows = recommend_with_reasons(fitted, customer, k, exclude_seen=not include_seen)
     if heatmap is not None:
+        from funnelprint.models.neural.base import SequentialRecommender
         from funnelprint.report.heatmap import attention_heatmap
 
+        if not isinstance(fitted, SequentialRecommender):
+            raise ValueError(f"--heatmap needs a sequential model; {model} holds "
+                             f"{fitted.key!r}")
         attention_heatmap(fitted, customer, heatmap, k)
         err_console.print(f"heatmap → {heatmap}")
     if as_json:
