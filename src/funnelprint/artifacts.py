@@ -10,8 +10,8 @@ of its own content; loading verifies all of them.
 from __future__ import annotations
 
 import ctypes
-import datetime
 import ctypes.util
+import datetime
 import hashlib
 import json
 import os
