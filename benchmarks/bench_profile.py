@@ -6,11 +6,13 @@ import json
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events, prepare_frame
 from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.profile.model import ProfileModel
@@ -23,8 +25,7 @@ def quality(seed: int, customers: int, products: int, tmp: Path) -> dict:
     sim = simulate(SimulationConfig(customers=customers, products=products, seed=seed))
     paths = sim.write(tmp / f"q{seed}")
     log = prepare_events(paths["events"])
-    model = ProfileModel(traits=len(sim.personas), seed=seed).fit(log, sim.products)
-    report = evaluate_profiles(log, sim.truth, sim.products, model, seed)
+    report = evaluate_profiles(log, sim.truth, sim.products, len(sim.personas), seed=seed)
     names = ("profile", "textbook", "flattened")
     return {
         "events": log.events.height,
@@ -35,19 +36,29 @@ def quality(seed: int, customers: int, products: int, tmp: Path) -> dict:
     }
 
 
+def median_ms(run: Callable[[], object], repeats: int = 30) -> dict:
+    latencies = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        latencies.append(time.perf_counter() - start)
+    return {"median_ms": round(1000 * float(np.median(latencies)), 2),
+            "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2)}
+
+
 def refresh_latency(model: ProfileModel, events: pl.DataFrame) -> dict:
-    """Profile one customer after appending one event to their history."""
+    """Profile one customer after appending one event to their history: from an event table
+    (sessions, mapping onto the fitted items, profile) and from sequences already in the
+    fitted codes (what a recommender does per request)."""
     customer = events.filter(pl.col("customer_id") == events["customer_id"][0])
     extra = customer.tail(1).with_columns(pl.col("timestamp") + pl.duration(minutes=5))
     frame = pl.concat([customer, extra]).drop("session", "token")
-    latencies = []
-    for _ in range(30):
-        start = time.perf_counter()
-        model.transform(prepare_frame(frame))
-        latencies.append(time.perf_counter() - start)
+    codes = Dataset.from_events(prepare_frame(frame), collapse_repeats=False).aligned_to(
+        model.item_ids_).dataset
     return {"events_in_history": frame.height,
-            "median_ms": round(1000 * float(np.median(latencies)), 2),
-            "p95_ms": round(1000 * float(np.quantile(latencies, 0.95)), 2)}
+            **median_ms(lambda: model.transform_events(prepare_frame(frame))),
+            "from_sequences": median_ms(lambda: model.profile(codes.sequences,
+                                                              codes.action_names))}
 
 
 def main() -> None:
@@ -58,9 +69,10 @@ def main() -> None:
         paths = sim.write(tmp / "speed")
         start = time.perf_counter()
         log = prepare_events(paths["events"])
-        model = ProfileModel(traits=6).fit(log, sim.products)
+        dataset = Dataset.from_events(log, collapse_repeats=False, products=sim.products)
+        model = ProfileModel(traits=6).fit(dataset)
         fitted = time.perf_counter()
-        model.transform(log)
+        model.transform(dataset)
         done = time.perf_counter()
         out["speed"] = {"events": log.events.height, "fit_seconds": round(fitted - start, 2),
                         "profile_seconds": round(done - fitted, 2),

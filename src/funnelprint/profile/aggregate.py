@@ -1,5 +1,5 @@
-"""Customer x token weights (``mean``, ``session``, ``tfidf``, ``recency``, ``attention``),
-vectorised."""
+"""Customer x token weights (``mean``, ``session``, ``tfidf``, ``recency``, ``attention``)
+from integer event tokens, vectorised."""
 
 from __future__ import annotations
 
@@ -8,105 +8,88 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 import scipy.sparse as sp
 
-from funnelprint.data.sessions import gap_sessions
+from funnelprint.data.sequences import Sequences, row_of, session_ids
 
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("tfidf", "mean", "session", "recency", "attention")
+#: Event logits from (token index, action index, events from the row's end, 0 = last).
 EventLogits = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+_DAY_US = 86_400 * 1_000_000
 
 
 @dataclass
 class TokenMatrix:
-    """Which customers, their weighted token counts, and what was unknown."""
+    """Weighted token counts of every sequence row, and what was unknown."""
 
-    customer_ids: np.ndarray
-    weights: sp.csr_matrix  # customers x vocabulary
-    known_tokens: np.ndarray  # per customer: events whose token has a vector
+    weights: sp.csr_matrix  # rows x vocabulary
+    known_tokens: np.ndarray  # per row: events whose token has a vector
     unknown_tokens: int  # events skipped because their token was never seen in training
 
 
 def token_matrix(
-    events: pl.DataFrame, vocabulary: dict[str, int], aggregation: str = "tfidf",
+    sequences: Sequences, tokens: np.ndarray, n_tokens: int, aggregation: str = "tfidf",
     idf: np.ndarray | None = None, half_life_days: float = 14.0,
     event_logits: EventLogits | None = None,
 ) -> TokenMatrix:
-    """Weighted customer x token matrix from events with ``customer_id, timestamp, token``
-    (and ``action`` for ``attention``), in time order within each customer.
+    """Weighted rows x tokens matrix; ``tokens`` holds every event's vocabulary index, or
+    -1 for a token without a vector (counted and skipped).
 
     ``mean`` counts events; ``session`` weights each event by 1 / (known events in its
-    session), so that every session counts once (sessions from the ``session`` column within
-    each customer, or 30-minute inactivity sessions when there is none); ``tfidf`` multiplies
-    counts by ``idf``; ``recency`` weights each event by 0.5 ** (age / half-life), the age
-    measured from the customer's last event; ``attention`` weights each event by
-    exp(``event_logits(token column, action, events from the customer's end)``), a softmax
-    over the customer's known events once rows are normalised.
+    session), so that every session counts once (the sequences' own sessions, else
+    30-minute inactivity sessions: see :func:`~funnelprint.data.sequences.session_ids`);
+    ``tfidf`` multiplies counts by ``idf``; ``recency`` weights each event by
+    0.5 ** (age / half-life), the age in whole seconds from the row's last event;
+    ``attention`` weights each event by exp(``event_logits``), a softmax over the row's
+    known events once rows are normalised.
     """
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
-    if aggregation == "session" and "session" not in events.columns:
-        events = events.with_columns(gap_sessions().alias("session"))
-    lookup = pl.DataFrame({"token": list(vocabulary), "col": np.arange(len(vocabulary))},
-                          schema={"token": pl.String, "col": pl.Int64})
-    wanted = (["customer_id", "timestamp", "token"] + ["action"] * (aggregation == "attention")
-              + ["session"] * (aggregation == "session"))
-    frame = events.select(wanted).join(
-        lookup, on="token", how="left", maintain_order="left"
-    )
-    customers = frame["customer_id"].unique(maintain_order=True)
-    frame = frame.join(
-        pl.DataFrame({"customer_id": customers, "row": np.arange(customers.len())}),
-        on="customer_id", how="left", maintain_order="left",
-    )
-    known = frame["col"].is_not_null()
+    tokens = np.asarray(tokens, dtype=np.int64)
+    rows = row_of(sequences.offsets)
+    known = tokens >= 0
     unknown = int((~known).sum())
     if unknown:
         log.info("%d event(s) with tokens unseen in training skipped", unknown)
-    if aggregation == "recency":
-        age_days = (pl.col("timestamp").max().over("customer_id") - pl.col("timestamp")
-                    ).dt.total_seconds() / 86_400.0
-        weight = frame.select(0.5 ** (age_days / half_life_days)).to_series().to_numpy()
-    elif aggregation == "session":
-        in_vocabulary = pl.col("col").is_not_null().cast(pl.Float64)
-        session_size = in_vocabulary.sum().over("customer_id", "session").clip(lower_bound=1.0)
-        weight = frame.select(in_vocabulary / session_size).to_series().to_numpy()
+    if aggregation == "session":
+        sessions = session_ids(sequences)
+        size = np.bincount(sessions, weights=known.astype(np.float64))
+        weight = known / np.maximum(size, 1.0)[sessions]
+    elif aggregation == "recency":
+        last = np.zeros(sequences.n_rows, dtype=np.int64)
+        has = sequences.lengths > 0
+        last[has] = np.maximum.reduceat(sequences.times, sequences.offsets[:-1][has])
+        age_days = ((last[rows] - sequences.times) // 1_000_000) / 86_400.0
+        weight = 0.5 ** (age_days / half_life_days)
     elif aggregation == "attention":
         if event_logits is None:
             raise ValueError("attention aggregation needs a fitted aggregator")
-        weight = _attention_weights(frame, known, event_logits)
+        weight = _attention_weights(sequences, tokens, known, event_logits)
     else:
-        weight = np.ones(frame.height)
-    rows = frame["row"].to_numpy()
-    cols = frame["col"].fill_null(0).to_numpy()
-    mask = known.to_numpy()
-    matrix = sp.csr_matrix((weight[mask], (rows[mask], cols[mask])),
-                           shape=(customers.len(), len(vocabulary)))
+        weight = np.ones(tokens.size)
+    matrix = sp.csr_matrix((weight[known], (rows[known], tokens[known])),
+                           shape=(sequences.n_rows, n_tokens))
     matrix.sum_duplicates()
     if aggregation == "tfidf":
         if idf is None:
             raise ValueError("tfidf aggregation needs idf")
         matrix = matrix @ sp.diags(idf)
-    known_count = np.bincount(rows[mask], minlength=customers.len())
-    return TokenMatrix(customers.to_numpy().astype(str), matrix.tocsr(), known_count, unknown)
+    known_count = np.bincount(rows[known], minlength=sequences.n_rows)
+    return TokenMatrix(matrix.tocsr(), known_count, unknown)
 
 
-def _attention_weights(frame: pl.DataFrame, known: pl.Series, event_logits: EventLogits
-                       ) -> np.ndarray:
-    """exp(logit - customer's max logit) for known events; 0 for unknown ones."""
-    from funnelprint.profile.attention import action_codes
-
-    kept = frame.filter(known).with_columns(
-        (pl.len().over("row") - 1 - pl.int_range(pl.len()).over("row")).alias("from_end"))
-    logits = event_logits(kept["col"].to_numpy(), action_codes(kept["action"].to_numpy()),
-                          kept["from_end"].to_numpy())
-    rows = kept["row"].to_numpy()
-    top = np.full(int(rows.max()) + 1 if rows.size else 0, -np.inf)
+def _attention_weights(sequences: Sequences, tokens: np.ndarray, known: np.ndarray,
+                       event_logits: EventLogits) -> np.ndarray:
+    """exp(logit - row's max logit) for known events; 0 for unknown ones."""
+    kept = sequences.mask(known)
+    logits = event_logits(tokens[known], kept.actions.astype(np.int64), kept.from_end() - 1)
+    rows = row_of(kept.offsets)
+    top = np.full(sequences.n_rows, -np.inf)
     np.maximum.at(top, rows, logits)
-    weight = np.zeros(frame.height)
-    weight[known.to_numpy()] = np.exp(logits - top[rows])
+    weight = np.zeros(tokens.size)
+    weight[known] = np.exp(logits - top[rows])
     return weight
 
 

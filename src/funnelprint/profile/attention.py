@@ -149,14 +149,27 @@ class AttentionAggregator:
         bias = self.net_.recency_bias.detach().numpy()
         return [round(float(np.exp(b - bias[0])), 3) for b in bias]
 
+    @staticmethod
+    def array_shapes(dim: int) -> dict[str, tuple[int | None, ...]]:
+        """The scorer's arrays (as :meth:`state_arrays` names them) and their shapes; None
+        is the hidden width."""
+        return {"attention.action_bias": (N_ACTIONS,),
+                "attention.recency_bias": (RECENCY_EDGES.size + 1,),
+                "attention.content.weight": (None, dim), "attention.content.bias": (None,),
+                "attention.content_out.weight": (1, None)}
+
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {f"attention.{k}": v.detach().numpy() for k, v in self.net_.state_dict().items()}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], dim: int) -> AttentionAggregator:
-        state = {k.removeprefix("attention."): torch.from_numpy(np.asarray(v))
+        state = {k.removeprefix("attention."): torch.from_numpy(np.array(v))
                  for k, v in arrays.items() if k.startswith("attention.")}
-        model = cls(hidden=state["content.weight"].shape[0])
+        hidden = state["content.weight"].shape[0]
+        if state["content.bias"].shape[0] != hidden or state["content_out.weight"].shape[1] \
+                != hidden:
+            raise ValueError("attention arrays disagree on the hidden width")
+        model = cls(hidden=hidden)
         model.net_ = _Scorer(dim, model.hidden)
         model.net_.load_state_dict(state)
         model.net_.eval()

@@ -3,25 +3,31 @@ load on each trait, computed from token loadings in the space the NMF was fitted
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import polars as pl
 
-from funnelprint.data.schema import TOKEN_PREFIX
-from funnelprint.data.tokens import CATEGORY_MARK
-
-PREFIX_ACTION = {prefix: action for action, prefix in TOKEN_PREFIX.items()}
 MIX_KEYS = ("view", "cart", "remove", "buy")
 PRICE_BANDS = ("low", "mid", "high")
 
 
-def split_tokens(tokens: list[str]) -> pl.DataFrame:
-    """``cart_p001`` -> prefix ``cart``, item ``p001`` (``cat:`` items are categories)."""
-    frame = pl.DataFrame({"token": tokens})
-    parts = pl.col("token").str.splitn("_", 2)
-    return frame.with_columns(
-        parts.struct.field("field_0").alias("prefix"),
-        parts.struct.field("field_1").alias("item"),
-    ).with_columns(pl.col("item").str.starts_with(CATEGORY_MARK).alias("is_category"))
+@dataclass(frozen=True)
+class TokenTable:
+    """What each vocabulary token stands for, one entry per token.
+
+    ``prefix``: action prefix (``view``, ``cart``, ...); ``product``: product id of an item
+    token ("" for a category token); ``category``, ``brand``: "" where unknown; ``price``:
+    NaN where unknown (category tokens have no brand or price).
+    """
+
+    names: list[str]
+    prefix: np.ndarray
+    product: np.ndarray
+    category: np.ndarray
+    brand: np.ndarray
+    price: np.ndarray
 
 
 def token_relevance(loadings: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -32,68 +38,49 @@ def token_relevance(loadings: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return share * np.log1p(counts)[:, None]
 
 
-def describe_traits(
-    loadings: np.ndarray, tokens: list[str], counts: np.ndarray,
-    products: pl.DataFrame | None = None, top_n: int = 10,
-) -> list[dict]:
-    """One dict per trait: ``name, top_tokens, top_products, top_categories, top_brands,
-    price_bands, action_mix`` (shares of view/cart/remove/buy among its top tokens)."""
+def describe_traits(loadings: np.ndarray, counts: np.ndarray, tokens: TokenTable,
+                    top_n: int = 10) -> list[dict[str, Any]]:
+    """One dict per trait: ``trait, top_tokens, top_products, action_mix, top_categories,
+    top_brands, price_bands, name`` (``action_mix``: shares of view/cart/remove/buy among
+    its top tokens; categories, brands and price bands are empty where unknown)."""
     relevance = token_relevance(loadings, counts)
-    info = split_tokens(tokens)
-    prefixes = info["prefix"].to_numpy()
-    items = info["item"].to_numpy()
-    is_cat = info["is_category"].to_numpy()
+    prefixes = tokens.prefix
+    is_product = tokens.product != ""
     overall = _action_mix(prefixes, np.log1p(counts))
-    meta = _product_meta(products, items)
+    bands = price_bands(tokens.price)
     traits = []
     for j in range(loadings.shape[1]):
         score = relevance[:, j]
         order = np.argsort(-score)
         top = order[:top_n]
         head = order[: max(50, top_n)]
-        trait = {
+        trait: dict[str, Any] = {
             "trait": f"trait_{j}",
-            "top_tokens": [tokens[t] for t in top],
-            "top_products": _top_by(items[~is_cat], score[~is_cat], top_n),
+            "top_tokens": [tokens.names[t] for t in top],
+            "top_products": _top_by(tokens.product[is_product], score[is_product], top_n),
             "action_mix": _action_mix(prefixes[head], score[head]),
+            "top_categories": _top_by(tokens.category, score, 5, skip_empty=True),
+            "top_brands": _top_by(tokens.brand, score, 5, skip_empty=True),
+            "price_bands": _shares(bands, score, PRICE_BANDS),
         }
-        if meta is not None:
-            for field, key in (("category", "top_categories"), ("brand", "top_brands")):
-                trait[key] = _top_by(meta[field], score, 5, skip_empty=True)
-            trait["price_bands"] = _shares(meta["price_band"], score, PRICE_BANDS)
         trait["name"] = trait_name(trait, overall)
         traits.append(trait)
     _make_unique([t["name"] for t in traits], traits)
     return traits
 
 
-def _product_meta(products: pl.DataFrame | None, items: np.ndarray) -> dict | None:
-    if products is None or products.height == 0:
-        return None
-    frame = pl.DataFrame({"product_id": items}).join(
-        products, on="product_id", how="left", maintain_order="left"
-    )
-    # Category tokens carry their category in place of a product.
-    is_cat = pl.col("product_id").str.starts_with(CATEGORY_MARK)
-    category = pl.when(is_cat).then(pl.col("product_id").str.slice(len(CATEGORY_MARK)))
-    out: dict[str, np.ndarray] = {}
-    for field in ("category", "brand"):
-        expr = pl.col(field) if field in frame.columns else pl.lit(None, pl.String)
-        if field == "category":
-            expr = category.otherwise(expr)
-        out[field] = frame.select(expr.fill_null("")).to_series().to_numpy()
-    if "price" in frame.columns:
-        price = frame["price"].cast(pl.Float64, strict=False)
-        q = price.drop_nulls().quantile(1 / 3), price.drop_nulls().quantile(2 / 3)
-        band = frame.select(
-            pl.when(price.is_null()).then(pl.lit(""))
-            .when(price <= q[0]).then(pl.lit("low"))
-            .when(price <= q[1]).then(pl.lit("mid")).otherwise(pl.lit("high"))
-        ).to_series()
-        out["price_band"] = band.to_numpy()
-    else:
-        out["price_band"] = np.full(items.size, "")
-    return out
+def price_bands(prices: np.ndarray) -> np.ndarray:
+    """``low``, ``mid`` or ``high`` by the tertiles of the known prices; "" where unknown."""
+    price = pl.Series(prices, dtype=pl.Float64).fill_nan(None)
+    known = price.drop_nulls()
+    if known.len() == 0:
+        return np.full(prices.size, "", dtype=object)
+    q = known.quantile(1 / 3), known.quantile(2 / 3)
+    return pl.select(
+        pl.when(price.is_null()).then(pl.lit(""))
+        .when(price <= q[0]).then(pl.lit("low"))
+        .when(price <= q[1]).then(pl.lit("mid")).otherwise(pl.lit("high"))
+    ).to_series().to_numpy()
 
 
 def _top_by(labels: np.ndarray, weights: np.ndarray, n: int, skip_empty: bool = False) -> list:

@@ -1,15 +1,24 @@
-"""Customer trait profiles: Item2Vec tokens -> non-negative features -> aggregation -> NMF.
+"""Customer trait profiles: Item2Vec on action-item tokens -> non-negative token features ->
+per-customer aggregation -> NMF traits, segments and trait descriptions.
 
->>> model = ProfileModel(traits=6).fit(log)          # log: a prepared EventLog
->>> model.transform(new_log.events)                  # refresh without retraining
->>> model.similar("u0042"), model.recommend("u0042")
->>> model.save("model/"); ProfileModel.load("model/")
+The model reads a :class:`~funnelprint.data.dataset.Dataset`'s integer codes: a token is an
+(action, item) pair, or (action, category) for rare items; token names such as
+``cart_p001`` serve only interpretation (and seed the embedding, so that a seed repeats).
+It owns its configuration (:class:`ProfileConfig`), its learned arrays (listed once, in
+:meth:`ProfileModel.array_shapes`) and the questions a fitted profile answers.
+
+>>> model = ProfileModel(traits=6).fit(Dataset.from_events(log, collapse_repeats=False))
+>>> model.transform(dataset)                 # profiles under the fitted model
+>>> model.transform_events(new_log)          # a new log, mapped onto the fitted items
+>>> model.similar("u0042"), model.trait_info_, model.segment_summary()
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
@@ -18,9 +27,11 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF, non_negative_factorization
 from typing_extensions import Self
 
-from funnelprint.artifacts import fingerprint_events, load_artifact, save_artifact
+from funnelprint.data.dataset import Alignment, Dataset
 from funnelprint.data.pipeline import EventLog
-from funnelprint.data.sequences import Sequences, row_of
+from funnelprint.data.schema import CANONICAL_ACTIONS, TOKEN_PREFIX
+from funnelprint.data.sequences import Sequences, session_ids
+from funnelprint.data.tokens import TokenConfig, encode_tokens
 from funnelprint.embed.item2vec import Item2Vec
 from funnelprint.profile.aggregate import (
     AGGREGATIONS,
@@ -29,249 +40,434 @@ from funnelprint.profile.aggregate import (
     token_matrix,
     weighted_mean,
 )
-from funnelprint.profile.features import TokenFeaturizer, unit_rows
-from funnelprint.profile.interpret import describe_traits, split_tokens
+from funnelprint.profile.features import NONNEG_METHODS, TokenFeaturizer, unit_rows
+from funnelprint.profile.interpret import TokenTable, describe_traits
+
+if TYPE_CHECKING:  # torch is imported only where attention aggregation is used
+    from funnelprint.profile.attention import AttentionAggregator
 
 log = logging.getLogger(__name__)
-KIND = "profile"
 BETA_LOSSES = ("kullback-leibler", "frobenius")
 CONTEXTS = ("journey", "session")
+#: Reads one learned array by name, checking its shape (None matches any size).
+ArrayReader = Callable[[str, tuple[int | None, ...]], np.ndarray]
 
 
-class ProfileModel:
-    """Interpretable customer traits from funnel events.
+@dataclass(frozen=True)
+class ProfileConfig:
+    """How a profile is learned.
 
     Parameters
     ----------
-    traits : int
+    traits
         Number of traits (NMF components).
-    aggregation : {"session", "mean", "tfidf", "recency", "attention"}
+    aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
-        several short ones); ``mean`` averages events; ``attention`` learns event weights
+        several short ones); ``mean`` averages events; ``tfidf`` weights counts by inverse
+        customer frequency; ``recency`` by a half-life; ``attention`` learns event weights
         from action type, recency and token (see ``profile.attention``).
-    nonneg : {"anchors", "split", "shift"}
+    nonneg
         How signed embeddings become non-negative NMF input (see ``profile.features``).
     anchors, temperature
         Settings of the ``anchors`` features.
-    beta_loss : {"kullback-leibler", "frobenius"}
+    beta_loss
         NMF loss; KL suits the mixture-of-distributions input that ``anchors`` produces.
-    context : {"journey", "session"}
+    context
         Item2Vec sentences: a customer's whole journey (sessions in order) or each session.
         Journeys let tokens of one customer's different sessions share context, which is
         what ties together the categories a persona spreads over.
     dimension, window, min_count, negative, epochs
         Item2Vec settings.
-    segments : int or None
+    segments
         KMeans segments on traits in Hellinger coordinates (default: as many as traits).
-    min_known_tokens : int
+    min_known_tokens
         Customers with fewer known tokens get a prior profile and ``cold_start=True``.
-    half_life_days : float
+    half_life_days
         Half-life of the ``recency`` aggregation.
-    n_init : int
+    n_init
         NMF starts; the basis with the lowest training loss is kept.
-    seed : int
+    rare_product_min_count
+        Items with fewer training events become (action, category) tokens where their
+        category is known; 0 keeps every item token.
+    seed
     """
 
-    def __init__(self, traits: int = 8, aggregation: str = "session", nonneg: str = "anchors",
-                 anchors: int = 256, temperature: float = 0.1,
-                 beta_loss: str = "kullback-leibler", context: str = "journey",
-                 dimension: int = 64, window: int = 10,
-                 min_count: int = 5, negative: int = 5, epochs: int = 15,
-                 segments: int | None = None, min_known_tokens: int = 3,
-                 half_life_days: float = 14.0, n_init: int = 8, seed: int = 0) -> None:
-        self.traits = traits
-        self.aggregation = aggregation
-        self.nonneg = nonneg
-        self.anchors = anchors
-        self.temperature = temperature
-        self.beta_loss = beta_loss
-        self.context = context
-        self.dimension = dimension
-        self.window = window
-        self.min_count = min_count
-        self.negative = negative
-        self.epochs = epochs
-        self.segments = segments
-        self.min_known_tokens = min_known_tokens
-        self.half_life_days = half_life_days
-        self.n_init = n_init
-        self.seed = seed
+    traits: int = 8
+    aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
+    nonneg: Literal["anchors", "split", "shift"] = "anchors"
+    anchors: int = 256
+    temperature: float = 0.1
+    beta_loss: Literal["kullback-leibler", "frobenius"] = "kullback-leibler"
+    context: Literal["journey", "session"] = "journey"
+    dimension: int = 64
+    window: int = 10
+    min_count: int = 5
+    negative: int = 5
+    epochs: int = 15
+    segments: int | None = None
+    min_known_tokens: int = 3
+    half_life_days: float = 14.0
+    n_init: int = 8
+    rare_product_min_count: int = 0
+    seed: int = 0
 
-    PARAMS = ("traits", "aggregation", "nonneg", "anchors", "temperature", "beta_loss",
-              "context", "dimension", "window", "min_count", "negative", "epochs", "segments",
-              "min_known_tokens", "half_life_days", "n_init", "seed")
+    def __post_init__(self) -> None:
+        self.validate()
 
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in self.PARAMS}
+    def validate(self) -> None:
+        """Raise ``ValueError`` for a setting out of range."""
+        choices = (("aggregation", AGGREGATIONS), ("nonneg", NONNEG_METHODS),
+                   ("beta_loss", BETA_LOSSES), ("context", CONTEXTS))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        for name in ("traits", "anchors", "dimension", "window", "min_count", "negative",
+                     "epochs", "n_init"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.segments is not None and self.segments < 1:
+            raise ValueError(f"segments must be at least 1 or None, not {self.segments}")
+        for name in ("min_known_tokens", "rare_product_min_count"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        if not self.temperature > 0 or not self.half_life_days > 0:
+            raise ValueError("temperature and half_life_days must be positive")
+
+    def profile_params(self) -> dict[str, Any]:
+        """The profile settings (of a subclass that adds others, only these)."""
+        return {f.name: getattr(self, f.name) for f in fields(ProfileConfig)}
+
+
+@dataclass
+class Profiles:
+    """Profiles of a set of sequence rows under a fitted model.
+
+    ``traits``: shares summing to 1 (a prior for cold-start rows); ``raw``: unnormalised
+    trait weights; ``cold``: fewer than ``min_known_tokens`` known tokens; ``known``: known
+    tokens per row; ``segments``: nearest segment; ``unknown_tokens``: events skipped.
+    """
+
+    traits: np.ndarray
+    raw: np.ndarray
+    cold: np.ndarray
+    known: np.ndarray
+    segments: np.ndarray
+    unknown_tokens: int
+
+
+class ProfileModel:
+    """Interpretable customer traits from funnel events (see :class:`ProfileConfig`).
+
+    Fitted attributes
+    -----------------
+    item_ids_, action_names_
+        The fitted dataset's items and actions (what new data is mapped onto).
+    vocabulary_
+        Token names; ``token_actions_`` / ``token_items_`` give each token's action and item
+        index (-1 for category tokens); ``event_tokens_[action, item]`` the token an event
+        becomes (-1: none).
+    token_vectors_, token_counts_, idf_, components_, token_loadings_
+        Embeddings, training counts, idf, NMF basis, and each token's trait loading.
+    segment_centers_, population_profile_
+        KMeans centres (Hellinger coordinates) and the mean warm profile.
+    customer_ids_, customer_traits_, customer_raw_, customer_cold_, customer_known_
+        Profiles of the training customers.
+    trait_info_
+        One description per trait (see :func:`~funnelprint.profile.interpret.describe_traits`).
+    item_traits_, item_vectors_, item_popularity_
+        Per item: trait shares, unit embedding and popularity, from its tokens (zero rows for
+        items without an item token).
+    """
+
+    item_ids_: np.ndarray
+    action_names_: tuple[str, ...]
+    vocabulary_: list[str]
+    token_actions_: np.ndarray
+    token_items_: np.ndarray
+    event_tokens_: np.ndarray
+    token_vectors_: np.ndarray
+    token_counts_: np.ndarray
+    idf_: np.ndarray
+    anchor_centers_: np.ndarray
+    feature_shift_: float
+    components_: np.ndarray
+    reconstruction_err_: float
+    token_loadings_: np.ndarray
+    segment_centers_: np.ndarray
+    population_profile_: np.ndarray
+    customer_ids_: np.ndarray
+    customer_traits_: np.ndarray
+    customer_raw_: np.ndarray
+    customer_cold_: np.ndarray
+    customer_known_: np.ndarray
+    trait_info_: list[dict[str, Any]]
+    aggregator_: AttentionAggregator
+    item_traits_: np.ndarray
+    item_vectors_: np.ndarray
+    item_popularity_: np.ndarray
+
+    def __init__(self, config: ProfileConfig | None = None, **params: Any) -> None:
+        if config is not None and params:
+            raise TypeError("give a config or parameters, not both")
+        self.config = config if config is not None else ProfileConfig(**params)
+
+    def get_params(self) -> dict[str, Any]:
+        return self.config.profile_params()
+
+    def __repr__(self) -> str:
+        return f"ProfileModel({self.config!r})"
+
+    @property
+    def traits(self) -> int:
+        return self.config.traits
 
     # ----------------------------------------------------------------- fitting
 
-    def fit(self, log: EventLog | pl.DataFrame, products: pl.DataFrame | None = None) -> Self:
-        """Learn token embeddings, the trait basis, segments and trait descriptions."""
-        self._validate()
-        events = log.events if isinstance(log, EventLog) else log
-        self.fingerprint_ = fingerprint_events(events)
-        embed = Item2Vec(dimension=self.dimension, window=self.window, min_count=self.min_count,
-                         negative=self.negative, epochs=self.epochs, seed=self.seed)
-        embed.fit(token_sentences(events, self.context))
-        if len(embed.vocabulary_) < self.traits:
+    def fit(self, dataset: Dataset, products: pl.DataFrame | None = None) -> Self:
+        """Learn token embeddings, the trait basis, segments and trait descriptions from
+        every customer's sequence. ``products`` (``product_id`` and any of ``category,
+        brand, price``) adds to what ``dataset`` knows about its items."""
+        c = self.config
+        if products is not None:
+            dataset = dataset.with_products(products)
+        seq = dataset.sequences
+        self.item_ids_ = dataset.item_ids
+        self.action_names_ = tuple(dataset.action_names)
+        encoded = encode_tokens(seq, dataset.action_names, dataset.item_ids,
+                                dataset.item_categories, TokenConfig(c.rare_product_min_count))
+        names = np.asarray(encoded.names, dtype=object)[encoded.codes]
+        embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
+                         negative=c.negative, epochs=c.epochs, seed=c.seed)
+        embed.fit(token_sentences(names, seq, c.context))
+        if len(embed.vocabulary_) < c.traits:
             raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
-                             f"{self.min_count}; need at least traits={self.traits}")
-        self.vocabulary_ = embed.vocabulary_
+                             f"{c.min_count}; need at least traits={c.traits}")
+        code_of = {name: i for i, name in enumerate(encoded.names)}
+        codes = np.array([code_of[t] for t in embed.vocabulary_], dtype=np.int64)
+        self.vocabulary_ = list(embed.vocabulary_)
+        self.token_actions_ = encoded.actions[codes]
+        self.token_items_ = encoded.items[codes]
+        self.event_tokens_ = _event_table(
+            len(dataset.action_names), dataset.n_items, self.token_actions_, self.token_items_,
+            encoded.categories[codes], encoded.rare, dataset.item_categories)
         self.token_vectors_ = embed.vectors_
-        self._vocabulary_index = self._token_features = None  # caches of a previous fit
-        self._featurizer = self._make_featurizer().fit(self.token_vectors_)
-        counts = token_matrix(events, self.vocabulary_index, "mean")
+        self._token_features: np.ndarray | None = None
+        featurizer = TokenFeaturizer(c.nonneg, c.anchors, c.temperature, c.seed)
+        featurizer.fit(self.token_vectors_)
+        self.anchor_centers_, self.feature_shift_ = featurizer.centers_, featurizer.shift_
+        tokens = self.event_tokens(seq, dataset.action_names)
+        counts = token_matrix(seq, tokens, len(self.vocabulary_), "mean")
         self.token_counts_ = np.asarray(counts.weights.sum(axis=0)).ravel()
         self.idf_ = inverse_document_frequency(counts.weights)
-        if self.aggregation == "attention":
-            self._fit_aggregator(events)
-        matrix = counts if self.aggregation == "mean" else self._aggregate(events)
+        if c.aggregation == "attention":
+            self._fit_aggregator(seq, tokens, dataset.n_items)
+        matrix = counts if c.aggregation == "mean" else self._aggregate(seq, tokens)
         features = weighted_mean(matrix.weights, self.token_features)
-        warm = matrix.known_tokens >= max(1, self.min_known_tokens)
+        warm = matrix.known_tokens >= max(1, c.min_known_tokens)
+        if not warm.any():
+            raise ValueError(f"no customer has {max(1, c.min_known_tokens)} or more events "
+                             "with a known token; lower min_count or min_known_tokens")
         self.components_ = self._fit_basis(features[warm])
         raw = self._solve(features)
-        self._fit_segments(normalise(raw[warm]))
+        n_segments = min(c.segments or c.traits, int(warm.sum()))
+        self.segment_centers_ = fit_segments(normalise(raw[warm]), n_segments,
+                                             c.seed).cluster_centers_
         self.population_profile_ = normalise(raw[warm]).mean(axis=0)
         self.token_loadings_ = self._solve(self.token_features)
-        self._fit_products()
-        self.trait_info_ = describe_traits(self.token_loadings_, self.vocabulary_,
-                                           self.token_counts_,
-                                           _products_table(events, products))
-        self.customer_ids_ = matrix.customer_ids
-        self.customer_traits_, self.customer_cold_ = self._with_priors(matrix, raw)
+        self._derive_items()
+        self.trait_info_ = describe_traits(self.token_loadings_, self.token_counts_,
+                                           self._token_table(dataset, encoded.categories[codes]))
+        self.customer_ids_ = dataset.customer_ids
+        self.customer_traits_, self.customer_cold_ = self._with_priors(matrix.known_tokens, raw)
         self.customer_raw_, self.customer_known_ = raw, matrix.known_tokens
-        self._remember_histories(events)
+        self._customer_index: dict[str, int] | None = None
         return self
 
     def _fit_basis(self, features: np.ndarray) -> np.ndarray:
         """NMF from several starts; keep the basis with the lowest training loss."""
+        c = self.config
         best, best_err = None, np.inf
-        for start in range(self.n_init):
-            nmf = NMF(n_components=self.traits, init="nndsvda" if start == 0 else "random",
-                      solver="mu", beta_loss=self.beta_loss, max_iter=400, tol=1e-5,
-                      random_state=self.seed + start)
+        for start in range(c.n_init):
+            nmf = NMF(n_components=c.traits, init="nndsvda" if start == 0 else "random",
+                      solver="mu", beta_loss=c.beta_loss, max_iter=400, tol=1e-5,
+                      random_state=c.seed + start)
             nmf.fit(features)
             if nmf.reconstruction_err_ < best_err:
                 best, best_err = nmf.components_, nmf.reconstruction_err_
+        assert best is not None  # n_init >= 1
         self.reconstruction_err_ = float(best_err)
-        return best
+        # Row-major, as a loaded model holds it: the same layout gives bitwise the same
+        # products (BLAS sums in a layout-dependent order).
+        return np.ascontiguousarray(best)
 
-    def _make_featurizer(self) -> TokenFeaturizer:
-        return TokenFeaturizer(self.nonneg, self.anchors, self.temperature, self.seed)
+    def _fit_aggregator(self, seq: Sequences, tokens: np.ndarray, n_items: int) -> None:
+        """Train the attention aggregation on next-item prediction over known events."""
+        from funnelprint.profile.attention import AttentionAggregator
 
-    def _validate(self) -> None:
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
-        if self.beta_loss not in BETA_LOSSES:
-            raise ValueError(f"beta_loss must be one of {BETA_LOSSES}")
-        if self.traits < 1:
-            raise ValueError("traits must be at least 1")
-        if self.context not in CONTEXTS:
-            raise ValueError(f"context must be one of {CONTEXTS}")
-        self._make_featurizer()
+        known = tokens >= 0
+        kept = seq.mask(known)
+        # Items as targets, numbered by first appearance among the known events.
+        items, first, inverse = np.unique(kept.items, return_index=True, return_inverse=True)
+        rank = np.empty(items.size, dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(items.size)
+        self.aggregator_ = AttentionAggregator(seed=self.config.seed).fit(
+            self.token_vectors_, kept.offsets, tokens[known],
+            self._attention_actions()[kept.actions], rank[inverse.ravel()], max(1, items.size))
 
-    @property
-    def vocabulary_index(self) -> dict[str, int]:
-        if getattr(self, "_vocabulary_index", None) is None:
-            self._vocabulary_index = {t: i for i, t in enumerate(self.vocabulary_)}
-        return self._vocabulary_index
+    def _attention_actions(self) -> np.ndarray:
+        """The attention scorer's code of each of the model's actions."""
+        other = len(CANONICAL_ACTIONS)
+        return np.array([CANONICAL_ACTIONS.index(a) if a in CANONICAL_ACTIONS else other
+                         for a in self.action_names_], dtype=np.int64)
+
+    def _derive_items(self) -> None:
+        """Per-item trait shares, unit vectors and popularity from the item tokens."""
+        n_items = self.item_ids_.size
+        tokens = np.flatnonzero(self.token_items_ >= 0)
+        share = sp.csr_matrix((self.token_counts_[tokens], (self.token_items_[tokens], tokens)),
+                              shape=(n_items, len(self.vocabulary_)))
+        self.item_traits_ = normalise(np.asarray(share @ self.token_loadings_))
+        self.item_vectors_ = unit_rows(np.asarray(share @ self.token_vectors_))
+        popularity = np.asarray(share.sum(axis=1)).ravel()
+        self.item_popularity_ = popularity / max(1.0, float(popularity.max(initial=0.0)))
+
+    def _token_table(self, dataset: Dataset, categories: np.ndarray) -> TokenTable:
+        """What each token stands for, from the dataset's item metadata."""
+        items = self.token_items_
+        is_item = items >= 0
+        safe = np.where(is_item, items, 0)
+
+        def per_item(values: np.ndarray | None, empty: object) -> np.ndarray:
+            out = np.full(items.size, empty, dtype=object if empty == "" else np.float64)
+            if values is not None and values.size:
+                out[is_item] = values[safe[is_item]]
+            return out
+
+        category = per_item(dataset.item_categories, "")
+        category[~is_item] = categories[~is_item]
+        prefixes = np.array([TOKEN_PREFIX.get(a, a) for a in self.action_names_], dtype=object)
+        return TokenTable(
+            names=self.vocabulary_, prefix=prefixes[self.token_actions_],
+            product=np.where(is_item, dataset.item_ids[safe], "").astype(object),
+            category=category, brand=per_item(dataset.item_brands, ""),
+            price=per_item(dataset.item_prices, np.nan))
+
+    # ----------------------------------------------------------------- features
 
     @property
     def token_features(self) -> np.ndarray:
-        if getattr(self, "_token_features", None) is None:
-            self._token_features = self._featurizer.transform(self.token_vectors_)
-        return self._token_features
+        """Non-negative features of every vocabulary token (computed once)."""
+        features: np.ndarray | None = getattr(self, "_token_features", None)
+        if features is None:
+            c = self.config
+            featurizer = TokenFeaturizer(c.nonneg, c.anchors, c.temperature, c.seed)
+            featurizer.centers_, featurizer.shift_ = self.anchor_centers_, self.feature_shift_
+            features = featurizer.transform(self.token_vectors_)
+            self._token_features = features
+        return features
 
-    def _aggregate(self, events: pl.DataFrame) -> TokenMatrix:
+    def event_tokens(self, sequences: Sequences, action_names: tuple[str, ...] | None = None
+                     ) -> np.ndarray:
+        """Vocabulary index of every event's token, -1 where it has none. ``action_names``
+        name the sequences' action codes (default: the fitted dataset's)."""
+        if action_names is None or tuple(action_names) == self.action_names_:
+            actions = sequences.actions.astype(np.int64)
+        else:
+            own = {name: i for i, name in enumerate(self.action_names_)}
+            mapped = np.array([own.get(a, -1) for a in action_names], dtype=np.int64)
+            actions = mapped[sequences.actions]
+        items = sequences.items.astype(np.int64)
+        ok = (actions >= 0) & (items >= 0) & (items < self.item_ids_.size)
+        tokens = np.full(items.size, -1, dtype=np.int64)
+        tokens[ok] = self.event_tokens_[actions[ok], items[ok]]
+        return tokens
+
+    def _aggregate(self, seq: Sequences, tokens: np.ndarray) -> TokenMatrix:
+        c = self.config
         logits = None
-        if self.aggregation == "attention":
+        if c.aggregation == "attention":
             vectors, aggregator = self.token_vectors_, self.aggregator_
+            codes = self._attention_actions()
 
             def logits(cols: np.ndarray, actions: np.ndarray, from_end: np.ndarray
                        ) -> np.ndarray:
-                return aggregator.event_logits(vectors, cols, actions, from_end)
-        return token_matrix(events, self.vocabulary_index, self.aggregation, self.idf_,
-                            self.half_life_days, logits)
-
-    def _fit_aggregator(self, events: pl.DataFrame) -> None:
-        """Train the attention aggregation on next-product prediction over known events."""
-        from funnelprint.profile.attention import AttentionAggregator, action_codes
-
-        lookup = pl.DataFrame({"token": self.vocabulary_,
-                               "col": np.arange(len(self.vocabulary_))},
-                              schema={"token": pl.String, "col": pl.Int64})
-        known = events.select("customer_id", "product_id", "action", "token").join(
-            lookup, on="token", how="inner", maintain_order="left")
-        rows = known["customer_id"].rle_id().to_numpy()
-        offsets = np.concatenate([[0], np.cumsum(np.bincount(rows))]).astype(np.int64)
-        products = known["product_id"].cast(pl.Categorical).to_physical().to_numpy()
-        self.aggregator_ = AttentionAggregator(seed=self.seed).fit(
-            self.token_vectors_, offsets, known["col"].to_numpy(),
-            action_codes(known["action"].to_numpy()), products.astype(np.int64),
-            int(products.max()) + 1)
+                return aggregator.event_logits(vectors, cols, codes[actions], from_end)
+        return token_matrix(seq, tokens, len(self.vocabulary_), c.aggregation, self.idf_,
+                            c.half_life_days, logits)
 
     def _solve(self, features: np.ndarray) -> np.ndarray:
         """Trait weights of feature rows under the fitted basis (basis fixed)."""
-        if features.shape[0] == 0:
-            return np.zeros((0, self.traits))
+        c = self.config
+        if not features.any():  # nothing known (or no rows): no weight on any trait
+            return np.zeros((features.shape[0], c.traits))
         w, _, _ = non_negative_factorization(
             np.asarray(features, dtype=np.float64), H=self.components_,
-            n_components=self.traits, update_H=False, solver="mu", beta_loss=self.beta_loss,
+            n_components=c.traits, update_H=False, solver="mu", beta_loss=c.beta_loss,
             max_iter=500, tol=1e-6,
         )
-        return w
-
-    def _fit_segments(self, traits: np.ndarray) -> None:
-        n = min(self.segments or self.traits, traits.shape[0])
-        self.segment_centers_ = fit_segments(traits, n, self.seed).cluster_centers_
-
-    def _fit_products(self) -> None:
-        info = split_tokens(self.vocabulary_)
-        is_product = ~info["is_category"].to_numpy()
-        items = info["item"].to_numpy()[is_product]
-        products, product_of_token = np.unique(items, return_inverse=True)
-        tokens = np.flatnonzero(is_product)
-        share = sp.csr_matrix((self.token_counts_[tokens], (product_of_token, tokens)),
-                              shape=(products.size, len(self.vocabulary_)))
-        self.product_ids_ = products.astype(str)
-        self.product_traits_ = normalise(np.asarray(share @ self.token_loadings_))
-        self.product_vectors_ = unit_rows(np.asarray(share @ self.token_vectors_))
-        popularity = np.asarray(share.sum(axis=1)).ravel()
-        self.product_popularity_ = popularity / max(1.0, popularity.max())
+        return np.asarray(w)
 
     # ------------------------------------------------------------- profiling
 
-    def transform(self, events: EventLog | pl.DataFrame) -> pl.DataFrame:
-        """Profiles of the customers in ``events`` under the fitted model (no retraining).
+    def profile(self, sequences: Sequences, action_names: tuple[str, ...] | None = None
+                ) -> Profiles:
+        """Profiles of every row of ``sequences`` (item codes of the fitted dataset; actions
+        named by ``action_names``, default the fitted dataset's), without retraining."""
+        self._check_fitted()
+        tokens = self.event_tokens(sequences, action_names)
+        matrix = self._aggregate(sequences, tokens)
+        raw = self._solve(weighted_mean(matrix.weights, self.token_features))
+        traits, cold = self._with_priors(matrix.known_tokens, raw)
+        return Profiles(traits, raw, cold, matrix.known_tokens, self.assign_segments(traits),
+                        matrix.unknown_tokens)
 
-        Returns one row per customer: ``customer_id, trait_0 .. trait_{K-1}`` (sum to 1),
-        ``raw_0 ..`` (unnormalised weights), ``segment``, ``cold_start``, ``known_tokens``.
+    def transform(self, data: Dataset | Sequences) -> pl.DataFrame:
+        """Profiles of the customers of ``data`` under the fitted model (no retraining).
+
+        ``data``: a dataset indexed on the fitted items (see :meth:`transform_events` for a
+        new event log), or sequences in the fitted dataset's codes (``customer_id`` is then
+        the row number). One row per customer: ``customer_id, trait_0 .. trait_{K-1}`` (sum
+        to 1), ``segment``, ``cold_start``, ``known_tokens``.
         """
         self._check_fitted()
-        frame = events.events if isinstance(events, EventLog) else events
-        matrix = self._aggregate(frame)
-        raw = self._solve(weighted_mean(matrix.weights, self.token_features))
-        traits, cold = self._with_priors(matrix, raw)
-        return self._profile_frame(matrix.customer_ids, traits, raw, cold, matrix.known_tokens)
+        if isinstance(data, Dataset):
+            if data.n_items != self.item_ids_.size or not np.array_equal(data.item_ids,
+                                                                         self.item_ids_):
+                raise ValueError("the dataset is not indexed on the fitted items; map it with "
+                                 "Dataset.aligned_to(model.item_ids_) or transform_events")
+            profiles = self.profile(data.sequences, data.action_names)
+            ids: np.ndarray = data.customer_ids
+        else:
+            profiles = self.profile(data)
+            ids = np.arange(data.n_rows, dtype=np.int64)
+        return self._profile_frame(ids, profiles.traits, profiles.cold, profiles.known)
 
-    def _with_priors(self, matrix: TokenMatrix, raw: np.ndarray
+    def transform_events(self, events: EventLog | pl.DataFrame, collapse_repeats: bool = False
+                         ) -> tuple[pl.DataFrame, Alignment]:
+        """Profiles of the customers of a prepared event log: its products are mapped onto
+        the fitted items (events of unknown products are skipped and counted in the returned
+        :class:`~funnelprint.data.dataset.Alignment`). ``collapse_repeats`` should match how
+        the fitted dataset was built (profiles are fitted on every event)."""
+        aligned = Dataset.from_events(events, collapse_repeats=collapse_repeats).aligned_to(
+            self.item_ids_)
+        return self.transform(aligned.dataset), aligned
+
+    def _with_priors(self, known: np.ndarray, raw: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised traits, with a prior for customers with too few known tokens: the
         nearest segment's centre, or the population profile when none is known."""
         traits = normalise(raw)
-        cold = matrix.known_tokens < self.min_known_tokens
+        cold = known < self.config.min_known_tokens
         empty = traits.sum(axis=1) == 0
         prior = np.where(empty[:, None], self.population_profile_,
                          self.segment_profiles_[self.assign_segments(traits)])
         return np.where(cold[:, None], normalise(prior), traits), cold
 
-    def _profile_frame(self, ids: np.ndarray, traits: np.ndarray, raw: np.ndarray,
-                       cold: np.ndarray, known: np.ndarray) -> pl.DataFrame:
-        columns = {"customer_id": ids}
-        columns |= {f"trait_{j}": traits[:, j] for j in range(self.traits)}
-        columns |= {f"raw_{j}": raw[:, j] for j in range(self.traits)}
+    def _profile_frame(self, ids: np.ndarray, traits: np.ndarray, cold: np.ndarray,
+                       known: np.ndarray) -> pl.DataFrame:
+        columns: dict[str, Any] = {"customer_id": ids}
+        columns |= {f"trait_{j}": traits[:, j] for j in range(self.config.traits)}
         columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
                     "known_tokens": known}
         return pl.DataFrame(columns)
@@ -283,7 +479,7 @@ class ProfileModel:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "components_"):
-            raise RuntimeError("ProfileModel is not fitted; call fit() or load a model")
+            raise RuntimeError("ProfileModel is not fitted; call fit() first")
 
     @property
     def segment_profiles_(self) -> np.ndarray:
@@ -293,12 +489,14 @@ class ProfileModel:
 
     @property
     def customer_profiles_(self) -> pl.DataFrame:
-        """Profiles of the training customers."""
-        return self._profile_frame(self.customer_ids_, self.customer_traits_, self.customer_raw_,
+        """Profiles of the training customers (as :meth:`transform` gives them)."""
+        self._check_fitted()
+        return self._profile_frame(self.customer_ids_, self.customer_traits_,
                                    self.customer_cold_, self.customer_known_)
 
-    def segment_summary(self) -> list[dict]:
+    def segment_summary(self) -> list[dict[str, Any]]:
         """Size and leading traits of each segment."""
+        self._check_fitted()
         segments = self.assign_segments(self.customer_traits_)
         out = []
         for s, center in enumerate(self.segment_profiles_):
@@ -311,138 +509,142 @@ class ProfileModel:
     # ------------------------------------------------------------------ uses
 
     def similar(self, customer_id: str, k: int = 10) -> pl.DataFrame:
-        """Customers with the most similar trait mix (cosine), with the shared leading trait."""
-        row = self._row_of(customer_id)
+        """The ``k`` training customers with the most similar trait mix (cosine), with the
+        trait they share most; ``k`` is cut to the other customers there are."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        row = self.customer_row(customer_id)
         traits = self.customer_traits_
         unit = unit_rows(traits)
         sim = unit @ unit[row]
-        sim[row] = -np.inf
-        top = np.argsort(-sim, kind="stable")[:k]
+        others = np.flatnonzero(np.arange(sim.size) != row)
+        top = others[np.argsort(-sim[others], kind="stable")[:k]]
         shared = np.argmax(traits[top] * traits[row], axis=1)
         return pl.DataFrame({
-            "customer_id": self.customer_ids_[top], "similarity": sim[top],
+            "customer_id": self.customer_ids_[top].astype(str),
+            "similarity": sim[top].astype(np.float64),
             "reason": [f"both lean on '{self.trait_info_[j]['name']}' "
                        f"({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
                        for j, t in zip(shared, top, strict=True)],
-        })
+        }, schema={"customer_id": pl.String, "similarity": pl.Float64, "reason": pl.String})
 
-    def recommend(self, customer_id: str, k: int = 10, include_purchased: bool = False,
-                  trait_weight: float = 0.5) -> pl.DataFrame:
-        """Products scored by trait affinity and embedding similarity to recent items."""
-        row = self._row_of(customer_id)
-        mix = self.customer_traits_[row]
-        trait_score = unit_rows(self.product_traits_) @ (mix / max(np.linalg.norm(mix), 1e-12))
-        products = self._history.row(row)
-        kinds = self._history.actions[self._history.offsets[row]: self._history.offsets[row + 1]]
-        recent = products[kinds == 0]
-        embed_score = self.product_vectors_ @ self.product_vectors_[recent].mean(axis=0) \
-            if recent.size else 0.0
-        score = (trait_weight * trait_score + (1 - trait_weight) * embed_score
-                 + 0.01 * self.product_popularity_)
-        if not include_purchased:
-            score[products[kinds == 1]] = -np.inf
-        top = np.argsort(-score, kind="stable")[:k]
-        top = top[np.isfinite(score[top])]
-        return pl.DataFrame({"product_id": self.product_ids_[top], "score": score[top],
-                             "reason": [self._reason(mix, p, recent) for p in top]})
-
-    def _reason(self, mix: np.ndarray, product: int, recent: np.ndarray) -> str:
-        j = int(np.argmax(mix * self.product_traits_[product]))
-        text = f"fits trait '{self.trait_info_[j]['name']}' ({mix[j]:.0%} of profile)"
-        if recent.size:
-            sims = self.product_vectors_[recent] @ self.product_vectors_[product]
-            best = recent[int(np.argmax(sims))]
-            if best != product and sims.max() > 0.3:
-                text += f"; similar to recent {self.product_ids_[best]}"
-        return text
-
-    def _row_of(self, customer_id: str) -> int:
+    def customer_row(self, customer_id: str) -> int:
+        """Training row of ``customer_id``; ``KeyError`` for an unknown customer."""
         self._check_fitted()
-        hits = np.flatnonzero(self.customer_ids_ == str(customer_id))
-        if hits.size == 0:
+        if getattr(self, "_customer_index", None) is None:
+            self._customer_index = {str(c): i for i, c in enumerate(self.customer_ids_)}
+        index = self._customer_index
+        assert index is not None
+        if str(customer_id) not in index:
             raise KeyError(f"unknown customer {customer_id!r}")
-        return int(hits[0])
+        return index[str(customer_id)]
 
-    def _remember_histories(self, events: pl.DataFrame, recent_n: int = 5) -> None:
-        """Per customer: recent products (action 0) and purchased products (action 1)."""
-        lookup = pl.DataFrame({"product_id": self.product_ids_,
-                               "p": np.arange(self.product_ids_.size)})
-        order = pl.DataFrame({"customer_id": self.customer_ids_,
-                              "row": np.arange(self.customer_ids_.size)})
-        frame = events.select("customer_id", "product_id", "action").join(
-            lookup, on="product_id", how="inner", maintain_order="left"
-        ).join(order, on="customer_id", how="inner", maintain_order="left")
-        recent = frame.unique(["row", "p"], keep="last", maintain_order=True).with_columns(
-            pl.lit(0).alias("kind")).filter(
-            pl.int_range(pl.len()).over("row") >= pl.len().over("row") - recent_n)
-        bought = frame.filter(pl.col("action") == "purchase").unique(
-            ["row", "p"], maintain_order=True).with_columns(pl.lit(1).alias("kind"))
-        both = pl.concat([recent.select("row", "p", "kind"), bought.select("row", "p", "kind")]
-                         ).sort("row", maintain_order=True)
-        self._history = Sequences.from_rows(
-            both["row"].to_numpy(), both["p"].to_numpy(), both["kind"].to_numpy(),
-            np.zeros(both.height), self.customer_ids_.size)
+    # ------------------------------------------------------------- learned state
 
-    # ------------------------------------------------------------- artifacts
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the model as ``manifest.json`` + ``arrays.safetensors`` + ``state.json``."""
-        self._check_fitted()
-        arrays = {
-            "token_vectors": self.token_vectors_, "token_counts": self.token_counts_,
-            "idf": self.idf_, "components": self.components_,
-            "segment_centers": self.segment_centers_,
-            "population_profile": self.population_profile_,
-            "token_loadings": self.token_loadings_, "anchor_centers": self._featurizer.centers_,
-            "product_traits": self.product_traits_, "product_vectors": self.product_vectors_,
-            "product_popularity": self.product_popularity_,
-            "customer_traits": self.customer_traits_, "customer_raw": self.customer_raw_,
-            "customer_cold": self.customer_cold_.astype(np.int8),
-            "customer_known": self.customer_known_.astype(np.int64),
-            "history_offsets": self._history.offsets, "history_items": self._history.items,
-            "history_kinds": self._history.actions,
+    def array_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Every learned array by name (attribute ``<name>_``, or the attention aggregator's
+        ``attention.*``) with its shape: what :meth:`state_arrays` writes and
+        :meth:`from_state` reads back and checks."""
+        c = self.config
+        v, k, d = len(self.vocabulary_), c.traits, c.dimension
+        n, a, i = self.customer_ids_.size, len(self.action_names_), self.item_ids_.size
+        shapes: dict[str, tuple[int | None, ...]] = {
+            "token_vectors": (v, d), "token_counts": (v,), "token_actions": (v,),
+            "token_items": (v,), "event_tokens": (a, i), "idf": (v,),
+            "anchor_centers": (None, d), "components": (k, None), "token_loadings": (v, k),
+            "segment_centers": (None, k), "population_profile": (k,),
+            "customer_traits": (n, k), "customer_raw": (n, k), "customer_cold": (n,),
+            "customer_known": (n,),
         }
-        if self.aggregation == "attention":
-            arrays.update(self.aggregator_.state_arrays())
-        state = {"vocabulary": self.vocabulary_, "product_ids": self.product_ids_.tolist(),
-                 "customer_ids": self.customer_ids_.tolist(), "trait_info": self.trait_info_,
-                 "shift": self._featurizer.shift_}
-        return save_artifact(directory, KIND, self.get_params(), arrays, state,
-                             self.fingerprint_)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ProfileModel:
-        """Load a model saved by :meth:`save`; a foreign or corrupt directory raises
-        :class:`~funnelprint.artifacts.ArtifactError`."""
-        manifest, arrays, state = load_artifact(directory, KIND)
-        model = cls(**manifest["params"])
-        model.fingerprint_ = manifest["data_fingerprint"]
-        a = {k: np.asarray(v) for k, v in arrays.items()}
-        model.vocabulary_ = list(state["vocabulary"])
-        model.token_vectors_, model.token_counts_ = a["token_vectors"], a["token_counts"]
-        model.idf_, model.components_ = a["idf"], a["components"]
-        model.segment_centers_ = a["segment_centers"]
-        model.population_profile_ = a["population_profile"]
-        model.token_loadings_ = a["token_loadings"]
-        model._featurizer = model._make_featurizer()
-        model._featurizer.centers_ = a["anchor_centers"]
-        model._featurizer.shift_ = float(state["shift"])
-        model.product_ids_ = np.asarray(state["product_ids"], dtype=str)
-        model.product_traits_, model.product_vectors_ = a["product_traits"], a["product_vectors"]
-        model.product_popularity_ = a["product_popularity"]
-        model.customer_ids_ = np.asarray(state["customer_ids"], dtype=str)
-        model.customer_traits_, model.customer_raw_ = a["customer_traits"], a["customer_raw"]
-        model.customer_cold_ = a["customer_cold"].astype(bool)
-        model.customer_known_ = a["customer_known"]
-        if model.aggregation == "attention":
+        if c.aggregation == "attention":
             from funnelprint.profile.attention import AttentionAggregator
 
-            model.aggregator_ = AttentionAggregator.from_arrays(a, model.token_vectors_.shape[1])
-        model._history = Sequences(a["history_offsets"], a["history_items"],
-                                   a["history_kinds"], np.zeros(a["history_items"].size,
-                                                                dtype=np.int64))
-        model.trait_info_ = state["trait_info"]
+            shapes |= AttentionAggregator.array_shapes(d)
+        return shapes
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The learned arrays named by :meth:`array_shapes`."""
+        self._check_fitted()
+        attention = self.aggregator_.state_arrays() if self.config.aggregation == "attention" \
+            else {}
+        return {name: attention[name] if name in attention else getattr(self, name + "_")
+                for name in self.array_shapes()}
+
+    def state_meta(self) -> dict[str, Any]:
+        """What :meth:`from_state` needs besides the arrays (JSON-ready)."""
+        self._check_fitted()
+        return {"vocabulary": self.vocabulary_, "action_names": list(self.action_names_),
+                "customer_ids": [str(c) for c in self.customer_ids_],
+                "trait_info": self.trait_info_, "feature_shift": self.feature_shift_,
+                "reconstruction_err": self.reconstruction_err_}
+
+    @classmethod
+    def from_state(cls, config: ProfileConfig, item_ids: np.ndarray, read: ArrayReader,
+                   meta: dict[str, Any]) -> ProfileModel:
+        """A fitted model from :meth:`state_arrays` (through ``read``, which checks each
+        array's shape) and :meth:`state_meta`; ``item_ids`` are the fitted items. An
+        inconsistent state raises ``ValueError``."""
+        model = cls(config)
+        model.item_ids_ = np.asarray(item_ids).astype(str)
+        model.vocabulary_ = [str(t) for t in meta["vocabulary"]]
+        model.action_names_ = tuple(str(a) for a in meta["action_names"])
+        model.customer_ids_ = np.asarray(meta["customer_ids"], dtype=str)
+        model.trait_info_ = list(meta["trait_info"])
+        model.feature_shift_ = float(meta["feature_shift"])
+        model.reconstruction_err_ = float(meta["reconstruction_err"])
+        attention = {}
+        for name, shape in model.array_shapes().items():
+            value = read(name, shape)
+            if name.startswith("attention."):
+                attention[name] = value
+            else:
+                setattr(model, name + "_", value)
+        if attention:
+            from funnelprint.profile.attention import AttentionAggregator
+
+            model.aggregator_ = AttentionAggregator.from_arrays(attention, config.dimension)
+        model.customer_cold_ = model.customer_cold_.astype(bool)
+        v, n_items = len(model.vocabulary_), model.item_ids_.size
+        if (len(model.trait_info_) != config.traits
+                or np.any((model.event_tokens_ < -1) | (model.event_tokens_ >= v))
+                or np.any((model.token_items_ < -1) | (model.token_items_ >= n_items))
+                or np.any((model.token_actions_ < 0)
+                          | (model.token_actions_ >= len(model.action_names_)))):
+            raise ValueError("the profile's token tables are inconsistent")
+        model._token_features = None
+        model._customer_index = None
+        model._derive_items()
         return model
+
+
+def token_sentences(names: np.ndarray, seq: Sequences, context: str) -> list[list[str]]:
+    """Sentences for the embedding: the token names (one per event, in ``seq``'s order) of
+    each customer's journey, or of each session."""
+    if context == "session":
+        visit = session_ids(seq)
+        bounds = np.flatnonzero(np.diff(visit) != 0) + 1
+    else:
+        bounds = seq.offsets[1:-1]
+    return [part.tolist() for part in np.split(names, bounds) if part.size]
+
+
+def _event_table(n_actions: int, n_items: int, token_actions: np.ndarray,
+                 token_items: np.ndarray, token_categories: np.ndarray, rare: np.ndarray,
+                 item_categories: np.ndarray | None) -> np.ndarray:
+    """``table[action, item]``: the vocabulary token such an event becomes (-1: none); rare
+    items map to the (action, category) token of their category."""
+    table = np.full((n_actions, n_items), -1, dtype=np.int64)
+    is_item = token_items >= 0
+    table[token_actions[is_item], token_items[is_item]] = np.flatnonzero(is_item)
+    rare_items = np.flatnonzero(rare)
+    if rare_items.size and item_categories is not None and (~is_item).any():
+        labels = np.concatenate([token_categories[~is_item], item_categories[rare_items]])
+        names, inverse = np.unique(labels.astype(str), return_inverse=True)
+        n_cat = int((~is_item).sum())
+        by_category = np.full((n_actions, names.size), -1, dtype=np.int64)
+        by_category[token_actions[~is_item], inverse[:n_cat]] = np.flatnonzero(~is_item)
+        table[:, rare_items] = by_category[:, inverse[n_cat:]]
+    return table
 
 
 def normalise(weights: np.ndarray) -> np.ndarray:
@@ -464,23 +666,5 @@ def fit_segments(traits: np.ndarray, n: int, seed: int = 0) -> KMeans:
     return KMeans(n_clusters=n, n_init=10, random_state=seed).fit(hellinger(traits))
 
 
-def token_sentences(events: pl.DataFrame, context: str = "journey") -> list[list[str]]:
-    """Token sequences of customers' journeys, or of sessions (where the events have them)."""
-    key = "session" if context == "session" and "session" in events.columns else "customer_id"
-    tokens = events["token"].to_numpy()
-    change = events.select((pl.col(key) != pl.col(key).shift(1)).fill_null(True)).to_series()
-    bounds = np.flatnonzero(change.to_numpy())[1:]
-    return [part.tolist() for part in np.split(tokens, bounds) if part.size]
-
-
-def _products_table(events: pl.DataFrame, products: pl.DataFrame | None) -> pl.DataFrame | None:
-    """Product metadata from a products file, else from the events' own columns."""
-    if products is not None:
-        return products
-    columns = [c for c in ("category", "brand", "price") if c in events.columns]
-    if not columns:
-        return None
-    return events.select("product_id", *columns).unique("product_id", keep="last")
-
-
-__all__ = ["ProfileModel", "normalise", "row_of", "token_sentences"]
+__all__ = ["ArrayReader", "ProfileConfig", "ProfileModel", "Profiles", "fit_segments",
+           "hellinger", "normalise", "token_sentences"]

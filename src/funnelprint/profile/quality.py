@@ -10,7 +10,9 @@ from sklearn.decomposition import NMF
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import adjusted_rand_score
 
+from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
+from funnelprint.data.tokens import TokenConfig, encode_tokens
 from funnelprint.profile.aggregate import token_matrix
 from funnelprint.profile.features import unit_rows
 from funnelprint.profile.model import ProfileModel, fit_segments, normalise
@@ -49,24 +51,33 @@ def category_purity(vectors: np.ndarray, categories: np.ndarray, k: int = 10) ->
     return float((categories[nearest] == categories[:, None]).mean())
 
 
-def flattened_baseline(log: EventLog, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Customer x action-item counts -> TF-IDF -> NMF: the order-blind baseline."""
-    tokens = log.events["token"].unique().sort().to_list()
-    matrix = token_matrix(log.events, {t: i for i, t in enumerate(tokens)}, "mean")
+def flattened_baseline(dataset: Dataset, k: int, seed: int = 0,
+                       tokens: TokenConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Customer x action-item counts -> TF-IDF -> NMF: the order-blind baseline (every
+    token, columns in name order)."""
+    seq = dataset.sequences
+    encoded = encode_tokens(seq, dataset.action_names, dataset.item_ids,
+                            dataset.item_categories, tokens)
+    column = np.empty(len(encoded.names), dtype=np.int64)
+    column[np.argsort(np.asarray(encoded.names, dtype=str), kind="stable")] = np.arange(
+        column.size)
+    matrix = token_matrix(seq, column[encoded.codes], column.size, "mean")
     tfidf = TfidfTransformer().fit_transform(matrix.weights)
     w = NMF(n_components=k, init="nndsvda", max_iter=1000, random_state=seed).fit_transform(tfidf)
-    return matrix.customer_ids, normalise(w)
+    return dataset.customer_ids, normalise(w)
 
 
-def textbook_baseline(model: ProfileModel, log: EventLog, k: int, seed: int = 0
+def textbook_baseline(model: ProfileModel, dataset: Dataset, k: int, seed: int = 0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Mean token embedding per customer -> one global shift -> NMF."""
-    matrix = token_matrix(log.events, model.vocabulary_index, "mean")
+    seq = dataset.sequences
+    matrix = token_matrix(seq, model.event_tokens(seq, dataset.action_names),
+                          len(model.vocabulary_), "mean")
     totals = np.asarray(matrix.weights.sum(axis=1)).ravel()
     x = (matrix.weights @ model.token_vectors_) / np.maximum(totals, 1e-12)[:, None]
     x = x - x.min()
     w = NMF(n_components=k, init="nndsvda", max_iter=1000, random_state=seed).fit_transform(x)
-    return matrix.customer_ids, normalise(w)
+    return dataset.customer_ids, normalise(w)
 
 
 def persona_columns(truth: pl.DataFrame) -> list[str]:
@@ -85,15 +96,29 @@ def align(truth: pl.DataFrame, ids: np.ndarray, learned: np.ndarray
 
 
 def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame | None,
-                      model: ProfileModel, seed: int = 0) -> dict:
-    """Trait recovery and segment ARI for the fitted model and both baselines."""
-    k = model.traits
+                      traits: int, aggregation: str = "session", nonneg: str = "anchors",
+                      seed: int = 0) -> dict:
+    """Fit a profile with ``traits`` traits on every event of ``log`` (items described by
+    ``products``) and report :func:`profile_quality`."""
+    dataset = Dataset.from_events(log, collapse_repeats=False, products=products)
+    model = ProfileModel(traits=traits, aggregation=aggregation, nonneg=nonneg, seed=seed)
+    model.fit(dataset)
+    return profile_quality(dataset, truth, model, seed)
+
+
+def profile_quality(dataset: Dataset, truth: pl.DataFrame, model: ProfileModel,
+                    seed: int = 0) -> dict:
+    """Trait recovery and segment ARI for ``model`` (fitted on ``dataset``) and both
+    baselines; the share of each item's nearest items in its category where the dataset
+    knows categories."""
+    k = model.config.traits
     n_personas = len(persona_columns(truth))
     ids, traits = model.customer_ids_, model.customer_traits_
     warm = ~model.customer_cold_
     rows = {"profile": (ids[warm], traits[warm]),
-            "textbook": textbook_baseline(model, log, k, seed),
-            "flattened": flattened_baseline(log, k, seed)}
+            "textbook": textbook_baseline(model, dataset, k, seed),
+            "flattened": flattened_baseline(dataset, k, seed, TokenConfig(
+                model.config.rare_product_min_count))}
     report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas}
     # The same segmentation of the true mixes: how far segments can agree with dominant personas.
     true_mix, _, dominant = align(truth, ids[warm], traits[warm])
@@ -102,12 +127,9 @@ def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame
         true_mix, found, dominant = align(truth, cid, learned)
         report[name] = {**trait_recovery(true_mix, found),
                         "segment_ari": segment_agreement(dominant, found, n_personas, seed)}
-    if products is not None:
-        cats = products.select("product_id", "category")
-        joined = pl.DataFrame({"product_id": model.product_ids_,
-                               "row": np.arange(model.product_ids_.size)}).join(
-            cats, on="product_id", how="inner")
-        vectors = model.product_vectors_[joined["row"].to_numpy()]
+    categories = dataset.item_categories
+    if categories is not None:
+        has = (np.linalg.norm(model.item_vectors_, axis=1) > 0) & (categories != "")
         report["embedding_category_purity@10"] = category_purity(
-            vectors, joined["category"].to_numpy())
+            model.item_vectors_[has], categories[has].astype(str))
     return report
