@@ -1,82 +1,176 @@
-"""The trait-profile recommender behind the shared interface (``traits`` in ``evaluate``)."""
+"""The trait recommender (``traits``): a :class:`~funnelprint.profile.model.ProfileModel`
+behind the model contract, scoring items by trait affinity and embedding similarity to the
+customer's recent items, with a reason for each recommendation.
+
+>>> data = Dataset.from_events(log, collapse_repeats=False, products=products)
+>>> model = TraitsRecommender(traits=6).fit(data)
+>>> items, scores = model.recommend(customers, k=5); model.reasons(history, items[0])
+>>> model.profile_events(new_log), model.profile_.similar("u0042", 5)
+>>> persist.save(model, "model/"); persist.load("model/")
+"""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
 from typing_extensions import Self
 
 from funnelprint.data.dataset import Dataset
-from funnelprint.data.sequences import Sequences, row_of
-from funnelprint.data.tokens import tokenize
-from funnelprint.models.base import Recommender, register
+from funnelprint.data.pipeline import EventLog
+from funnelprint.data.sequences import Sequences
+from funnelprint.models.baselines import popularity_share
+from funnelprint.models.contract import (
+    Evidence,
+    Explainer,
+    ModelConfig,
+    ModelState,
+    Reason,
+    Recommender,
+    Validator,
+)
 from funnelprint.models.item2vec import recent_query
+from funnelprint.models.registry import register
 from funnelprint.profile.features import unit_rows
-from funnelprint.profile.model import ProfileModel
+from funnelprint.profile.model import ProfileConfig, ProfileModel
+
+log = logging.getLogger(__name__)
+#: Least cosine between an item and a recent one for the reason to name the recent one.
+SIMILAR_ENOUGH = 0.3
+_ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": "removed",
+                 "purchase": "bought"}
 
 
-def sequence_events(history: Sequences, action_names: tuple[str, ...]) -> pl.DataFrame:
-    """Sequences as an event table: ``customer_id`` is the row number, ``product_id`` the item
-    index; one journey per row (no session split)."""
-    frame = pl.DataFrame({
-        "customer_id": row_of(history.offsets).astype(str),
-        "timestamp": history.times,
-        "action": np.array(action_names)[history.actions],
-        "product_id": history.items.astype(str),
-    }).with_columns(pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
-    return tokenize(frame)
+@dataclass(frozen=True)
+class TraitsConfig(ModelConfig, ProfileConfig):
+    """The profile settings (see :class:`~funnelprint.profile.model.ProfileConfig`) and how
+    items are scored: ``trait_weight`` x cosine(trait mix, item's traits) + (1 -
+    ``trait_weight``) x cosine(query, item vector), the query being the recency-weighted
+    sum of the vectors of the last ``last_n`` items (the k-th most recent weighs
+    ``decay``**k). Seen items are excluded by the caller (``recommend(exclude_seen=...)``).
+    """
+
+    trait_weight: float = 0.3
+    last_n: int = 5
+    decay: float = 0.7
+
+    def validate(self) -> None:
+        ProfileConfig.validate(self)
+        if not 0 <= self.trait_weight <= 1:
+            raise ValueError(f"trait_weight must be in [0, 1], not {self.trait_weight}")
+        if self.last_n < 1:
+            raise ValueError(f"last_n must be at least 1, not {self.last_n}")
+        if not 0 < self.decay <= 1:
+            raise ValueError(f"decay must be in (0, 1], not {self.decay}")
+
+    def profile_config(self) -> ProfileConfig:
+        return ProfileConfig(**self.profile_params())
 
 
 @register
-class TraitsRecommender(Recommender):
-    """Scores items by trait affinity and embedding similarity to the last items.
+class TraitsRecommender(Recommender[TraitsConfig], Explainer):
+    """Items that fit the customer's traits and resemble what they touched last.
 
-    Parameters
-    ----------
-    traits, min_count, epochs
-        Passed to :class:`~funnelprint.profile.model.ProfileModel`.
-    trait_weight : float
-        Weight of trait affinity against embedding similarity.
-    last_n, decay
-        Recent items forming the embedding query, and their recency decay.
+    ``profile_`` is the fitted :class:`~funnelprint.profile.model.ProfileModel` (profiles of
+    new logs, similar customers, trait descriptions, segments).
     """
 
     key = "traits"
+    config_class = TraitsConfig
+    #: Sessions, item metadata (trait descriptions, rare-item tokens) and every event as
+    #: its own step (a view, a cart and a purchase of one item are three tokens).
+    reads: ClassVar[frozenset[str]] = frozenset({"sessions", "item_metadata", "every_event"})
+    profile_: ProfileModel
+    popularity_: np.ndarray
 
-    def __init__(self, traits: int = 8, min_count: int = 2, epochs: int = 10,
-                 trait_weight: float = 0.3, last_n: int = 5, decay: float = 0.7,
-                 seed: int = 0) -> None:
-        self.traits = traits
-        self.min_count = min_count
-        self.epochs = epochs
-        self.trait_weight = trait_weight
-        self.last_n = last_n
-        self.decay = decay
-        self.seed = seed
-
-    def fit(self, dataset: Dataset) -> Self:
-        self.dataset_ = dataset
-        events = sequence_events(dataset.sequences, dataset.action_names)
-        # Event means: the sequences carry no sessions, and the leaderboard figures use it.
-        self.profile_ = ProfileModel(traits=self.traits, aggregation="mean",
-                                     min_count=self.min_count, epochs=self.epochs, n_init=2,
-                                     seed=self.seed).fit(events)
-        items = self.profile_.product_ids_.astype(np.int64)
-        self.item_traits_ = np.zeros((dataset.n_items, self.traits))
-        self.item_traits_[items] = unit_rows(self.profile_.product_traits_)
-        self.item_vectors_ = np.zeros((dataset.n_items, self.profile_.dimension))
-        self.item_vectors_[items] = self.profile_.product_vectors_
-        counts = dataset.item_counts()
-        self.popularity_ = counts / max(1, counts.max())
+    def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
+        """Fit the profile on every training sequence (item metadata comes with ``train``;
+        see :meth:`~funnelprint.data.dataset.Dataset.with_products`)."""
+        self.dataset_ = train
+        self.profile_ = ProfileModel(self.config.profile_config()).fit(train)
+        self.popularity_ = popularity_share(train)
+        self._derive()
         return self
 
+    def _derive(self) -> None:
+        self.item_traits_ = unit_rows(self.profile_.item_traits_)
+        self.item_vectors_ = self.profile_.item_vectors_
+
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        profiles = self.profile_.transform(sequence_events(history, self.dataset_.action_names))
-        mix = np.tile(self.profile_.population_profile_, (history.n_rows, 1))
-        rows = profiles["customer_id"].cast(pl.Int64).to_numpy()
-        mix[rows] = profiles.select([f"trait_{j}" for j in range(self.traits)]).to_numpy()
-        trait_score = unit_rows(mix) @ self.item_traits_.T
-        query = recent_query(history, self.item_vectors_, self.last_n, self.decay)
-        embed_score = unit_rows(query) @ self.item_vectors_.T
-        score = self.trait_weight * trait_score + (1 - self.trait_weight) * embed_score
+        """Trait affinity and recent-item similarity of every item; each row's traits are
+        solved from the history given (no stored profile is read)."""
+        c = self.config
+        mix = unit_rows(self.profile_.profile(history).traits)
+        query = unit_rows(recent_query(history, self.item_vectors_, c.last_n, c.decay))
+        score = (c.trait_weight * (mix @ self.item_traits_.T)
+                 + (1 - c.trait_weight) * (query @ self.item_vectors_.T))
         return (score + 1e-6 * self.popularity_).astype(np.float32)
+
+    # ------------------------------------------------------------------ reasons
+
+    def reasons(self, history: Sequences, items: np.ndarray) -> list[Reason]:
+        """Why each item suits the customer of ``history`` (one row): the trait that
+        contributes most to its trait affinity, and the recent item it resembles most
+        where the similarity is at least 0.3."""
+        self._check_fitted()
+        if history.n_rows != 1:
+            raise ValueError(f"reasons explain one customer's history, not {history.n_rows}")
+        items = np.asarray(items, dtype=np.int64)
+        if items.size and (items.min() < 0 or items.max() >= self.dataset_.n_items):
+            raise ValueError("items outside the catalogue")
+        mix = self.profile_.profile(history).traits[0]
+        recent = history.last(self.config.last_n)
+        order = np.arange(recent.items.size)[::-1]  # most recent first
+        recent_items, recent_actions = recent.items[order], recent.actions[order]
+        names = [info["name"] for info in self.profile_.trait_info_]
+        out: list[Reason] = []
+        for item in items.tolist():
+            j = int(np.argmax(mix * self.item_traits_[item]))
+            text = f"fits trait '{names[j]}' ({mix[j]:.0%} of profile)"
+            evidence: list[Evidence] = [{"step": f"trait '{names[j]}'",
+                                         "weight": round(float(mix[j]), 4)}]
+            if recent_items.size:
+                sims = self.item_vectors_[recent_items] @ self.item_vectors_[item]
+                best = int(np.argmax(sims))
+                if recent_items[best] != item and sims[best] >= SIMILAR_ENOUGH:
+                    product = str(self.dataset_.item_ids[recent_items[best]])
+                    action = self.dataset_.action_names[int(recent_actions[best])]
+                    text += f"; similar to recent {product}"
+                    evidence.append({"step": f"{_ACTION_WORDS.get(action, action)} {product}",
+                                     "weight": round(float(sims[best]), 4)})
+            out.append({"text": text, "evidence": evidence})
+        return out
+
+    # ------------------------------------------------------------------ profiles
+
+    def profile_events(self, events: EventLog | pl.DataFrame) -> pl.DataFrame:
+        """Profiles of the customers of a new event log under the fitted model (no
+        retraining): ``customer_id, trait_0 .. trait_{K-1}, segment, cold_start,
+        known_tokens``. Events of products the model never saw are skipped (and logged)."""
+        self._check_fitted()
+        table, aligned = self.profile_.transform_events(events)
+        if aligned.unknown_events:
+            log.warning("%d event(s) of %d product(s) the model never saw were skipped",
+                        aligned.unknown_events, aligned.unknown_items)
+        return table
+
+    # ------------------------------------------------------------------ state
+
+    def to_state(self) -> ModelState:
+        self._check_fitted()
+        profile = ModelState(self.profile_.state_arrays(), self.profile_.state_meta())
+        return ModelState({"popularity": self.popularity_}).with_nested("profile", profile)
+
+    @classmethod
+    def from_state(cls, config: TraitsConfig, dataset: Dataset, state: ModelState) -> Self:
+        model = cls(config)
+        model.dataset_ = dataset
+        nested = state.nested("profile")
+        model.profile_ = ProfileModel.from_state(config.profile_config(), dataset.item_ids,
+                                                 nested.array, nested.meta)
+        model.popularity_ = state.array("popularity", (dataset.n_items,))
+        model._derive()
+        return model
