@@ -1,4 +1,6 @@
-"""From a file to the sessionized, tokenized event table every model reads."""
+"""From a file to the sessionized, tokenized event table (:class:`EventLog`) that
+``inspect`` summarises and :meth:`~funnelprint.data.dataset.Dataset.from_events` turns into
+the integer sequences every model reads."""
 
 from __future__ import annotations
 

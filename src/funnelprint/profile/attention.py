@@ -23,13 +23,8 @@ from funnelprint.data.schema import CANONICAL_ACTIONS
 log = logging.getLogger(__name__)
 #: Events-from-the-end bucket edges: last, 2nd, 3rd-4th, 5th-8th, ... , 33rd and older.
 RECENCY_EDGES = np.array([1, 2, 4, 8, 16, 32])
-N_ACTIONS = len(CANONICAL_ACTIONS) + 1  # the last code is any other action
-
-
-def action_codes(actions: np.ndarray) -> np.ndarray:
-    lookup = {name: i for i, name in enumerate(CANONICAL_ACTIONS)}
-    return np.array([lookup.get(a, len(CANONICAL_ACTIONS)) for a in actions], dtype=np.int64) \
-        if actions.dtype == object or actions.dtype.kind in "UO" else actions.astype(np.int64)
+#: Action codes: the canonical actions in order, then one code for any other action.
+N_ACTIONS = len(CANONICAL_ACTIONS) + 1
 
 
 def recency_buckets(from_end: np.ndarray) -> np.ndarray:
