@@ -146,6 +146,8 @@ class Profiles:
     ``traits``: shares summing to 1 (a prior for cold-start rows); ``raw``: unnormalised
     trait weights; ``cold``: fewer than ``min_known_tokens`` known tokens; ``known``: known
     tokens per row; ``segments``: nearest segment; ``unknown_tokens``: events skipped.
+    The rows are solved together (the NMF solver stops all of them at once), so one row's
+    traits can differ by about 1e-7 between batches.
     """
 
     traits: np.ndarray
