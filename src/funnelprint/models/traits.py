@@ -113,8 +113,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
 
     def reasons(self, history: Sequences, items: np.ndarray) -> list[Reason]:
         """Why each item suits the customer of ``history`` (one row): the trait that
-        contributes most to its trait affinity, and the recent item it resembles most
-        where the similarity is at least 0.3."""
+        contributes most to its trait affinity, and the other recent item (of the last
+        ``last_n``) it resembles most where their cosine is at least 0.3."""
         self._check_fitted()
         if history.n_rows != 1:
             raise ValueError(f"reasons explain one customer's history, not {history.n_rows}")
@@ -132,10 +132,12 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
             text = f"fits trait '{names[j]}' ({mix[j]:.0%} of profile)"
             evidence: list[Evidence] = [{"step": f"trait '{names[j]}'",
                                          "weight": round(float(mix[j]), 4)}]
-            if recent_items.size:
-                sims = self.item_vectors_[recent_items] @ self.item_vectors_[item]
+            others = recent_items != item
+            if others.any():
+                sims = np.where(others, self.item_vectors_[recent_items]
+                                @ self.item_vectors_[item], -np.inf)
                 best = int(np.argmax(sims))
-                if recent_items[best] != item and sims[best] >= SIMILAR_ENOUGH:
+                if sims[best] >= SIMILAR_ENOUGH:
                     product = str(self.dataset_.item_ids[recent_items[best]])
                     action = self.dataset_.action_names[int(recent_actions[best])]
                     text += f"; similar to recent {product}"
