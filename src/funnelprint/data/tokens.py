@@ -3,7 +3,7 @@
 Two forms of the same rule: :func:`tokenize` adds a ``token`` column to an event table
 (what ``inspect`` counts), and :func:`encode_tokens` gives every event of a
 :class:`~funnelprint.data.sequences.Sequences` an integer token code, naming each code
-only for interpretation and for the embedding's seeding.
+for interpretation and as the words an embedding reads.
 """
 
 from __future__ import annotations

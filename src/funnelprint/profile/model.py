@@ -3,7 +3,8 @@ per-customer aggregation -> NMF traits, segments and trait descriptions.
 
 The model reads a :class:`~funnelprint.data.dataset.Dataset`'s integer codes: a token is an
 (action, item) pair, or (action, category) for rare items; token names such as
-``cart_p001`` serve only interpretation (and seed the embedding, so that a seed repeats).
+``cart_p001`` serve interpretation and are the words the embedding reads (the same events
+give the same sentences and vocabulary order, so a seed repeats the same vectors).
 It owns its configuration (:class:`ProfileConfig`), its learned arrays (listed once, in
 :meth:`ProfileModel.array_shapes`) and the questions a fitted profile answers.
 
