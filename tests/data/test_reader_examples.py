@@ -279,6 +279,19 @@ def test_blank_lines_are_counted_not_fatal(write):
     assert report.dropped == {"blank_line": 2}
 
 
+def test_repeated_header_names_do_not_stop_the_reader(write):
+    text = "user_id,timestamp,action,product_id,note,note\nu1,1700000000,view,p1,a,b\n"
+    events, _ = read_events(write("e.csv", text))
+    assert events["product_id"].to_list() == ["p1"]
+
+
+def test_file_of_blank_lines_says_so(tmp_path):
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(EventDataError, match="only blank lines"):
+        read_events(path)
+
+
 def test_skipped_rows_are_logged_with_the_first_example(write, caplog):
     text = HEADER + "u1,1700000000,view,p1\nu1,bad,view,p2\n"
     with caplog.at_level(logging.WARNING):

@@ -153,6 +153,8 @@ def read_events(
     problems = ReadProblems(str(path))
     raw = read_table(path, report, problems, mapping)
     columns = data_columns(raw)
+    if not columns and raw.height == 0 and problems.first is None:
+        raise EventDataError("no records: the file holds only blank lines", path=str(path))
     resolved = mapping.resolve(columns)
     missing = [f for f in REQUIRED_FIELDS if f not in resolved]
     if missing and raw.height == 0 and problems.first is not None:
@@ -413,10 +415,21 @@ def _read_csv(
             f"--names gives {len(names)} columns but the first line has {len(fields)} fields",
             path=str(path), line=1,
         )
+    names = _unique_names(names)
     frame = _csv_fast(path, buf, names, header, delimiter, report)
     if frame is None:
         frame = _csv_scan(path, buf, names, header, delimiter, report, problems)
     return frame
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Repeated header names get a suffix (``x``, ``x_duplicated_1``), as polars names them."""
+    seen: Counter = Counter()
+    unique = []
+    for name in names:
+        unique.append(name if not seen[name] else f"{name}_duplicated_{seen[name]}")
+        seen[name] += 1
+    return unique
 
 
 def _csv_options(names: list[str], header: bool, delimiter: str) -> dict:
