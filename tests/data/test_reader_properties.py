@@ -23,6 +23,7 @@ from funnelprint.data import EventDataError, read_events
 SETTINGS = settings(
     max_examples=int(__import__("os").environ.get("READER_EXAMPLES", 25)),
     deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 NAMES = ["user_id", "timestamp", "action", "product_id"]
