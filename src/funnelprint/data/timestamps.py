@@ -196,7 +196,9 @@ def _parse_text(text: pl.Series) -> tuple[pl.Series, str]:
     """Strings: one fast parser chosen on a sample for the bulk, then every value that parser
     left unread is read on its own (epoch integer, epoch decimal, or any known date format)."""
     name = text.name
-    sample = text.drop_nulls().head(_SAMPLE)
+    sample = text.head(_SAMPLE).drop_nulls()
+    if sample.len() == 0:
+        sample = text.drop_nulls().head(_SAMPLE)
     units: set[str] = set()
     iso = False
     parsed: pl.Series | None = None
@@ -211,9 +213,8 @@ def _parse_text(text: pl.Series) -> tuple[pl.Series, str]:
                 break
     if parsed is None:
         parsed = pl.Series(name, [None] * text.len(), dtype=TIMESTAMP_DTYPE)
-    unread = parsed.is_null() & text.is_not_null()
-    if unread.any():
-        positions = unread.arg_true()
+    if parsed.null_count() > text.null_count():
+        positions = (parsed.is_null() & text.is_not_null()).arg_true()
         rest, rest_units, rest_iso = _parse_each(text.gather(positions))
         parsed = parsed.scatter(positions, rest)
         units |= rest_units
