@@ -401,6 +401,14 @@ def test_events_with_any_subset_of_category_brand_price(write, columns):
                               *[c for c in ("category", "price", "brand") if c in columns]]
 
 
+def test_missing_category_code_falls_back_to_category_id(write):
+    text = ("user_id,timestamp,action,product_id,category_code,category_id\n"
+            "u1,1700000000,view,p1,NaN,123\nu1,1700000001,view,p2,a.b,124\n"
+            "u1,1700000002,view,p3,,125\n")
+    events, _ = read_events(write("e.csv", text))
+    assert events["category"].to_list() == ["123", "a.b", "125"]
+
+
 def test_event_price_that_is_not_a_number(write):
     text = "user_id,timestamp,action,product_id,price\nu,1700000000,view,p,9.5\n" \
            "u,1700000001,view,p,n/a\nu,1700000002,view,p,NaN\n"

@@ -960,7 +960,8 @@ def _category_expr(columns: list[str], chosen: str) -> pl.Expr:
     expr = clean_text(chosen)
     for primary, fallback in CATEGORY_FALLBACKS:
         if chosen == primary and fallback in columns:
-            expr = pl.coalesce(expr, clean_text(fallback))
+            # A missing-value marker must not hide the fallback.
+            expr = pl.coalesce(clean_text_or_null(chosen), clean_text_or_null(fallback))
     return expr
 
 
