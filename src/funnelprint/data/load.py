@@ -2,21 +2,31 @@
 
 Every row that is not kept is either an error naming file, line and column, or, with
 ``on_error="skip"``, dropped and counted by reason in the :class:`LoadReport`.
+
+Reading takes a fast path (polars on the whole file) and checks its result cheaply; a file
+the fast path cannot read, or whose rows do not match its lines one for one, is scanned line
+by line (numpy over the bytes) so that each bad line is found, named and left out on its own
+while every other line is read as usual. Each event must sit on one line: a quoted field that
+does not close on its line is reported as an unmatched quote rather than allowed to swallow
+the lines after it.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
+import json
 import logging
+import mmap
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from funnelprint.data.errors import EventDataError
 from funnelprint.data.schema import (
@@ -25,22 +35,33 @@ from funnelprint.data.schema import (
     CANONICAL_COLUMN,
     CATEGORY_FALLBACKS,
     FIELDS,
+    MISSING_VALUES,
     REQUIRED_FIELDS,
     ColumnMapping,
     looks_like_header,
 )
-from funnelprint.data.timestamps import parse_timestamps
+from funnelprint.data.timestamps import (
+    TIME_UNIT,
+    TIMESTAMP_DTYPE,
+    TimeBounds,
+    out_of_range,
+    parse_timestamps,
+)
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
 LINE = "__line"
+#: Prefix of the boolean columns marking cells that held a JSON object or array.
+NESTED = "__nested:"
+_FLAG = "__flag:"
 _HASH_SEED = 20240101
 SEED_ORDER = ("customer", "timestamp", "action", "product")
+DEFAULT_TIME_BOUNDS = TimeBounds()
 
-# Checked in this order; a row failing several checks is counted under the first.
-_ID_CHECKS = (("customer", "empty_customer_id"), ("product", "empty_product_id"),
-              ("action", "empty_action"))
+_ID_REASONS = {"customer": "customer_id", "product": "product_id", "action": "action"}
+_NUMBER_FIELDS = ("price", "quantity")
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -55,6 +76,8 @@ class LoadReport:
     timestamp_encoding: str = ""
     dropped: Counter = field(default_factory=Counter)
     other_actions: dict[str, int] = field(default_factory=dict)
+    #: The first dropped row of each reason, as an error message (file, line, column, value).
+    examples: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -69,10 +92,34 @@ class LoadReport:
         }
 
 
+class ReadProblems:
+    """Lines refused while reading, before their values are looked at."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.first: EventDataError | None = None
+        self.counts: Counter = Counter()
+        self.examples: dict[str, EventDataError] = {}
+
+    def add(self, code: str, count: int, example: EventDataError) -> None:
+        """Count ``count`` lines under ``code``; ``example`` is the first of them."""
+        self.counts[code] += count
+        if code not in self.examples:
+            self.examples[code] = example
+        if self.first is None or _line_of(example) < _line_of(self.first):
+            self.first = example
+
+
+def _line_of(error: EventDataError) -> float:
+    return float("inf") if error.line is None else error.line
+
+
 def read_events(
     path: str | Path,
     mapping: ColumnMapping | None = None,
     on_error: OnError = "raise",
+    *,
+    time_bounds: TimeBounds | None = DEFAULT_TIME_BOUNDS,
 ) -> tuple[pl.DataFrame, LoadReport]:
     """Read, map and validate an event file.
 
@@ -83,8 +130,12 @@ def read_events(
     mapping
         Explicit column, action and header names; aliases of common exports are used otherwise.
     on_error
-        ``"raise"`` stops at the first bad row with an :class:`EventDataError`;
-        ``"skip"`` drops bad rows and counts them by reason.
+        ``"raise"`` stops at the first bad row (in file order) with an :class:`EventDataError`
+        naming its line, column and value; ``"skip"`` drops bad rows and counts them by reason.
+    time_bounds
+        Plausible event times (default: from 1990-01-01 to one day after now); timestamps
+        outside are errors, or rows skipped as ``timestamp_out_of_range``. ``None`` accepts
+        any time.
 
     Returns
     -------
@@ -99,22 +150,43 @@ def read_events(
     if not path.exists():
         raise EventDataError("no such file", path=str(path))
     report = LoadReport(path=str(path))
-    raw = _read_raw(path, mapping, on_error, report)
-    report.rows_read += raw.height
-    resolved = mapping.resolve([c for c in raw.columns if c != LINE])
+    problems = ReadProblems(str(path))
+    raw = read_table(path, report, problems, mapping)
+    columns = data_columns(raw)
+    if not columns and raw.height == 0 and problems.first is None:
+        raise EventDataError("no records: the file holds only blank lines", path=str(path))
+    resolved = mapping.resolve(columns)
     missing = [f for f in REQUIRED_FIELDS if f not in resolved]
+    if missing and raw.height == 0 and problems.first is not None:
+        # Nothing readable (every JSON line refused, say): the lines are the problem.
+        if on_error == "raise":
+            raise problems.first
+        _count_problems(problems, report)
+        empty = pl.DataFrame(schema={CANONICAL_COLUMN[f]: pl.String for f in REQUIRED_FIELDS})
+        return _finish(empty.with_columns(pl.col("timestamp").cast(TIMESTAMP_DTYPE)), report)
     if missing:
         names = ", ".join(CANONICAL_COLUMN[f] for f in missing)
         raise EventDataError(
-            f"missing required column(s) {names}; the file has "
-            f"{', '.join(c for c in raw.columns if c != LINE)} "
+            f"missing required column(s) {names}; the file has {', '.join(columns)} "
             "(map them with --columns customer=COL,timestamp=COL,action=COL,product=COL)",
             path=str(path),
         )
     report.mapping = {CANONICAL_COLUMN[f]: c for f, c in resolved.items()}
-    events = _canonicalise(raw, resolved, mapping, report)
-    events = _validate(events, resolved, on_error, report)
+    events, checks = _canonicalise(raw, resolved, mapping, report, time_bounds)
+    events = _validate(events, raw, checks, on_error, report, problems)
+    del raw
     events = _drop_duplicates(sort_journeys(events), report)
+    return _finish(events.drop(LINE), report)
+
+
+def _count_problems(problems: ReadProblems, report: LoadReport) -> None:
+    report.dropped.update(problems.counts)
+    for code, example in problems.examples.items():
+        report.examples.setdefault(code, str(example))
+
+
+def _finish(events: pl.DataFrame, report: LoadReport) -> tuple[pl.DataFrame, LoadReport]:
+    path = report.path
     report.events = events.height
     counts = events["action"].value_counts()
     report.other_actions = {
@@ -123,8 +195,17 @@ def read_events(
     if report.other_actions:
         log.info("%s: non-funnel actions kept as their own type: %s", path, report.other_actions)
     for reason, count in sorted(report.dropped.items()):
-        log.warning("%s: dropped %d row(s): %s", path, count, reason)
-    return events.drop(LINE), report
+        example = report.examples.get(reason)
+        if example:
+            log.warning("%s: dropped %d row(s): %s; first: %s", path, count, reason, example)
+        else:
+            log.warning("%s: dropped %d row(s): %s", path, count, reason)
+    return events, report
+
+
+def data_columns(raw: pl.DataFrame) -> list[str]:
+    """The file's own columns (without the line numbers and markers the reader adds)."""
+    return [c for c in raw.columns if c != LINE and not c.startswith(NESTED)]
 
 
 # --------------------------------------------------------------------------- reading
@@ -139,56 +220,175 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def _read_raw(
-    path: Path, mapping: ColumnMapping, on_error: OnError, report: LoadReport
+def read_table(
+    path: Path, report: LoadReport, problems: ReadProblems, mapping: ColumnMapping | None = None,
+    require_header: bool = False,
 ) -> pl.DataFrame:
+    """Read a file's rows as they are (text columns for CSV), line numbers in ``LINE``.
+
+    Lines that cannot be read (wrong field count, unmatched quote, bad encoding, invalid
+    JSON) are left out and recorded in ``problems``; blank lines and a cut-off last line are
+    left out and counted in ``report.dropped``. ``report.rows_read`` counts every line.
+    A CSV file must start with a header when ``require_header`` is set.
+    """
     fmt = detect_format(path)
     report.format = fmt
+    mapping = mapping or ColumnMapping()
+    if fmt == "parquet":
+        return _read_parquet(path, report)
+    buf = _load_bytes(path)
+    if not len(buf):
+        raise EventDataError("file is empty", path=str(path))
+    if buf.find(b"\n") == -1 and buf.find(b"\r") != -1:
+        log.info("%s: lines end in CR only; reading CR as the line break", path)
+        buf = bytes(buf).replace(b"\r", b"\n")
+    if fmt == "jsonl":
+        return _read_jsonl(path, buf, report, problems)
+    return _read_csv(path, buf, mapping, report, problems, require_header)
+
+
+def _load_bytes(path: Path) -> bytes | mmap.mmap:
+    if path.suffix.lower() == ".gz":
+        try:
+            return gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise EventDataError(f"cannot decompress gzip file: {exc}", path=str(path)) from exc
+    with open(path, "rb") as fh:
+        if fh.seek(0, io.SEEK_END) == 0:
+            return b""
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _read_parquet(path: Path, report: LoadReport) -> pl.DataFrame:
     try:
-        if fmt == "parquet":
-            frame = pl.read_parquet(path)
-        elif fmt == "jsonl":
-            frame = _read_jsonl(path)
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # the library's own message names the problem
+        raise EventDataError(f"cannot read parquet file: {exc}", path=str(path)) from exc
+    report.rows_read = frame.height
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype.is_nested() or series.dtype == pl.Object:
+            # Objects or arrays where a value belongs: kept as text, marked as such.
+            columns.append(pl.Series(name, [_as_text(v) for v in series.to_list()], pl.String))
+            columns.append(series.is_not_null().alias(NESTED + name))
+        elif series.dtype == pl.Binary:
+            columns.append(_decode_binary(series))
         else:
-            return _read_csv(path, mapping, on_error, report)
-    except EventDataError:
-        raise
-    except Exception as exc:  # the libraries' own messages name the problem
-        raise EventDataError(f"cannot read {fmt} file: {exc}", path=str(path)) from exc
-    return frame.with_row_index(LINE, offset=1)
+            columns.append(series)
+    return pl.DataFrame(columns).with_row_index(LINE, offset=1)
 
 
-def _read_jsonl(path: Path) -> pl.DataFrame:
-    source: str | Path | io.BytesIO = path
-    if path.suffix.lower() == ".gz":
-        with gzip.open(path, "rb") as fh:
-            source = io.BytesIO(fh.read())
-    return pl.read_ndjson(source, infer_schema_length=None)
+def _as_text(value: object) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=str)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+def _decode_binary(series: pl.Series) -> pl.Series:
+    try:
+        return series.cast(pl.String)
+    except Exception:
+        values = [None if v is None else v.decode("utf-8", "replace") for v in series.to_list()]
+        return pl.Series(series.name, values, pl.String)
 
 
-def _first_line(path: Path) -> str:
-    with _open_text(path) as fh:
-        return fh.readline().rstrip("\r\n").lstrip("\ufeff")
+# ------------------------------------------------------------------------ line scans
+
+
+class _Lines:
+    """Where each line of a buffer starts and ends (numpy, no per-line Python)."""
+
+    def __init__(self, buf: bytes | mmap.mmap) -> None:
+        self.buf = buf
+        self.arr = np.frombuffer(buf, dtype=np.uint8)
+        size = self.arr.size
+        self.newlines = np.flatnonzero(self.arr == 10)
+        starts = np.concatenate(([0], self.newlines + 1))
+        if starts[-1] == size:  # the file ends with a line break
+            starts = starts[:-1]
+        self.starts = starts
+        self.count = starts.size
+        self.next_starts = np.concatenate((starts[1:], [size]))
+        self.terminated = bool(size == 0 or self.arr[-1] == 10)
+        ends = self.next_starts - 1  # the line break
+        if self.count and not self.terminated:
+            ends[-1] = size
+        if self.count and bytes(buf[:3]) == _BOM:
+            starts = starts.copy()
+            starts[0] = min(3, ends[0])
+            self.starts = starts
+        has_cr = (ends > self.starts) & (self.arr[np.maximum(ends - 1, 0)] == 13)
+        self.ends = ends - has_cr
+
+    def lines_with(self, mask: np.ndarray) -> np.ndarray:
+        """Indices of the lines holding at least one byte where ``mask`` is true."""
+        return np.unique(self.line_of(np.flatnonzero(mask)))
+
+    def line_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.newlines, positions)
+
+    def raw(self, index: int) -> bytes:
+        return bytes(self.buf[self.starts[index]:self.ends[index]])
+
+    def text(self, index: int) -> str:
+        return self.raw(index).decode("utf-8", "replace")
+
+    def keep(self, lines: np.ndarray) -> bytes:
+        """The bytes of the lines marked in the boolean ``lines``, line breaks included."""
+        mask = np.repeat(lines, self.next_starts - np.concatenate(([0], self.next_starts[:-1])))
+        return self.arr[mask].tobytes()
+
+
+def _decode_problem(raw: bytes) -> UnicodeDecodeError | None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
+
+
+# ------------------------------------------------------------------------------- CSV
+
+_GOOD, _BLANK, _MALFORMED, _BAD_QUOTE, _BAD_ENCODING, _TRUNCATED, _HEADER, _BAD = range(8)
+_CODES = {
+    _MALFORMED: "malformed_row",
+    _BAD_QUOTE: "bad_quote",
+    _BAD_ENCODING: "bad_encoding",
+}
+
+
+def _first_line(path: Path, buf: bytes | mmap.mmap) -> str:
+    end = buf.find(b"\n")
+    raw = bytes(buf[: end if end >= 0 else len(buf)]).rstrip(b"\r")
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    problem = _decode_problem(raw)
+    if problem is not None:
+        raise EventDataError(
+            f"first line is not valid UTF-8 (byte 0x{raw[problem.start]:02x}); "
+            "save the file as UTF-8", path=str(path), line=1,
+        )
+    return raw.decode("utf-8")
+
+
+def _split_fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
 
 
 def _sniff_delimiter(line: str) -> str:
-    return max((",", "\t", ";", "|"), key=line.count)
+    return max((",", "\t", ";", "|"), key=lambda d: len(_split_fields(line, d)))
 
 
 def _read_csv(
-    path: Path, mapping: ColumnMapping, on_error: OnError, report: LoadReport
+    path: Path, buf: bytes | mmap.mmap, mapping: ColumnMapping, report: LoadReport,
+    problems: ReadProblems, require_header: bool = False,
 ) -> pl.DataFrame:
-    first = _first_line(path)
+    first = _first_line(path, buf)
     if not first.strip():
         raise EventDataError("file is empty or starts with a blank line", path=str(path), line=1)
     delimiter = _sniff_delimiter(first)
-    fields = [f.strip().strip('"') for f in first.split(delimiter)]
+    fields = [f.strip() for f in _split_fields(first, delimiter)]
     header = looks_like_header(fields)
     if mapping.names is not None:
         names = list(mapping.names)
@@ -196,6 +396,11 @@ def _read_csv(
             log.info("%s: first line looks like a header; --names replaces it", path)
     elif header:
         names = fields
+    elif require_header:
+        raise EventDataError(
+            f"no header recognised in the first line ({', '.join(fields)})",
+            path=str(path), line=1,
+        )
     elif len(fields) == len(SEED_ORDER):
         names = [CANONICAL_COLUMN[f] for f in SEED_ORDER]
         log.info("%s: no header; assuming columns %s", path, ",".join(names))
@@ -210,152 +415,553 @@ def _read_csv(
             f"--names gives {len(names)} columns but the first line has {len(fields)} fields",
             path=str(path), line=1,
         )
-    truncated = _unterminated_last_line(path, len(names), delimiter)
+    names = _unique_names(names)
+    frame = _csv_fast(path, buf, names, header, delimiter, report)
+    if frame is None:
+        frame = _csv_scan(path, buf, names, header, delimiter, report, problems)
+    return frame
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Repeated header names get a suffix (``x``, ``x_duplicated_1``), as polars names them."""
+    seen: Counter = Counter()
+    unique = []
+    for name in names:
+        unique.append(name if not seen[name] else f"{name}_duplicated_{seen[name]}")
+        seen[name] += 1
+    return unique
+
+
+def _csv_options(names: list[str], header: bool, delimiter: str) -> dict:
+    return {"has_header": header, "new_columns": names, "separator": delimiter,
+            "infer_schema": False}
+
+
+def _csv_fast(
+    path: Path, buf: bytes | mmap.mmap, names: list[str], header: bool, delimiter: str,
+    report: LoadReport,
+) -> pl.DataFrame | None:
+    """Read the whole file with polars; ``None`` where the result cannot be trusted line for
+    line (the exact scan then reads it)."""
+    source: Path | bytes = path if isinstance(buf, mmap.mmap) else bytes(buf)
     try:
-        frame = pl.read_csv(
-            path, has_header=header, new_columns=names, separator=delimiter, infer_schema=False,
-        )
-    except pl.exceptions.ComputeError:
-        # Too many fields somewhere: pyarrow finds the rows exactly.
-        frame = _read_csv_exact(path, names, header, delimiter, on_error, truncated, report)
-    else:
-        if truncated is not None and frame.height:
-            frame = frame.head(frame.height - 1)
-            _count_truncated(path, report)
+        frame = pl.read_csv(source, **_csv_options(names, header, delimiter))
+    except Exception:
+        return None
+    has_quote = buf.find(b'"') != -1
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    terminated = arr[-1] == 10
+    lines = frame.height + header
+    # A quoted field spanning lines would merge them: one row per line, or the scan.
+    if has_quote and int(np.count_nonzero(arr == 10)) + (not terminated) != lines:
+        return None
+    # Polars reads a blank line as a row of nulls.
+    blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series()
+    truncated = 0
+    if not terminated:
+        last = bytes(buf[buf.rfind(b"\n") + 1:]).decode("utf-8", "replace").rstrip("\r")
+        if last.strip() and len(_split_fields(last, delimiter)) < len(names):
+            truncated = 1
+    # A row with too few fields ends in nulls; too many fields made polars fail above.
+    short = frame[names[-1]].is_null() & ~blank
+    if truncated:
+        short = short.scatter(frame.height - 1, False)
+    if short.any():
+        if has_quote:
+            return None
+        seen = int(np.count_nonzero(arr == ord(delimiter)))
+        full = lines - int(blank.sum()) - truncated
+        last_fields = len(_split_fields(last, delimiter)) if truncated else 1
+        if seen != full * (len(names) - 1) + last_fields - 1:
+            return None
+    report.rows_read = frame.height
     frame = frame.with_row_index(LINE, offset=2 if header else 1)
-    blank = frame.select(pl.all_horizontal(pl.exclude(LINE).is_null())).to_series()
+    if truncated:
+        frame = frame.head(frame.height - 1)
+        _count_truncated(path, report)
     if blank.any():
         report.dropped["blank_line"] += int(blank.sum())
-        report.rows_read += int(blank.sum())
-        frame = frame.filter(~blank)
-    # Line numbers assume one line per record (no newlines inside quoted fields).
+        frame = frame.filter(~blank.head(frame.height))
     return frame
 
 
 def _count_truncated(path: Path, report: LoadReport) -> None:
     # A file cut mid-record (head -c, an interrupted export) ends in a partial line.
-    log.warning("%s: last line is cut short (no newline, too few fields); skipped", path)
+    log.warning("%s: last line is cut short (no line break, incomplete record); skipped", path)
     report.dropped["truncated_last_line"] += 1
-    report.rows_read += 1
 
 
-def _read_csv_exact(
-    path: Path, names: list[str], header: bool, delimiter: str, on_error: OnError,
-    truncated: str | None, report: LoadReport,
+def _csv_scan(
+    path: Path, buf: bytes | mmap.mmap, names: list[str], header: bool, delimiter: str,
+    report: LoadReport, problems: ReadProblems,
 ) -> pl.DataFrame:
-    invalid: list[str] = []
-    truncated_rows: list[str] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        if truncated is not None and (row.text or "") == truncated:
-            truncated_rows.append(truncated)
-            return "skip"
-        invalid.append(row.text or "")
-        return "skip" if on_error == "skip" else "error"
-
-    try:
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
-            ),
+    """Check every line (field count, quotes, UTF-8), read the good ones, record the rest."""
+    lines = _Lines(buf)
+    n = lines.count
+    arr = lines.arr
+    width = len(names)
+    fields = np.bincount(lines.line_of(np.flatnonzero(arr == ord(delimiter))), minlength=n) + 1
+    status = np.full(n, _GOOD, dtype=np.int8)
+    length = lines.ends - lines.starts
+    status[length == 0] = _BLANK
+    errors: dict[int, str] = {}
+    quoted = lines.lines_with(arr == 34)
+    special = np.union1d(quoted, lines.lines_with(arr >= 0x80))
+    # Lines without a delimiter may hold only spaces: blank.
+    special = np.union1d(special, np.flatnonzero((fields == 1) & (length > 0)))
+    quoted_set = set(quoted.tolist())
+    for index in special.tolist():
+        raw = lines.raw(index)
+        problem = _decode_problem(raw)
+        if problem is not None:
+            status[index] = _BAD_ENCODING
+            errors[index] = str(problem.reason)
+            continue
+        text = raw.decode("utf-8")
+        if not text.strip():
+            status[index] = _BLANK
+        elif index in quoted_set:
+            try:
+                fields[index] = len(_split_strict(text, delimiter))
+            except csv.Error as exc:
+                status[index] = _BAD_QUOTE
+                errors[index] = str(exc)
+    status[(status == _GOOD) & (fields != width)] = _MALFORMED
+    if header:
+        status[0] = _HEADER
+    last = n - 1
+    if n and not lines.terminated and status[last] != _HEADER:
+        cut = (
+            (status[last] == _MALFORMED and fields[last] < width)
+            or status[last] == _BAD_QUOTE
+            or (status[last] == _BAD_ENCODING and errors.get(last) == "unexpected end of data")
         )
-    except pa.ArrowInvalid as exc:
-        if invalid:
-            line, text = _find_line(path, invalid[0])
-            count = len(text.split(delimiter))
-            raise EventDataError(
-                f"malformed row: expected {len(names)} fields, found {count}",
-                path=str(path), line=line, value=text,
-            ) from exc
-        raise EventDataError(f"cannot parse CSV: {exc}", path=str(path)) from exc
-    if invalid:
-        log.warning("%s: first malformed row: %r", path, invalid[0])
-        report.dropped["malformed_row"] += len(invalid)
-        report.rows_read += len(invalid)
-    if truncated_rows:
-        _count_truncated(path, report)
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+        if cut:
+            status[last] = _TRUNCATED
+            _count_truncated(path, report)
+    report.rows_read = n - header
+    blank = int(np.count_nonzero(status == _BLANK))
+    if blank:
+        report.dropped["blank_line"] += blank
+    for code, reason in _CODES.items():
+        bad = np.flatnonzero(status == code)
+        if bad.size:
+            example = _csv_line_error(path, lines, int(bad[0]), code, names, delimiter,
+                                      int(fields[bad[0]]), errors.get(int(bad[0]), ""))
+            problems.add(reason, int(bad.size), example)
+    keep = (status == _GOOD) | (status == _HEADER)
+    good = np.flatnonzero(status == _GOOD)
+    frame = _parse_kept(lines, keep, good, names, header, delimiter)
+    return frame.with_columns(pl.Series(LINE, good + 1, dtype=pl.UInt32)).select(
+        LINE, *names
+    )
 
 
-def _unterminated_last_line(path: Path, fields: int, delimiter: str) -> str | None:
-    """The last line of a plain-text file when it lacks both its newline and some fields."""
-    if path.suffix.lower() == ".gz":
+def _split_strict(text: str, delimiter: str) -> list[str]:
+    return next(csv.reader([text], delimiter=delimiter, strict=True), [])
+
+
+def _parse_kept(
+    lines: _Lines, keep: np.ndarray, good: np.ndarray, names: list[str], header: bool,
+    delimiter: str,
+) -> pl.DataFrame:
+    """Read the lines that passed the scan; polars first, Python's csv where they disagree."""
+    if good.size:
+        try:
+            frame = pl.read_csv(lines.keep(keep), **_csv_options(names, header, delimiter))
+        except Exception:
+            frame = None
+        if frame is not None and frame.height == good.size:
+            return frame
+        rows = [_split_strict(lines.raw(i).decode("utf-8"), delimiter) for i in good.tolist()]
+        values = {name: [row[j] for row in rows] for j, name in enumerate(names)}
+        return pl.DataFrame(values, schema=dict.fromkeys(names, pl.String))
+    return pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+
+
+def _csv_line_error(
+    path: Path, lines: _Lines, index: int, code: int, names: list[str], delimiter: str,
+    found: int, detail: str,
+) -> EventDataError:
+    text = lines.text(index)
+    column = None
+    if code == _MALFORMED:
+        message = f"malformed row: expected {len(names)} fields, found {found}"
+    elif code == _BAD_QUOTE:
+        position = _quote_problem_field(text, delimiter)
+        column = names[position] if position is not None and position < len(names) else None
+        if detail.startswith("unexpected end of data"):
+            message = "unmatched quote: a quoted field does not close on its line"
+        else:
+            message = f"bad quoting ({detail})"
+    else:
+        raw = lines.raw(index)
+        problem = _decode_problem(raw)
+        start = problem.start if problem is not None else 0
+        position = _undecodable_field(raw, delimiter)
+        column = names[position] if position is not None and position < len(names) else None
+        message = f"not valid UTF-8 (byte 0x{raw[start]:02x}); save the file as UTF-8"
+    return EventDataError(message, path=str(path), line=index + 1, column=column, value=text,
+                          code=_CODES[code])
+
+
+def _undecodable_field(raw: bytes, delimiter: str) -> int | None:
+    """Index of the first field holding bytes that are not UTF-8 (quotes respected)."""
+    text = raw.decode("utf-8", "surrogateescape")  # bad bytes become U+DC80..U+DCFF
+    try:
+        parts = next(csv.reader([text], delimiter=delimiter), [])
+    except csv.Error:
+        parts = text.split(delimiter)
+    return next((k for k, part in enumerate(parts)
+                 if any("\udc80" <= ch <= "\udcff" for ch in part)), None)
+
+
+def _quote_problem_field(text: str, delimiter: str) -> int | None:
+    """Index of the field whose quoting is broken (unclosed, or text after the closing quote)."""
+    field_index, i, n = 0, 0, len(text)
+    while i <= n:
+        if i < n and text[i] == '"':
+            j = i + 1
+            while True:
+                k = text.find('"', j)
+                if k == -1:
+                    return field_index
+                if k + 1 < n and text[k + 1] == '"':
+                    j = k + 2
+                    continue
+                break
+            if k + 1 < n and text[k + 1] != delimiter:
+                return field_index
+            i = k + 2
+        else:
+            k = text.find(delimiter, i)
+            if k == -1:
+                return None
+            i = k + 1
+        field_index += 1
+    return None
+
+
+# ------------------------------------------------------------------------- JSON lines
+
+_JSON_CHUNK = 4096
+
+
+def _read_jsonl(
+    path: Path, buf: bytes | mmap.mmap, report: LoadReport, problems: ReadProblems
+) -> pl.DataFrame:
+    data = bytes(buf)
+    try:
+        frame = pl.read_ndjson(data, infer_schema_length=None)
+    except Exception:
+        frame = None
+    if frame is not None:
+        arr = np.frombuffer(data, dtype=np.uint8)
+        count = int(np.count_nonzero(arr == 10)) + (arr[-1] != 10)
+        if frame.height == count:  # no blank line: row i is line i + 1
+            report.rows_read = count
+            numbers = np.arange(1, count + 1)
+            kept = data
+        else:
+            frame = None
+    if frame is None:
+        frame, numbers, kept = _jsonl_scan(path, _Lines(data), report, problems)
+    frame = _mark_json_objects(_json_as_text(frame, kept), kept)
+    return frame.with_columns(pl.Series(LINE, numbers, dtype=pl.UInt32))
+
+
+def _jsonl_scan(
+    path: Path, lines: _Lines, report: LoadReport, problems: ReadProblems
+) -> tuple[pl.DataFrame, np.ndarray, bytes]:
+    """Check every line (UTF-8, valid JSON, an object), read the good ones, record the rest."""
+    n = lines.count
+    arr = lines.arr
+    whitespace = np.isin(arr, np.array([9, 10, 13, 32], dtype=np.uint8))
+    content = np.bincount(lines.line_of(np.flatnonzero(~whitespace)), minlength=n)
+    status = np.where(content == 0, _BLANK, _GOOD).astype(np.int8)
+    errors: dict[int, EventDataError] = {}
+    candidates = np.flatnonzero(status == _GOOD)
+    for chunk_start in range(0, candidates.size, _JSON_CHUNK):
+        chunk = candidates[chunk_start:chunk_start + _JSON_CHUNK]
+        begin, end = lines.starts[chunk[0]], lines.next_starts[chunk[-1]]
+        try:
+            if pl.read_ndjson(bytes(lines.buf[begin:end])).height == chunk.size:
+                continue
+        except Exception:
+            pass
+        for index in chunk.tolist():
+            error = _json_line_error(path, lines, index)
+            if error is not None:
+                status[index] = _BAD
+                errors[index] = error
+    last = n - 1
+    if n and not lines.terminated and last in errors and errors[last].code == "bad_json":
+        status[last] = _TRUNCATED
+        del errors[last]
+        log.warning("%s: last line is cut short (no newline, not valid JSON); skipped", path)
+        report.dropped["truncated_last_line"] += 1
+    report.rows_read = n
+    blank = int(np.count_nonzero(status == _BLANK))
+    if blank:
+        report.dropped["blank_line"] += blank
+    by_code: dict[str, list[EventDataError]] = {}
+    for index in sorted(errors):
+        by_code.setdefault(errors[index].code or "bad_json", []).append(errors[index])
+    for code, found in by_code.items():
+        problems.add(code, len(found), found[0])
+    good = np.flatnonzero(status == _GOOD)
+    kept = lines.keep(status == _GOOD)
+    frame = None
+    if good.size:
+        try:
+            frame = pl.read_ndjson(kept, infer_schema_length=None)
+        except Exception:
+            frame = None
+        if frame is None or frame.height != good.size:
+            # Lines polars read one chunk at a time but not together (clashing value types):
+            # every value as text, from Python's JSON parser.
+            frame, good = _objects_frame(path, lines, good, problems)
+            kept = b"".join(bytes(lines.buf[lines.starts[i]:lines.next_starts[i]]).rstrip(b"\n")
+                            + b"\n" for i in good.tolist())
+    if frame is None:
+        frame = pl.DataFrame()
+    return frame, good + 1, kept
+
+
+def _objects_frame(
+    path: Path, lines: _Lines, good: np.ndarray, problems: ReadProblems
+) -> tuple[pl.DataFrame, np.ndarray]:
+    objects, kept = [], []
+    for index in good.tolist():
+        error = _json_line_error(path, lines, index)
+        if error is not None:
+            problems.add(error.code or "bad_json", 1, error)
+            continue
+        objects.append(json.loads(lines.raw(index)))
+        kept.append(index)
+    return _frame_from_objects(objects), np.array(kept, dtype=np.int64)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_line_error(path: Path, lines: _Lines, index: int) -> EventDataError | None:
+    raw = lines.raw(index)
+    line = index + 1
+    problem = _decode_problem(raw)
+    if problem is not None:
+        return EventDataError(
+            f"not valid UTF-8 (byte 0x{raw[problem.start]:02x}); save the file as UTF-8",
+            path=str(path), line=line, value=raw.decode("utf-8", "replace"), code="bad_encoding",
+        )
+    text = raw.decode("utf-8")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return EventDataError(f"not valid JSON: {reason}", path=str(path), line=line,
+                              value=text, code="bad_json")
+    if not isinstance(value, dict):
+        return EventDataError(f"expected a JSON object, found {type(value).__name__}",
+                              path=str(path), line=line, value=text, code="bad_json")
+    return None
+
+
+def _frame_from_objects(objects: list[dict]) -> pl.DataFrame:
+    """Rows from parsed JSON objects, every value as text (where polars cannot read them)."""
+    keys: dict[str, None] = {}
+    for obj in objects:
+        keys.update(dict.fromkeys(obj))
+    columns = {}
+    for key in keys:
+        columns[key] = [_json_text(obj.get(key)) for obj in objects]
+    return pl.DataFrame(columns, schema=dict.fromkeys(keys, pl.String))
+
+
+def _json_text(value: object) -> str | None:
+    if value is None:
         return None
-    with open(path, "rb") as fh:
-        fh.seek(0, io.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - 65536))
-        tail = fh.read()
-    if not tail or tail.endswith(b"\n"):
-        return None
-    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
-    return last if len(last.split(delimiter)) < fields else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)
 
 
-def _find_line(path: Path, text: str) -> tuple[int | None, str]:
-    """Locate a malformed record for the error message (runs on the error path only)."""
-    with _open_text(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.rstrip("\r\n") == text.rstrip("\r\n"):
-                return number, text
-    return None, text
+def _json_as_text(frame: pl.DataFrame, kept: bytes) -> pl.DataFrame:
+    """Columns polars typed as floats or nested values are read again as text, so that ids
+    stay as written (``1``, not ``1.0``) and objects can be told from strings."""
+    plain = all(
+        dtype in (pl.String, pl.Boolean, pl.Null) or dtype.is_integer()
+        for dtype in frame.dtypes
+    )
+    if plain or frame.width == 0:
+        return frame
+    try:
+        text = pl.read_ndjson(kept, schema=dict.fromkeys(frame.columns, pl.String))
+    except Exception:
+        return frame
+    if text.height != frame.height:
+        return frame
+    nested = [c for c, d in zip(frame.columns, frame.dtypes, strict=True) if d.is_nested()]
+    return text.with_columns(frame[c].is_not_null().alias(NESTED + c) for c in nested)
+
+
+def _mark_json_objects(frame: pl.DataFrame, kept: bytes) -> pl.DataFrame:
+    """Mark text cells that held a JSON object or array (polars writes them as JSON text).
+
+    Row ``i`` of ``frame`` is line ``i`` of ``kept``; only cells that start like JSON
+    containers are looked up there."""
+    marks = []
+    kept_lines: _Lines | None = None
+    for name in data_columns(frame):
+        if frame[name].dtype != pl.String or NESTED + name in frame.columns:
+            continue
+        looks = frame[name].str.starts_with("{") | frame[name].str.starts_with("[")
+        if not looks.any():
+            continue
+        if kept_lines is None:
+            kept_lines = _Lines(kept)
+        rows = looks.arg_true().to_list()
+        nested = [False] * frame.height
+        for row in rows:
+            try:
+                value = json.loads(kept_lines.raw(row)).get(name)
+            except ValueError:
+                continue
+            nested[row] = isinstance(value, (dict, list))
+        if any(nested):
+            marks.append(pl.Series(NESTED + name, nested, dtype=pl.Boolean))
+    return frame.with_columns(marks) if marks else frame
 
 
 # ---------------------------------------------------------------------- canonicalising
 
 
-def _text(column: str) -> pl.Expr:
+def clean_text(column: str) -> pl.Expr:
+    """Stripped text, empty cells as null (for missing-value markers see
+    :func:`drop_missing_markers`)."""
     stripped = pl.col(column).cast(pl.String).str.strip_chars()
     return pl.when(stripped.str.len_bytes() > 0).then(stripped).otherwise(None)
 
 
+def clean_text_or_null(column: str) -> pl.Expr:
+    """:func:`clean_text` with missing-value markers (``NaN``, ``null``, ...) as null too."""
+    text = clean_text(column)
+    return pl.when(text.str.to_lowercase().is_in(MISSING_VALUES)).then(None).otherwise(text)
+
+
+_MARKER_BYTES = max(len(v) for v in MISSING_VALUES)
+
+
+def drop_missing_markers(series: pl.Series) -> pl.Series:
+    """Missing-value markers (``NaN``, ``null``, ``None``, ``<NA>``, any case) to null.
+
+    Only values as short as a marker are looked at, so long ids cost one length check."""
+    short = series.str.len_bytes() <= _MARKER_BYTES
+    if not short.any():
+        return series
+    positions = short.arg_true()
+    hits = series.gather(positions).str.to_lowercase().is_in(MISSING_VALUES)
+    if not hits.any():
+        return series
+    return series.scatter(positions.filter(hits), None)
+
+
+@dataclass(frozen=True)
+class _Check:
+    code: str
+    column: str
+    flag: str
+    message: str
+
+
+# Text fields whose missing-value markers become null (actions: in the action lookup).
+_MARKED_FIELDS = ("customer", "product", "session", "category", "brand")
+
+# Checked in this order; a row failing several checks is counted under the first.
+_CHECK_ORDER = (
+    "empty_customer_id", "bad_customer_id", "empty_product_id", "bad_product_id",
+    "empty_action", "bad_action", "bad_timestamp", "timestamp_out_of_range", "bad_session_id",
+    "bad_category", "bad_brand", "bad_price", "bad_quantity",
+)
+
+
 def _canonicalise(
-    raw: pl.DataFrame, resolved: dict[str, str], mapping: ColumnMapping, report: LoadReport
-) -> pl.DataFrame:
+    raw: pl.DataFrame, resolved: dict[str, str], mapping: ColumnMapping, report: LoadReport,
+    bounds: TimeBounds | None,
+) -> tuple[pl.DataFrame, list[_Check]]:
+    """The canonical columns, plus one boolean ``__flag:`` column per check that can fail."""
     exprs: list[pl.Expr] = [pl.col(LINE)]
+    flags: list[pl.Expr] = []  # evaluated on the canonical columns
+    checks: list[_Check] = []
+
+    def check(code: str, column: str, flag: pl.Expr, message: str, on_raw: bool) -> None:
+        (exprs if on_raw else flags).append(flag.alias(_FLAG + code))
+        checks.append(_Check(code, column, _FLAG + code, message))
+
     for fld in FIELDS:
         col = resolved.get(fld)
-        if col is None or fld == "timestamp":
+        if col is None:
             continue
         name = CANONICAL_COLUMN[fld]
-        if fld in ("price", "quantity"):
-            exprs.append(_text(col).cast(pl.Float64, strict=False).alias(name))
-            exprs.append(_text(col).alias(f"__raw_{name}"))
-        elif fld == "action":
+        if fld == "timestamp":
+            parsed, encoding = parse_timestamps(raw[col])
+            report.timestamp_encoding = encoding
+            if "+" in encoding:
+                log.info("%s: column %s mixes timestamp encodings (%s); each value is read "
+                         "by its own form", report.path, col, encoding)
+            exprs.append(pl.lit(parsed).alias(name))
+            check("bad_timestamp", col, pl.col(name).is_null(), "cannot parse timestamp",
+                  on_raw=False)
+            if bounds is not None:
+                check("timestamp_out_of_range", col, pl.lit(out_of_range(parsed, bounds)),
+                      f"timestamp out of range ({bounds.describe()})", on_raw=True)
+            continue
+        if fld in _NUMBER_FIELDS:
+            text = clean_text_or_null(col)
+            number = text.cast(pl.Float64, strict=False)
+            exprs.append(number.alias(name))
+            bad = text.is_not_null() & (number.is_null() | number.is_infinite())
+            check(f"bad_{fld}", col, bad, "not a number", on_raw=True)
+            continue
+        if fld == "action":
             exprs.append(_action_expr(col, mapping).alias(name))
         elif fld == "category":
             exprs.append(_category_expr(raw.columns, col).alias(name))
         else:
-            exprs.append(_text(col).alias(name))
-    ts_col = resolved["timestamp"]
-    parsed, encoding = parse_timestamps(raw[ts_col])
-    report.timestamp_encoding = encoding
-    frame = raw.select(exprs).with_columns(
-        parsed.alias("timestamp"), raw[ts_col].cast(pl.String).alias("__raw_timestamp")
-    )
-    order = [CANONICAL_COLUMN[f] for f in FIELDS if f in resolved]
-    extra = [c for c in frame.columns if c.startswith("__raw_")]
-    return frame.select([LINE, *order, *extra])
+            exprs.append(clean_text(col).alias(name))
+        if fld in _ID_REASONS:
+            check(f"empty_{_ID_REASONS[fld]}", col, pl.col(name).is_null(), "empty value",
+                  on_raw=False)
+        if NESTED + col in raw.columns:
+            check(f"bad_{_ID_REASONS.get(fld, name)}", col, pl.col(NESTED + col),
+                  "expected a string or a number, found a JSON object or array", on_raw=True)
+    checks.sort(key=lambda c: _CHECK_ORDER.index(c.code))
+    frame = raw.select(exprs)
+    text_columns = [CANONICAL_COLUMN[f] for f in _MARKED_FIELDS if f in resolved]
+    frame = frame.with_columns(drop_missing_markers(frame[c]) for c in text_columns)
+    if flags:
+        frame = frame.with_columns(flags)
+    return frame, checks
 
 
 def _action_expr(column: str, mapping: ColumnMapping) -> pl.Expr:
-    lookup = {**ACTION_SYNONYMS, **mapping.actions}
-    lowered = _text(column).str.to_lowercase()
+    lookup: dict[str, str | None] = {**ACTION_SYNONYMS, **mapping.actions}
+    lookup.update(dict.fromkeys(MISSING_VALUES))
+    lowered = clean_text(column).str.to_lowercase()
     return lowered.replace(lookup)
 
 
 def _category_expr(columns: list[str], chosen: str) -> pl.Expr:
-    expr = _text(chosen)
+    expr = clean_text(chosen)
     for primary, fallback in CATEGORY_FALLBACKS:
         if chosen == primary and fallback in columns:
-            expr = pl.coalesce(expr, _text(fallback))
+            # A missing-value marker must not hide the fallback.
+            expr = pl.coalesce(clean_text_or_null(chosen), clean_text_or_null(fallback))
     return expr
 
 
@@ -363,48 +969,59 @@ def _category_expr(columns: list[str], chosen: str) -> pl.Expr:
 
 
 def _validate(
-    frame: pl.DataFrame, resolved: dict[str, str], on_error: OnError, report: LoadReport
+    frame: pl.DataFrame, raw: pl.DataFrame, checks: list[_Check], on_error: OnError,
+    report: LoadReport, problems: ReadProblems,
 ) -> pl.DataFrame:
-    checks: list[tuple[str, str, pl.Expr, str]] = [
-        (reason, resolved[fld], pl.col(CANONICAL_COLUMN[fld]).is_null(), "empty value")
-        for fld, reason in _ID_CHECKS
-    ]
-    checks.append(("bad_timestamp", resolved["timestamp"], pl.col("timestamp").is_null(),
-                   "cannot parse timestamp"))
-    for fld in ("price", "quantity"):
-        if fld in resolved:
-            name = CANONICAL_COLUMN[fld]
-            bad = pl.col(name).is_null() & pl.col(f"__raw_{name}").is_not_null()
-            checks.append((f"bad_{fld}", resolved[fld], bad, "not a number"))
-    flags = frame.select([expr.alias(reason) for reason, _, expr, _ in checks])
-    any_bad = flags.select(pl.any_horizontal(pl.all())).to_series()
-    if not any_bad.any():
-        return frame.drop([c for c in frame.columns if c.startswith("__raw_")])
+    flags = [c.flag for c in checks]
+    any_bad = frame.select(pl.any_horizontal(flags)).to_series() if flags else None
+    clean = any_bad is None or not any_bad.any()
     if on_error == "raise":
-        first = int(any_bad.arg_true()[0])
-        for reason, column, _, message in checks:
-            if flags[reason][first]:
-                value = _raw_value(frame, first, reason)
-                raise EventDataError(
-                    message, path=report.path, line=int(frame[LINE][first]), column=column,
-                    value=value,
-                )
-    counted = flags[checks[0][0]] & False
-    for reason, *_ in checks:
-        count = int((flags[reason] & ~counted).sum())
+        first_value = None if clean else int(any_bad.arg_true()[0])
+        structural = problems.first
+        if first_value is not None:
+            line = int(frame[LINE][first_value])
+            if structural is None or _line_of(structural) > line:
+                raise _value_error(frame, raw, checks, first_value, report.path)
+        if structural is not None:
+            raise structural
+    else:
+        _count_problems(problems, report)
+    if clean:
+        return frame.drop(flags)
+    counted = pl.repeat(False, frame.height, eager=True)
+    for check in checks:
+        hits = frame[check.flag] & ~counted
+        count = int(hits.sum())
         if count:
-            report.dropped[reason] += count
-        counted = counted | flags[reason]
-    kept = frame.filter(~any_bad)
-    return kept.drop([c for c in kept.columns if c.startswith("__raw_")])
+            report.dropped[check.code] += count
+            row = int(hits.arg_true()[0])
+            report.examples.setdefault(
+                check.code, str(_value_error(frame, raw, [check], row, report.path))
+            )
+        counted = counted | frame[check.flag]
+    return frame.filter(~any_bad).drop(flags)
 
 
-def _raw_value(frame: pl.DataFrame, row: int, reason: str) -> object:
-    if reason == "bad_timestamp":
-        return frame["__raw_timestamp"][row]
-    if reason.startswith("bad_"):
-        return frame[f"__raw_{reason[4:]}"][row]
-    return None
+def _value_error(
+    frame: pl.DataFrame, raw: pl.DataFrame, checks: list[_Check], row: int, path: str
+) -> EventDataError:
+    for check in checks:
+        if frame[check.flag][row]:
+            value = raw[check.column][row]
+            message = check.message
+            if check.code.startswith("empty_") and value is not None and str(value).strip():
+                message = "missing value"
+            elif check.code == "timestamp_out_of_range":
+                read_as = frame.select(
+                    pl.col("timestamp").gather(row).dt.cast_time_unit(TIME_UNIT)
+                    .dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z")
+                ).item()
+                message = f"{message}; read as {read_as}"
+            if value is not None and not isinstance(value, (str, int, float)):
+                value = str(value)
+            return EventDataError(message, path=path, line=int(frame[LINE][row]),
+                                  column=check.column, value=value, code=check.code)
+    raise AssertionError("no failing check in the row")
 
 
 def sort_journeys(frame: pl.DataFrame) -> pl.DataFrame:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
-from funnelprint.data.load import LoadReport, OnError, read_events
+from funnelprint.data.load import DEFAULT_TIME_BOUNDS, LoadReport, OnError, read_events
 from funnelprint.data.schema import ColumnMapping
 from funnelprint.data.sessions import SessionConfig, SessionReport, sessionize
+from funnelprint.data.timestamps import TimeBounds
 from funnelprint.data.tokens import TokenConfig, tokenize
 
 
@@ -38,9 +39,11 @@ def prepare_events(
     on_error: OnError = "raise",
     sessions: SessionConfig | None = None,
     tokens: TokenConfig | None = None,
+    time_bounds: TimeBounds | None = DEFAULT_TIME_BOUNDS,
 ) -> EventLog:
-    """Read, validate, sessionize and tokenize one event file."""
-    events, load_report = read_events(path, mapping, on_error=on_error)
+    """Read, validate, sessionize and tokenize one event file (``time_bounds``: plausible
+    event times, see :func:`~funnelprint.data.load.read_events`)."""
+    events, load_report = read_events(path, mapping, on_error=on_error, time_bounds=time_bounds)
     sessionized, session_report = sessionize(events, sessions, presorted=True)
     return EventLog(tokenize(sessionized, tokens), load_report, session_report)
 

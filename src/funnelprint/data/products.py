@@ -2,38 +2,150 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from funnelprint.data.errors import EventDataError
+from funnelprint.data.load import (
+    LINE,
+    LoadReport,
+    OnError,
+    ReadProblems,
+    clean_text,
+    clean_text_or_null,
+    data_columns,
+    drop_missing_markers,
+    read_table,
+)
 from funnelprint.data.schema import COLUMN_ALIASES
 
+log = logging.getLogger(__name__)
 
-def read_products(path: str | Path) -> pl.DataFrame:
-    """Read a products CSV or Parquet file into ``product_id, category, brand, price``."""
+PRODUCT_COLUMNS = ("product_id", "category", "brand", "price")
+_FIELDS = (("product", "product_id"), ("category", "category"), ("brand", "brand"),
+           ("price", "price"))
+
+
+@dataclass
+class ProductReport:
+    """What happened to the rows of one products file.
+
+    ``dropped`` counts rows left out (unreadable lines, no product id, repeated ids);
+    ``nulled`` counts values that could not be read and were set to null (``bad_price``),
+    the product itself being kept.
+    """
+
+    path: str
+    rows_read: int = 0
+    products: int = 0
+    mapping: dict[str, str] = field(default_factory=dict)
+    dropped: Counter = field(default_factory=Counter)
+    nulled: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+
+def read_products(path: str | Path, on_error: OnError = "skip") -> pl.DataFrame:
+    """Read a products file into ``product_id`` and whichever of ``category, brand, price`` it
+    has. See :func:`load_products`; problems are logged with their counts."""
+    products, _ = load_products(path, on_error=on_error)
+    return products
+
+
+def load_products(
+    path: str | Path, on_error: OnError = "skip"
+) -> tuple[pl.DataFrame, ProductReport]:
+    """Read a products CSV (optionally gzip'd), JSON-lines or Parquet file.
+
+    ``on_error="raise"`` stops at the first bad row (in file order) with an
+    :class:`EventDataError` naming file, line, column and value: an unreadable line, an empty
+    product id or a price that is not a number. ``"skip"`` leaves out unreadable lines and
+    rows without a product id, sets unreadable prices to null, and counts each by reason in
+    the report (and in a logged warning).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     path = Path(path)
     if not path.exists():
         raise EventDataError("no such file", path=str(path))
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            raw = pl.read_parquet(path)
-        else:
-            raw = pl.read_csv(path, infer_schema=False)
-    except Exception as exc:
-        raise EventDataError(f"cannot read products file: {exc}", path=str(path)) from exc
-    lower = {c.lower(): c for c in raw.columns}
-    selected = {}
-    for field, name in (("product", "product_id"), ("category", "category"),
-                        ("brand", "brand"), ("price", "price")):
-        source = next((lower[a] for a in COLUMN_ALIASES[field] if a in lower), None)
-        if source is not None:
+    load_report = LoadReport(path=str(path))
+    problems = ReadProblems(str(path))
+    raw = read_table(path, load_report, problems, require_header=True)
+    report = ProductReport(path=str(path), rows_read=load_report.rows_read)
+    report.dropped.update(load_report.dropped)
+    columns = data_columns(raw)
+    lower = {c.lower().strip(): c for c in columns}
+    selected: dict[str, str] = {}
+    for fld, name in _FIELDS:
+        source = next((lower[a] for a in COLUMN_ALIASES[fld] if a in lower), None)
+        if source is not None and source not in selected.values():
             selected[name] = source
     if "product_id" not in selected:
-        raise EventDataError(f"no product id column; the file has {', '.join(raw.columns)}",
+        raise EventDataError(f"no product id column; the file has {', '.join(columns)}",
                              path=str(path))
-    frame = raw.select([pl.col(src).alias(dst) for dst, src in selected.items()])
-    frame = frame.with_columns(pl.col("product_id").cast(pl.String))
-    if "price" in frame.columns:
-        frame = frame.with_columns(pl.col("price").cast(pl.Float64, strict=False))
-    return frame.unique("product_id", keep="first", maintain_order=True)
+    report.mapping = dict(selected)
+
+    exprs = [pl.col(LINE)]
+    for name, source in selected.items():
+        if name == "price":
+            text = clean_text_or_null(source)
+            number = text.cast(pl.Float64, strict=False)
+            bad = text.is_not_null() & (number.is_null() | number.is_infinite())
+            exprs += [pl.when(bad).then(None).otherwise(number).alias("price"),
+                      bad.alias("__bad_price")]
+        else:
+            exprs.append(clean_text(source).alias(name))
+    frame = raw.select(exprs)
+    frame = frame.with_columns(
+        drop_missing_markers(frame[c]) for c in ("product_id", "category", "brand")
+        if c in frame.columns
+    )
+    no_id = frame["product_id"].is_null()
+    bad_price = frame["__bad_price"] if "price" in frame.columns else no_id & False
+    checks = [("empty_product_id", no_id, selected["product_id"], "empty value")]
+    if "price" in selected:
+        checks.append(("bad_price", bad_price, selected["price"], "not a number"))
+
+    def error(code: str, row: int, column: str, message: str) -> EventDataError:
+        value = raw[column][row]
+        return EventDataError(message, path=str(path), line=int(frame[LINE][row]),
+                              column=column, value=value, code=code)
+
+    if on_error == "raise":
+        first = None
+        for code, mask, column, message in checks:
+            if mask.any():
+                row = int(mask.arg_true()[0])
+                if first is None or row < first[1]:
+                    first = (code, row, column, message)
+        structural = problems.first
+        if first is not None:
+            found = error(*first)
+            if structural is None or (structural.line or 0) > (found.line or 0):
+                raise found
+        if structural is not None:
+            raise structural
+    report.dropped.update(problems.counts)
+    for code, example in problems.examples.items():
+        report.examples.setdefault(code, str(example))
+    for code, mask, column, message in checks:
+        count = int(mask.sum())
+        if not count:
+            continue
+        (report.dropped if code == "empty_product_id" else report.nulled)[code] += count
+        report.examples.setdefault(code, str(error(code, int(mask.arg_true()[0]), column,
+                                                   message)))
+    frame = frame.filter(~no_id).drop(LINE, "__bad_price", strict=False)
+    unique = frame.unique("product_id", keep="first", maintain_order=True)
+    if unique.height < frame.height:
+        report.dropped["duplicate_product_id"] += frame.height - unique.height
+    report.products = unique.height
+    for code, count in sorted((report.dropped + report.nulled).items()):
+        example = report.examples.get(code)
+        suffix = f"; first: {example}" if example else ""
+        what = "price(s) set to null" if code in report.nulled else "row(s) left out"
+        log.warning("%s: %d %s: %s%s", path, count, what, code, suffix)
+    return unique, report

@@ -43,6 +43,11 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 #: Where a file has both, REES46-style, fill missing category codes from category ids.
 CATEGORY_FALLBACKS = (("category_code", "category_id"),)
 
+#: Cell values that stand for "no value" (pandas, Python, SQL and JSON exports write these).
+#: An id that reads like one of these is treated as empty; an optional field, as null.
+#: Compared in lower case.
+MISSING_VALUES = ("nan", "null", "none", "<na>")
+
 CANONICAL_ACTIONS = ("view", "add_to_cart", "remove_from_cart", "purchase")
 
 ACTION_SYNONYMS: dict[str, str] = {

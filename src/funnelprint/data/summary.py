@@ -18,7 +18,6 @@ def summarize(log: EventLog) -> dict:
         actions[action] = int(count)
     session_lengths = events.group_by("session").len()["len"]
     journey_lengths = events.group_by("customer_id").len()["len"]
-    first, last = events["timestamp"].min(), events["timestamp"].max()
     return {
         "path": log.load_report.path,
         "format": log.load_report.format,
@@ -34,13 +33,30 @@ def summarize(log: EventLog) -> dict:
         "session_filter": log.session_report.to_dict(),
         "mapping": log.load_report.mapping,
         "timestamp_encoding": log.load_report.timestamp_encoding,
-        "time_range": {
-            "first": first.isoformat() if first is not None else None,
-            "last": last.isoformat() if last is not None else None,
-        },
+        "time_range": _time_range(events["timestamp"]),
         "session_length": _percentiles(session_lengths),
         "journey_length": _percentiles(journey_lengths),
     }
+
+
+def _time_range(timestamps: pl.Series) -> dict[str, str | None]:
+    """First and last event time, ISO-8601. Polars formats values Python's datetime cannot
+    hold (years beyond 9999 in a frame that was not range-checked) instead of failing."""
+    extremes = timestamps.to_frame("t").select(
+        pl.col("t").min().alias("first"), pl.col("t").max().alias("last")
+    )
+    return {key: _iso(extremes[key]) for key in ("first", "last")}
+
+
+def _iso(value: pl.Series) -> str | None:
+    if value.null_count():
+        return None
+    try:
+        return value.item().isoformat()
+    except (OverflowError, ValueError):
+        fmt = "%Y-%m-%dT%H:%M:%S%.f%:z" if getattr(value.dtype, "time_zone", None) else (
+            "%Y-%m-%dT%H:%M:%S%.f")
+        return value.dt.to_string(fmt).item()
 
 
 def _percentiles(lengths: pl.Series) -> dict[str, float]:
