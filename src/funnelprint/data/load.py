@@ -973,8 +973,9 @@ def _validate(
     report: LoadReport, problems: ReadProblems,
 ) -> pl.DataFrame:
     flags = [c.flag for c in checks]
-    any_bad = frame.select(pl.any_horizontal(flags)).to_series() if flags else None
-    clean = any_bad is None or not any_bad.any()
+    any_bad = (frame.select(pl.any_horizontal(flags)).to_series() if flags
+               else pl.Series([False] * frame.height, dtype=pl.Boolean))
+    clean = not any_bad.any()
     if on_error == "raise":
         first_value = None if clean else int(any_bad.arg_true()[0])
         structural = problems.first

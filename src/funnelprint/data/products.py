@@ -144,8 +144,8 @@ def load_products(
         report.dropped["duplicate_product_id"] += frame.height - unique.height
     report.products = unique.height
     for code, count in sorted((report.dropped + report.nulled).items()):
-        example = report.examples.get(code)
-        suffix = f"; first: {example}" if example else ""
+        shown = report.examples.get(code)
+        suffix = f"; first: {shown}" if shown else ""
         what = "price(s) set to null" if code in report.nulled else "row(s) left out"
         log.warning("%s: %d %s: %s%s", path, count, what, code, suffix)
     return unique, report

@@ -125,9 +125,9 @@ class ColumnMapping:
             if fld in resolved:
                 continue
             for alias in COLUMN_ALIASES[fld]:
-                col = lower.get(alias)
-                if col is not None and col not in taken:
-                    resolved[fld] = col
+                match = lower.get(alias)
+                if match is not None and match not in taken:
+                    resolved[fld] = match
                     taken.add(col)
                     break
         return resolved

@@ -62,7 +62,9 @@ def _iso(value: pl.Series) -> str | None:
 def _percentiles(lengths: pl.Series) -> dict[str, float]:
     if lengths.len() == 0:
         return {}
-    out = {f"p{int(q * 100)}": float(lengths.quantile(q, "nearest")) for q in PERCENTILES}
-    out["mean"] = round(float(lengths.mean()), 3)
-    out["max"] = float(lengths.max())
+    out = {f"p{int(q * 100)}": float(lengths.quantile(q, "nearest") or 0.0)
+           for q in PERCENTILES}
+    values = lengths.cast(pl.Float64).to_numpy()
+    out["mean"] = round(float(values.mean()), 3)
+    out["max"] = float(values.max())
     return out

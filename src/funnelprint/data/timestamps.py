@@ -10,11 +10,12 @@ are left for :func:`out_of_range` to flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 from datetime import datetime, timedelta, timezone
 
 import polars as pl
 
-TIME_UNIT = "us"
+TIME_UNIT: Final = "us"
 TIME_ZONE = "UTC"
 TIMESTAMP_DTYPE = pl.Datetime(TIME_UNIT, TIME_ZONE)
 
