@@ -10,8 +10,8 @@ are left for :func:`out_of_range` to flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 from datetime import datetime, timedelta, timezone
+from typing import Final
 
 import polars as pl
 
