@@ -103,7 +103,8 @@ class ColumnMapping:
                 f"--columns: unknown field(s) {', '.join(unknown)}; expected some of "
                 f"{', '.join(FIELDS)}"
             )
-        action_map = {k.lower(): v for k, v in _parse_pairs(actions, "--actions").items()}
+        action_map = {raw.lower(): canonical_target(raw, target)
+                      for raw, target in _parse_pairs(actions, "--actions").items()}
         name_list = tuple(n.strip() for n in names.split(",")) if names else None
         if name_list is not None and any(not n for n in name_list):
             raise ValueError("--names: empty column name")
@@ -128,7 +129,7 @@ class ColumnMapping:
                 match = lower.get(alias)
                 if match is not None and match not in taken:
                     resolved[fld] = match
-                    taken.add(col)
+                    taken.add(match)
                     break
         return resolved
 
@@ -156,3 +157,14 @@ def _parse_pairs(text: str | None, flag: str) -> dict[str, str]:
             raise ValueError(f"{flag}: expected KEY=VALUE pairs separated by commas, got {item!r}")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def canonical_target(raw: str, target: str) -> str:
+    """The canonical action an ``--actions RAW=TARGET`` pair maps to (synonyms such as
+    ``buy`` or ``cart`` accepted); anything else is a ``ValueError``."""
+    canonical = ACTION_SYNONYMS.get(target.strip().lower())
+    if canonical is None:
+        raise ValueError(f"--actions {raw}={target}: {target!r} is not a funnel action; use "
+                         f"one of {', '.join(CANONICAL_ACTIONS)} (or a synonym such as buy, "
+                         "cart, remove)")
+    return canonical
