@@ -129,3 +129,17 @@ def test_concurrent_writers_never_leave_a_mixed_model(tmp_path: Path) -> None:
         t.join()
     assert not errors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
+
+
+def test_a_directory_of_other_files_is_never_replaced(tmp_path: Path) -> None:
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.txt").write_text("mine")
+    model = make_model("pop").fit(shop())
+    with pytest.raises(ArtifactError, match="not a funnelprint model"):
+        save(model, precious)
+    assert [p.name for p in precious.iterdir()] == ["chapter1.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save(model, empty)  # an empty directory is fine
+    assert load(empty).key == "pop"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import datetime
 import hashlib
 import json
 import os
@@ -73,8 +72,7 @@ def save_artifact(directory: str | Path, kind: str, params: dict[str, Any],
     """Write ``manifest.json``, ``arrays.safetensors`` and ``state.json`` as ``directory``,
     replacing what was there only once everything is written."""
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ArtifactError(f"{directory} exists and is not a directory")
+    check_target(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp",
                                     dir=directory.parent))
@@ -102,6 +100,21 @@ def save_artifact(directory: str | Path, kind: str, params: dict[str, Any],
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+def check_target(directory: str | Path) -> None:
+    """Refuse a target that saving would destroy something else in: a file, or a
+    non-empty directory that is not a model directory."""
+    directory = Path(directory)
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory} exists and is not a directory")
+    if (directory / MANIFEST).is_file():
+        return
+    if any(directory.iterdir()):
+        raise ArtifactError(f"{directory} is a directory with other files in it, not a "
+                            "funnelprint model; choose a new or empty directory")
 
 
 def _swap_into_place(staging: Path, directory: Path) -> None:
@@ -206,25 +219,3 @@ def load_artifact(directory: str | Path, kind: str, attempts: int = 3
     if not isinstance(state, dict):
         raise ArtifactError(f"{directory / STATE}: not a JSON object")
     return manifest, arrays, state
-
-
-def fingerprint_events(events: object) -> dict[str, Any]:
-    """A cheap description of the training data: sizes, time range and a hash of the ids."""
-    import polars as pl
-
-    assert isinstance(events, pl.DataFrame)
-    digest = hashlib.sha256()
-    for column in ("customer_id", "product_id", "action"):
-        digest.update(str(events[column].hash(7).sum()).encode())
-    return {
-        "events": events.height,
-        "customers": events["customer_id"].n_unique(),
-        "products": events["product_id"].n_unique(),
-        "first": _iso(events["timestamp"].min()),
-        "last": _iso(events["timestamp"].max()),
-        "sha256": digest.hexdigest(),
-    }
-
-
-def _iso(value: object) -> str | None:
-    return value.isoformat() if isinstance(value, datetime.datetime) else None

@@ -60,3 +60,31 @@ def test_output_that_cannot_be_written_is_refused_first(cli, shop, tmp_path):
     result = cli(["fit", shop["events"], "--out", blocker, "--model-type", "pop"])
     assert result.code == 2 and "not a directory" in result.stderr
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("args", [["fit", "events.csv"], ["frobnicate"],
+                                  ["recommend", "--model", "m", "--customer", "c", "--k", "x"]])
+def test_usage_errors_exit_2_with_one_line(cli, args):
+    result = cli(args)
+    assert result.code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_profile_reuses_the_session_gap_the_model_was_fitted_with(cli, shop, tmp_path):
+    import polars as pl
+
+    out = tmp_path / "traits"
+    result = cli(["fit", shop["events"], "--out", out, "--traits", "3", "--session-gap", "5",
+                  "--param", "n_init=1", "--param", "min_count=2"])
+    assert result.code == 0, result.output
+    model = load(out)
+    assert model.get_params()["session_gap_minutes"] == 5.0
+    result = cli(["profile", shop["events"], "--model", out, "--out", tmp_path / "p.csv"])
+    assert result.code == 0, result.output
+    fresh = pl.read_csv(tmp_path / "p.csv", schema_overrides={"customer_id": pl.String})
+    stored = model.profile_.customer_profiles_
+    columns = [f"trait_{j}" for j in range(3)]
+    joined = stored.join(fresh, on="customer_id", suffix="_new")
+    assert joined.height == stored.height
+    for c in columns:
+        assert (joined[c] - joined[f"{c}_new"]).abs().max() < 1e-6

@@ -10,7 +10,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from funnelprint.cli import data, evaluate, fit, profiles, recommend
@@ -37,18 +36,19 @@ for group in (data, fit, profiles, recommend, evaluate):
 
 def run(argv: Sequence[str]) -> int:
     """Run the command line ``argv``; returns the exit code."""
-    argv = list(argv)
+    argv = list(argv) or ["--help"]
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        app(argv, prog_name="funnelprint", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        result = app(argv, prog_name="funnelprint", standalone_mode=False)
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        return 130
+    except typer.TyperException as exc:  # a usage error (typer's own click exceptions)
+        err_console.print(f"[bold red]error:[/] {one_line(exc)} (see funnelprint --help)",
+                          highlight=False)
+        return 2
     except KNOWN_ERRORS as exc:
         err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False)
         return 2
@@ -60,7 +60,7 @@ def run(argv: Sequence[str]) -> int:
                                                 " (rerun with -v for the traceback)"),
                           highlight=False)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def one_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from funnelprint.artifacts import check_target
 from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
@@ -30,10 +31,10 @@ from funnelprint.models import Recommender, make_model, model_class, preset_for,
 PARAMETER_OPTIONS = {"traits": "--traits", "aggregation": "--aggregation",
                      "nonneg": "--nonneg", "time_budget_s": "--time-budget",
                      "epochs": "--epochs", "seed": "--seed",
-                     "rare_product_min_count": "--rare-product-min-count"}
+                     "rare_product_min_count": "--rare-product-min-count",
+                     "session_gap_minutes": "--session-gap"}
 #: Options that prepare an input, by the input a model must read for them to apply.
-INPUT_OPTIONS = {"--products": "item_metadata", "--session-gap": "sessions",
-                 "--valid-protocol": "validation"}
+INPUT_OPTIONS = {"--products": "item_metadata", "--valid-protocol": "validation"}
 
 
 def fit(
@@ -102,7 +103,7 @@ def fit(
         dataset = load_dataset(events)
     else:
         dataset = events_dataset(cls, Path(events), columns, actions, names, on_error or "raise",
-                                 session_gap or 30.0, products)
+                                 float(params.get("session_gap_minutes", 30.0)), products)
     if "validation" in cls.reads:
         fit_with_validation(model, dataset, protocol, out)
     else:
@@ -149,8 +150,7 @@ def check_inputs(cls: type[Recommender[Any]], given: dict[str, Any]) -> None:
 
 def check_output_directory(out: Path) -> None:
     """Refuse an output we could not write, before the work starts."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
+    check_target(out)
     parent = out.resolve().parent
     while not parent.exists():
         parent = parent.parent

@@ -14,7 +14,6 @@ from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     CustomerOpt,
-    GapOpt,
     JsonOpt,
     KOpt,
     ModelOpt,
@@ -47,12 +46,14 @@ def profile(
     actions: ActionsOpt = None,
     names: NamesOpt = None,
     on_error: OnErrorOpt = "raise",
-    session_gap: GapOpt = 30.0,
+    session_gap: Annotated[float | None, typer.Option(
+        help="Minutes of inactivity that end a session (default: the model's)")] = None,
 ) -> None:
     """Profile customers with a fitted model (no retraining)."""
     check_output_suffix(out, (".parquet", ".csv"), "--out")
     fitted = load_traits(model)
-    log = load_log(events, columns, actions, names, on_error, session_gap)
+    gap = fitted.config.session_gap_minutes if session_gap is None else session_gap
+    log = load_log(events, columns, actions, names, on_error, gap)
     table = fitted.profile_events(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")

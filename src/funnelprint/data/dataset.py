@@ -68,9 +68,6 @@ class Dataset:
     def n_interactions(self) -> int:
         return self.sequences.items.size
 
-    def item_index(self) -> dict[str, int]:
-        return {str(item): i for i, item in enumerate(self.item_ids)}
-
     def customer_index(self) -> dict[str, int]:
         return {str(c): i for i, c in enumerate(self.customer_ids)}
 

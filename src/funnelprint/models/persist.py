@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from funnelprint.artifacts import ArtifactError, load_artifact, read_manifest, save_artifact
+from funnelprint.artifacts import ArtifactError, load_artifact, save_artifact
 from funnelprint.data.dataset import Dataset
 from funnelprint.models.contract import ModelState, Recommender
 from funnelprint.models.registry import model_class
@@ -40,15 +40,6 @@ def save(model: Recommender[Any], directory: str | Path, dataset: Dataset | None
     return save_artifact(directory, KIND, model.get_params(), arrays, json_state,
                          fingerprint or {"dataset": serving.name, **serving.stats()},
                          extra={"model": model.key})
-
-
-def model_key(directory: str | Path) -> str:
-    """The registry key of the model saved in ``directory`` (manifest verified)."""
-    manifest = read_manifest(directory)
-    key = manifest.get("model")
-    if manifest.get("kind") != KIND or not isinstance(key, str):
-        raise ArtifactError(f"{directory}: not a saved recommender")
-    return key
 
 
 def load(directory: str | Path, **overrides: Any) -> Recommender[Any]:

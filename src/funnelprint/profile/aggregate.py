@@ -32,14 +32,15 @@ class TokenMatrix:
 def token_matrix(
     sequences: Sequences, tokens: np.ndarray, n_tokens: int, aggregation: str = "tfidf",
     idf: np.ndarray | None = None, half_life_days: float = 14.0,
-    event_logits: EventLogits | None = None,
+    event_logits: EventLogits | None = None, session_gap_minutes: float = 30.0,
 ) -> TokenMatrix:
     """Weighted rows x tokens matrix; ``tokens`` holds every event's vocabulary index, or
     -1 for a token without a vector (counted and skipped).
 
     ``mean`` counts events; ``session`` weights each event by 1 / (known events in its
     session), so that every session counts once (the sequences' own sessions, else
-    30-minute inactivity sessions: see :func:`~funnelprint.data.sequences.session_ids`);
+    ``session_gap_minutes`` inactivity sessions: see
+    :func:`~funnelprint.data.sequences.session_ids`);
     ``tfidf`` multiplies counts by ``idf``; ``recency`` weights each event by
     0.5 ** (age / half-life), the age in whole seconds from the row's last event;
     ``attention`` weights each event by exp(``event_logits``), a softmax over the row's
@@ -54,7 +55,7 @@ def token_matrix(
     if unknown:
         log.info("%d event(s) with tokens unseen in training skipped", unknown)
     if aggregation == "session":
-        sessions = session_ids(sequences)
+        sessions = session_ids(sequences, round(session_gap_minutes * 60e6))
         size = np.bincount(sessions, weights=known.astype(np.float64))
         weight = known / np.maximum(size, 1.0)[sessions]
     elif aggregation == "recency":

@@ -86,6 +86,9 @@ class ProfileConfig:
         Customers with fewer known tokens get a prior profile and ``cold_start=True``.
     half_life_days
         Half-life of the ``recency`` aggregation.
+    session_gap_minutes
+        Inactivity that ends a visit where events carry no session ids (their log's own
+        sessionisation uses the same gap when the command line prepares it).
     n_init
         NMF starts; the basis with the lowest training loss is kept.
     rare_product_min_count
@@ -109,6 +112,7 @@ class ProfileConfig:
     segments: int | None = None
     min_known_tokens: int = 3
     half_life_days: float = 14.0
+    session_gap_minutes: float = 30.0
     n_init: int = 8
     rare_product_min_count: int = 0
     seed: int = 0
@@ -132,8 +136,10 @@ class ProfileConfig:
         for name in ("min_known_tokens", "rare_product_min_count"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
-        if not self.temperature > 0 or not self.half_life_days > 0:
-            raise ValueError("temperature and half_life_days must be positive")
+        if not (self.temperature > 0 and self.half_life_days > 0
+                and self.session_gap_minutes > 0):
+            raise ValueError("temperature, half_life_days and session_gap_minutes must be "
+                             "positive")
 
     def profile_params(self) -> dict[str, Any]:
         """The profile settings (of a subclass that adds others, only these)."""
@@ -242,7 +248,7 @@ class ProfileModel:
         names = np.asarray(encoded.names, dtype=object)[encoded.codes]
         embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
                          negative=c.negative, epochs=c.epochs, seed=c.seed)
-        embed.fit(token_sentences(names, seq, c.context))
+        embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
         if len(embed.vocabulary_) < c.traits:
             raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
                              f"{c.min_count}; need at least traits={c.traits}")
@@ -397,7 +403,7 @@ class ProfileModel:
                        ) -> np.ndarray:
                 return aggregator.event_logits(vectors, cols, codes[actions], from_end)
         return token_matrix(seq, tokens, len(self.vocabulary_), c.aggregation, self.idf_,
-                            c.half_life_days, logits)
+                            c.half_life_days, logits, c.session_gap_minutes)
 
     def _solve(self, features: np.ndarray) -> np.ndarray:
         """Trait weights of feature rows under the fitted basis (basis fixed)."""
@@ -620,11 +626,12 @@ class ProfileModel:
         return model
 
 
-def token_sentences(names: np.ndarray, seq: Sequences, context: str) -> list[list[str]]:
+def token_sentences(names: np.ndarray, seq: Sequences, context: str,
+                    session_gap_minutes: float = 30.0) -> list[list[str]]:
     """Sentences for the embedding: the token names (one per event, in ``seq``'s order) of
     each customer's journey, or of each session."""
     if context == "session":
-        visit = session_ids(seq)
+        visit = session_ids(seq, round(session_gap_minutes * 60e6))
         bounds = np.flatnonzero(np.diff(visit) != 0) + 1
     else:
         bounds = seq.offsets[1:-1]

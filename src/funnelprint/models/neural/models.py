@@ -204,15 +204,18 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
 
     # ------------------------------------------------------------------ the generator
 
-    def _generator_runtime(self, key: str) -> dict[str, Any]:
-        """BST's run-time settings that the generator's config also has."""
-        names = model_class(key).config_class.field_names()
-        return {name: getattr(self.config, name) for name in ("device", "progress")
-                if name in names}
+    def _generator_runtime(self, key: str,
+                           names: tuple[str, ...] = ("device", "progress")) -> dict[str, Any]:
+        """BST's settings among ``names`` that the generator's config also has."""
+        fields = model_class(key).config_class.field_names()
+        return {name: getattr(self.config, name) for name in names if name in fields}
 
     def prepare(self, train: Dataset, valid: Validator | None) -> None:
+        """Fit the candidate generator with BST's run-time settings, seed and time budget
+        (a sequential generator trains within the same budget before BST does)."""
         key = self.config.candidates_from
-        self.generator_ = make_model(key, **self._generator_runtime(key)).fit(train, valid)
+        shared = self._generator_runtime(key, ("device", "progress", "seed", "time_budget_s"))
+        self.generator_ = make_model(key, **shared).fit(train, valid)
 
     def extra_report(self) -> dict[str, Any]:
         report = self.generator_.fit_report_

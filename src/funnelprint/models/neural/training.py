@@ -25,9 +25,18 @@ LOSSES: tuple[str, ...] = get_args(Loss)
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """``device``, or the CPU (with a warning) where it asks for an accelerator this machine
+    lacks: a model saved on a GPU machine still loads and serves on a CPU one."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        log.warning("device %r is not available here; using the CPU", device)
+        return torch.device("cpu")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        log.warning("device %r is not available here; using the CPU", device)
+        return torch.device("cpu")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:
