@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from typing_extensions import Self
 
 from funnelprint.artifacts import ArtifactError
+from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.models.contract import ModelConfig, ModelState, Recommender, Validator
@@ -124,10 +125,8 @@ class ItemKNNConfig(ModelConfig):
     decay: float = 0.9
 
     def validate(self) -> None:
-        if self.neighbours < 1:
-            raise ValueError(f"neighbours must be at least 1, not {self.neighbours}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], not {self.decay}")
+        at_least(self, 1, "neighbours")
+        fraction(self, "decay")
 
 
 @register

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from typing_extensions import Self
 
+from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.embed.item2vec import Item2Vec
@@ -40,11 +41,8 @@ class Item2VecConfig(ModelConfig):
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("last_n", "dimension", "window", "epochs", "min_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], not {self.decay}")
+        at_least(self, 1, "last_n", "dimension", "window", "epochs", "min_count")
+        fraction(self, "decay")
 
 
 @register

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from typing_extensions import Self
 
+from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.sequences import Sequences
@@ -59,12 +60,9 @@ class TraitsConfig(ModelConfig, ProfileConfig):
 
     def validate(self) -> None:
         ProfileConfig.validate(self)
-        if not 0 <= self.trait_weight <= 1:
-            raise ValueError(f"trait_weight must be in [0, 1], not {self.trait_weight}")
-        if self.last_n < 1:
-            raise ValueError(f"last_n must be at least 1, not {self.last_n}")
-        if not 0 < self.decay <= 1:
-            raise ValueError(f"decay must be in (0, 1], not {self.decay}")
+        fraction(self, "trait_weight", zero=True)
+        at_least(self, 1, "last_n")
+        fraction(self, "decay")
 
     def profile_config(self) -> ProfileConfig:
         return ProfileConfig(**self.profile_params())

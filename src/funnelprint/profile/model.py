@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF, non_negative_factorization
 from typing_extensions import Self
 
+from funnelprint.checks import at_least
 from funnelprint.data.dataset import Alignment, Dataset
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.schema import CANONICAL_ACTIONS, TOKEN_PREFIX
@@ -127,15 +128,9 @@ class ProfileConfig:
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
-        for name in ("traits", "anchors", "dimension", "window", "min_count", "negative",
-                     "epochs", "n_init"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.segments is not None and self.segments < 1:
-            raise ValueError(f"segments must be at least 1 or None, not {self.segments}")
-        for name in ("min_known_tokens", "rare_product_min_count"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        at_least(self, 1, "traits", "anchors", "dimension", "window", "min_count", "negative",
+                 "epochs", "n_init", "segments")
+        at_least(self, 0, "min_known_tokens", "rare_product_min_count")
         if not (self.temperature > 0 and self.half_life_days > 0
                 and self.session_gap_minutes > 0):
             raise ValueError("temperature, half_life_days and session_gap_minutes must be "

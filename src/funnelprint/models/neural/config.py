@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from funnelprint.checks import at_least, fraction
 from funnelprint.models.contract import ModelConfig
 from funnelprint.models.neural.training import LOSSES, Loss
 from funnelprint.models.registry import model_class
@@ -81,22 +82,18 @@ class SequentialConfig(ModelConfig):
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("maxlen", "dim", "negatives", "bce_negatives", "epochs", "batch_size",
-                     "patience", "eval_every"):
-            _at_least(self, name, 1)
-        _at_least(self, "min_steps", 0)
+        at_least(self, 1, "maxlen", "dim", "negatives", "bce_negatives", "epochs", "batch_size",
+                 "patience", "eval_every")
+        at_least(self, 0, "min_steps")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        fraction(self, "dropout", zero=True, one=False)
         if not self.lr > 0.0:
             raise ValueError(f"lr must be positive, not {self.lr}")
         if not self.weight_decay >= 0.0:
             raise ValueError(f"weight_decay must be at least 0, not {self.weight_decay}")
-        if not 0.0 < self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in (0, 1], not {self.lr_decay}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        fraction(self, "lr_decay")
+        fraction(self, "ema_decay", zero=True, one=False)
         if self.time_budget_s is not None and not self.time_budget_s > 0.0:
             raise ValueError(f"time_budget_s must be positive or None, not {self.time_budget_s}")
         if self.device != "auto":
@@ -122,7 +119,7 @@ class GRU4RecConfig(SequentialConfig):
 
     def validate(self) -> None:
         super().validate()
-        _at_least(self, "layers", 1)
+        at_least(self, 1, "layers")
 
 
 @dataclass(frozen=True)
@@ -135,8 +132,7 @@ class AttentionConfig(SequentialConfig):
 
     def validate(self) -> None:
         super().validate()
-        _at_least(self, "blocks", 1)
-        _at_least(self, "heads", 1)
+        at_least(self, 1, "blocks", "heads")
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads})")
 
@@ -188,14 +184,7 @@ class BSTConfig(AttentionConfig):
 
     def validate(self) -> None:
         super().validate()
-        _at_least(self, "n_candidates", 1)
-        _at_least(self, "bst_negatives", 1)
+        at_least(self, 1, "n_candidates", "bst_negatives")
         if self.candidates_from == "bst":
             raise ValueError("BST cannot generate its own candidates (candidates_from='bst')")
         model_class(self.candidates_from)  # an unknown key raises ValueError
-
-
-def _at_least(config: ModelConfig, name: str, low: int) -> None:
-    value = getattr(config, name)
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}, not {value}")
