@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -91,8 +92,14 @@ def load_log(
         max_events_per_session=max_session_events or None,
         max_events_per_minute=max_events_per_minute or None,
     )
-    return prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
-                          tokens=TokenConfig(rare_product_min_count))
+    log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
+                         tokens=TokenConfig(rare_product_min_count))
+    if not log.events.height:
+        dropped = ", ".join(f"{n:,} {reason}" for reason, n in log.dropped.items())
+        raise ValueError(f"{events}: no events left to use (" +
+                         (f"dropped: {dropped}" if dropped else "the file has no rows") +
+                         "); check the file and the session options")
+    return log
 
 
 def write_json(value: Any) -> None:
@@ -118,3 +125,25 @@ def check_output_suffix(path: Path, allowed: tuple[str, ...], option: str) -> No
                          f"{' or '.join(allowed)}")
     if path.exists() and path.is_dir():
         raise ValueError(f"{option} {path} is a directory")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: {parent} is not writable")
+
+
+def check_output_directory(out: Path) -> None:
+    """Refuse an output we could not write, before the work starts."""
+    if not str(out).strip():
+        raise ValueError("--out is empty; give a directory")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {out}: {parent} is not writable")

@@ -8,7 +8,6 @@ ignore is an error.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     NamesOpt,
+    check_output_directory,
     console,
     load_log,
     positive,
@@ -145,17 +145,6 @@ def check_inputs(cls: type[Recommender[Any]], given: dict[str, Any]) -> None:
         if flag in given and needed not in cls.reads:
             raise ValueError(f"{flag} does not apply to {cls.key}: it reads no "
                              f"{needed.replace('_', ' ')}")
-
-
-def check_output_directory(out: Path) -> None:
-    """Refuse an output we could not write, before the work starts."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a directory")
-    parent = out.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"--out {out}: {parent} is not writable")
 
 
 def events_dataset(cls: type[Recommender[Any]], path: Path, columns: str | None,

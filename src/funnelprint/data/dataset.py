@@ -388,8 +388,14 @@ def load_dataset(
         dataset = _read_user_item_lines(path, one_pair_per_line=False)
     else:
         dataset = _read_recbole(path)
+    if not dataset.n_interactions:
+        raise EventDataError("no interactions to use (no rows, or every row dropped)",
+                             path=str(path))
     if kcore > 0:
         dataset = kcore_filter(dataset, kcore)
+        if not dataset.n_interactions:
+            raise EventDataError(f"the {kcore}-core filter leaves no interactions; lower "
+                                 "--kcore", path=str(path))
     return dataset
 
 

@@ -1,0 +1,3 @@
+from funnelprint.cli import main
+
+main()
