@@ -156,7 +156,7 @@ def test_bad_input_is_one_line_and_exit_2(cli, env, tmp_path, argv, words, outpu
         assert fill(word, env, out) in " ".join(result.stderr.split()), result.stderr
     if output is not None:
         assert not Path(fill(output, env, out)).exists()
-    if args[0] in ("profile", "recommend") and "--out" in argv or "--heatmap" in argv:
+    if (args[0] == "profile" and "--out" in argv) or "--heatmap" in argv:
         assert time.monotonic() - started < 5, "refused only after the work"
 
 
@@ -238,10 +238,8 @@ def test_read_only_output_directory(cli, env, tmp_path):
     locked.mkdir()
     os.chmod(locked, 0o555)
     try:
-        if os.access(locked, os.W_OK):
-            target = env["root"] / "afile" / "model"
-        else:
-            target = locked / "model"
+        writable = os.access(locked, os.W_OK)  # root writes anywhere: use a file as parent
+        target = env["root"] / "afile" / "model" if writable else locked / "model"
         result = cli(["fit", env["events"], "--out", target])
     finally:
         os.chmod(locked, 0o755)
