@@ -44,6 +44,7 @@ FILES: dict[str, str | bytes] = {
     "csv.parquet": csv_text(ROWS),
     "empty.csv": "",
     "headerless.csv": "".join(r + "\n" for r in ROWS),
+    "twice.csv": "user_id,user_id,timestamp,action,product_id\nu1,u2,2024-01-01 10:00:00,view,p1\n",
 }
 
 
@@ -88,6 +89,15 @@ CASES = [
     ("session-gap-0", ["inspect", "{events}", "--session-gap", "0"], ["--session-gap"], None),
     ("columns-missing", ["inspect", "{events}", "--columns", "customer=nope"],
      ["customer=nope", "no such column"], None),
+    ("header-names-twice", ["inspect", "{twice.csv}"], ["twice.csv:1", "more than once"], None),
+    ("columns-share-a-column", ["inspect", "{events}", "--columns",
+                                "customer=user_id,product=user_id"], ["same column"], None),
+    ("columns-field-twice", ["inspect", "{events}", "--columns",
+                             "customer=user_id,customer=product_id"], ["given twice"], None),
+    ("session-gap-inf", ["inspect", "{events}", "--session-gap", "inf"], ["finite"], None),
+    ("rate-nan", ["inspect", "{events}", "--max-events-per-minute", "nan"], ["finite"], None),
+    ("simulate-out-is-file", ["simulate", "--out", "{afile}", "--customers", "20"],
+     ["not a directory"], None),
     ("names-wrong-count", ["inspect", "{headerless.csv}", "--names", "a,b,c"], ["--names"], None),
     ("time-budget-negative", ["fit", "{events}", "--out", "{out}", "--model-type", "sasrec",
                               "--time-budget", "-1"], ["--time-budget"], "{out}"),
@@ -190,6 +200,15 @@ def test_awkward_but_valid_files_read_correctly(cli, env, tmp_path, name, body, 
     summary = json.loads(result.stdout)
     assert summary["events"] >= 2 and not summary["dropped"]
     assert str(summary["time_range"]["first"]).startswith(first)
+
+
+def test_numeric_json_ids_print_as_json(cli, tmp_path):
+    path = tmp_path / "n.jsonl"
+    path.write_text('{"user_id":1,"timestamp":1704103200,"action":"view","product_id":5}\n'
+                    '{"user_id":1,"timestamp":1704103260,"action":"view","product_id":6}\n')
+    result = cli(["inspect", path, "--json"])
+    assert result.code == 0, result.output
+    assert json.loads(result.stdout)["events"] == 2
 
 
 def test_checkout_as_buy_counts_purchases(cli, env, tmp_path):

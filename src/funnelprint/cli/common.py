@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -69,6 +70,8 @@ def on_error_mode(value: str) -> Literal["raise", "skip"]:
 
 def positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     """Refuse a negative (or zero) option value before any work starts."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value}")
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise ValueError(f"{name} must be {'0 or more' if allow_zero else 'positive'}, "
                          f"not {value:g}")
@@ -78,8 +81,11 @@ def load_log(
     events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
     session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
     max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
+    allow_all_dropped: bool = False,
 ) -> EventLog:
-    """Read an event file with the mapping flags every event-reading command shares."""
+    """Read an event file with the mapping flags every event-reading command shares. A file
+    without rows is an error; so is one whose rows were all dropped, unless
+    ``allow_all_dropped`` (``inspect``, which reports the drops)."""
     positive("--session-gap", session_gap)
     positive("--min-session-length", min_session_length, allow_zero=True)
     positive("--max-session-events", max_session_events, allow_zero=True)
@@ -94,7 +100,9 @@ def load_log(
     )
     log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
                          tokens=TokenConfig(rare_product_min_count))
-    if not log.events.height:
+    if not log.load_report.rows_read:
+        raise ValueError(f"{events}: no events in the file (a header and no rows)")
+    if not log.events.height and not allow_all_dropped:
         dropped = ", ".join(f"{n:,} {reason}" for reason, n in log.dropped.items())
         raise ValueError(f"{events}: no events left to use (" +
                          (f"dropped: {dropped}" if dropped else "the file has no rows") +
@@ -103,7 +111,28 @@ def load_log(
 
 
 def write_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
+    """Strict JSON: numpy scalars as plain numbers, NaN and infinities as null."""
+    sys.stdout.write(json.dumps(_plain(value), default=_json_default, allow_nan=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        return _plain(value.item())
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def print_rows(table: pl.DataFrame, as_json: bool, title: str) -> None:

@@ -96,7 +96,8 @@ def inspect(
     from funnelprint.data.summary import summarize
 
     log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
-                   max_session_events, max_events_per_minute, rare_product_min_count)
+                   max_session_events, max_events_per_minute, rare_product_min_count,
+                   allow_all_dropped=True)
     summary = summarize(log)
     if as_json:
         write_json(summary)

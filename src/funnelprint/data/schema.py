@@ -116,6 +116,12 @@ class ColumnMapping:
         available = list(available)
         lower = {c.lower().strip(): c for c in available}
         resolved: dict[str, str] = {}
+        shared = [c for c in set(self.columns.values())
+                  if list(self.columns.values()).count(c) > 1]
+        if shared:
+            fields = [f for f, c in self.columns.items() if c == shared[0]]
+            raise ValueError(f"--columns maps {' and '.join(fields)} to the same column "
+                             f"{shared[0]!r}; each field needs its own column")
         for fld, col in self.columns.items():
             if col not in available:
                 raise ValueError(
