@@ -165,8 +165,9 @@ def check_output_suffix(path: Path, allowed: tuple[str, ...], option: str) -> No
 
 def check_output_directory(out: Path) -> None:
     """Refuse an output we could not write, before the work starts."""
-    if not str(out).strip():
-        raise ValueError("--out is empty; give a directory")
+    if not str(out).strip() or out.resolve() == Path.cwd().resolve():
+        raise ValueError(f"--out {str(out)!r} is empty or the current directory; give a new "
+                         "directory name")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
     parent = out.resolve().parent

@@ -107,7 +107,15 @@ def fit(
         fit_with_validation(model, dataset, protocol, out)
     else:
         with console.status(f"fitting {model_type}"):
-            model.fit(dataset)
+            try:
+                model.fit(dataset)
+            except RuntimeError as exc:
+                if "vocabulary" not in str(exc):
+                    raise
+                raise ValueError(f"{events}: too little data to fit {model_type} "
+                                 f"({dataset.n_interactions:,} interactions, "
+                                 f"{dataset.n_items:,} items); give it a larger event file"
+                                 ) from None
         save(model, out, trained_on="all")
         console.print(f"fitted {model_type} on {dataset.n_interactions:,} interactions, "
                       f"{dataset.n_customers:,} customers, {dataset.n_items:,} items → {out}")
