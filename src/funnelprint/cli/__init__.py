@@ -9,12 +9,23 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import click
 import typer
 
 from funnelprint.cli import data, evaluate, fit, profiles, recommend
 from funnelprint.cli.common import KNOWN_ERRORS, err_console, setup_logging
+
+# Typer may carry its own copy of click: catch its exceptions as well as click's.
+_typer_click: ModuleType
+try:
+    from typer._click import exceptions as _typer_click
+except ImportError:  # an older typer that uses click itself
+    _typer_click = click.exceptions
+EXIT: tuple[type[BaseException], ...] = (click.exceptions.Exit, typer.Exit)
+USAGE: tuple[type[BaseException], ...] = (click.ClickException, _typer_click.ClickException)
+ABORT: tuple[type[BaseException], ...] = (click.exceptions.Abort, typer.Abort)
 
 app = typer.Typer(
     add_completion=False,
@@ -41,12 +52,12 @@ def run(argv: Sequence[str]) -> int:
     verbose = "-v" in argv or "--verbose" in argv
     try:
         app(argv, prog_name="funnelprint", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except EXIT as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except USAGE as exc:
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
+    except ABORT:
         err_console.print("aborted")
         return 1
     except KNOWN_ERRORS as exc:
