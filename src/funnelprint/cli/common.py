@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -15,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from funnelprint.artifacts import ArtifactError
+from funnelprint.artifacts import ArtifactError, check_target
 from funnelprint.data import ColumnMapping, EventDataError, EventLog, SessionConfig, TokenConfig
 from funnelprint.data.pipeline import prepare_events
 
@@ -68,6 +70,8 @@ def on_error_mode(value: str) -> Literal["raise", "skip"]:
 
 def positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     """Refuse a negative (or zero) option value before any work starts."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value}")
     if value is not None and (value < 0 or (value == 0 and not allow_zero)):
         raise ValueError(f"{name} must be {'0 or more' if allow_zero else 'positive'}, "
                          f"not {value:g}")
@@ -77,8 +81,11 @@ def load_log(
     events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
     session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
     max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
+    allow_all_dropped: bool = False,
 ) -> EventLog:
-    """Read an event file with the mapping flags every event-reading command shares."""
+    """Read an event file with the mapping flags every event-reading command shares. A file
+    without rows is an error; so is one whose rows were all dropped, unless
+    ``allow_all_dropped`` (``inspect``, which reports the drops)."""
     positive("--session-gap", session_gap)
     positive("--min-session-length", min_session_length, allow_zero=True)
     positive("--max-session-events", max_session_events, allow_zero=True)
@@ -91,12 +98,41 @@ def load_log(
         max_events_per_session=max_session_events or None,
         max_events_per_minute=max_events_per_minute or None,
     )
-    return prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
-                          tokens=TokenConfig(rare_product_min_count))
+    log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
+                         tokens=TokenConfig(rare_product_min_count))
+    if not log.load_report.rows_read:
+        raise ValueError(f"{events}: no events in the file (a header and no rows)")
+    if not log.events.height and not allow_all_dropped:
+        dropped = ", ".join(f"{n:,} {reason}" for reason, n in log.dropped.items())
+        raise ValueError(f"{events}: no events left to use (" +
+                         (f"dropped: {dropped}" if dropped else "the file has no rows") +
+                         "); check the file and the session options")
+    return log
 
 
 def write_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
+    """Strict JSON: numpy scalars as plain numbers, NaN and infinities as null."""
+    sys.stdout.write(json.dumps(_plain(value), default=_json_default, allow_nan=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        return _plain(value.item())
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def print_rows(table: pl.DataFrame, as_json: bool, title: str) -> None:
@@ -118,3 +154,25 @@ def check_output_suffix(path: Path, allowed: tuple[str, ...], option: str) -> No
                          f"{' or '.join(allowed)}")
     if path.exists() and path.is_dir():
         raise ValueError(f"{option} {path} is a directory")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{option} {path}: {parent} is not writable")
+
+
+def check_output_directory(out: Path) -> None:
+    """Refuse an output we could not write, before the work starts."""
+    if not str(out).strip() or out.resolve() == Path.cwd().resolve():
+        raise ValueError(f"--out {str(out)!r} is empty or the current directory; give a new "
+                         "directory name")
+    check_target(out)
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--out {out}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {out}: {parent} is not writable")

@@ -14,6 +14,7 @@ from funnelprint.cli.common import (
     GapOpt,
     NamesOpt,
     OnErrorOpt,
+    check_output_directory,
     console,
     load_log,
     write_json,
@@ -54,6 +55,13 @@ def simulate(
     from funnelprint.data.simulate import SimulationConfig
     from funnelprint.data.simulate import simulate as run_simulation
 
+    for flag, value, most in (("--customers", customers, 10_000_000),
+                              ("--products", products, 1_000_000), ("--days", days, 36_500)):
+        if not 1 <= value <= most:
+            raise ValueError(f"{flag} must be between 1 and {most:,}, not {value}")
+    if seed < 0:
+        raise ValueError(f"--seed must be 0 or more, not {seed}")
+    check_output_directory(out)
     config = SimulationConfig(customers=customers, products=products, personas=personas,
                               days=days, seed=seed, scenario=scenario, tastes=tastes,
                               behaviours=behaviours)
@@ -88,7 +96,8 @@ def inspect(
     from funnelprint.data.summary import summarize
 
     log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
-                   max_session_events, max_events_per_minute, rare_product_min_count)
+                   max_session_events, max_events_per_minute, rare_product_min_count,
+                   allow_all_dropped=True)
     summary = summarize(log)
     if as_json:
         write_json(summary)

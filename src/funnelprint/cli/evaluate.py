@@ -77,9 +77,17 @@ def evaluate(
         keys = [m.strip() for m in models.split(",") if m.strip()]
         if not keys:
             raise ValueError("--models names no model")
+        params = parse_model_params(model_params)
+        unused = sorted(set(params) - set(keys))
+        if unused:
+            raise ValueError(f"--model-params names {', '.join(unused)}, which --models does "
+                             f"not list ({', '.join(keys)})")
+        if parsed.negatives >= dataset.n_items:
+            raise ValueError(f"{parsed}: {parsed.negatives:,} sampled negatives need more "
+                             f"than the {dataset.n_items:,} items of {dataset.name}; use "
+                             "SPLIT-full or a smaller N")
         record = run_leaderboard(dataset, keys, parsed, ks, keep_seen, cast(Ties, ties), seed,
-                                 part, progress=progress,
-                                 model_params=parse_model_params(model_params))
+                                 part, progress=progress, model_params=params)
     if not record["split"]["evaluated"]:
         raise ValueError(f"no customer can be evaluated under {parsed} (too few steps or "
                          "targets)")

@@ -8,18 +8,17 @@ ignore is an error.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from funnelprint.artifacts import check_target
 from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     NamesOpt,
+    check_output_directory,
     console,
     load_log,
     positive,
@@ -108,7 +107,15 @@ def fit(
         fit_with_validation(model, dataset, protocol, out)
     else:
         with console.status(f"fitting {model_type}"):
-            model.fit(dataset)
+            try:
+                model.fit(dataset)
+            except RuntimeError as exc:
+                if "vocabulary" not in str(exc):
+                    raise
+                raise ValueError(f"{events}: too little data to fit {model_type} "
+                                 f"({dataset.n_interactions:,} interactions, "
+                                 f"{dataset.n_items:,} items); give it a larger event file"
+                                 ) from None
         save(model, out, trained_on="all")
         console.print(f"fitted {model_type} on {dataset.n_interactions:,} interactions, "
                       f"{dataset.n_customers:,} customers, {dataset.n_items:,} items → {out}")
@@ -146,16 +153,6 @@ def check_inputs(cls: type[Recommender[Any]], given: dict[str, Any]) -> None:
         if flag in given and needed not in cls.reads:
             raise ValueError(f"{flag} does not apply to {cls.key}: it reads no "
                              f"{needed.replace('_', ' ')}")
-
-
-def check_output_directory(out: Path) -> None:
-    """Refuse an output we could not write, before the work starts."""
-    check_target(out)
-    parent = out.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"--out {out}: {parent} is not writable")
 
 
 def events_dataset(cls: type[Recommender[Any]], path: Path, columns: str | None,

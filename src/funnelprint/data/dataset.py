@@ -379,14 +379,27 @@ def load_dataset(
     if prefix == "events":
         dataset = Dataset.from_events(prepare_events(path, mapping, **event_options),
                                       name=path.stem)
-    elif prefix == "sasrec":
-        dataset = _read_user_item_lines(path, one_pair_per_line=True)
-    elif prefix == "s3rec":
-        dataset = _read_user_item_lines(path, one_pair_per_line=False)
+    elif path.is_dir():
+        raise EventDataError(f"is a directory; {prefix}: reads one file", path=str(path))
     else:
-        dataset = _read_recbole(path)
+        try:
+            if prefix == "sasrec":
+                dataset = _read_user_item_lines(path, one_pair_per_line=True)
+            elif prefix == "s3rec":
+                dataset = _read_user_item_lines(path, one_pair_per_line=False)
+            else:
+                dataset = _read_recbole(path)
+        except pl.exceptions.PolarsError as exc:
+            raise EventDataError(f"cannot read as {prefix}: {' '.join(str(exc).split())[:200]}",
+                                 path=str(path)) from None
+    if not dataset.n_interactions:
+        raise EventDataError("no interactions to use (no rows, or every row dropped)",
+                             path=str(path))
     if kcore > 0:
         dataset = kcore_filter(dataset, kcore)
+        if not dataset.n_interactions:
+            raise EventDataError(f"the {kcore}-core filter leaves no interactions; lower "
+                                 "--kcore", path=str(path))
     return dataset
 
 
@@ -394,6 +407,11 @@ def _read_user_item_lines(path: Path, one_pair_per_line: bool) -> Dataset:
     """SASRec ``user item`` lines or S3-Rec ``user item item ...`` lines, chronological."""
     text = pl.read_csv(path, has_header=False, new_columns=["line"], separator="\x1f",
                        quote_char=None, infer_schema=False)
+    first = text["line"].head(1).to_list()
+    if first and first[0] is not None and ("," in first[0] or "\t" in first[0]):
+        raise EventDataError("expected space-separated 'user item ...' lines, found a comma "
+                             "or tab separated line; read an event file as events:PATH",
+                             path=str(path), line=1, value=first[0][:60])
     tokens = text.select(pl.col("line").str.strip_chars().str.split(" ").alias("t")).filter(
         pl.col("t").list.len() >= 2
     )

@@ -156,6 +156,11 @@ def read_events(
     if not columns and raw.height == 0 and problems.first is None:
         raise EventDataError("no records: the file holds only blank lines", path=str(path))
     resolved = mapping.resolve(columns)
+    twice = [c for c in resolved.values() if f"{c}_duplicated_1" in columns]
+    if twice:
+        raise EventDataError(
+            f"column {twice[0]!r} appears more than once in the header; rename the copies or "
+            f"map another column with --columns", path=str(path), line=1)
     missing = [f for f in REQUIRED_FIELDS if f not in resolved]
     if missing and raw.height == 0 and problems.first is not None:
         # Nothing readable (every JSON line refused, say): the lines are the problem.

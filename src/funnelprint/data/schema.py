@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -115,6 +116,12 @@ class ColumnMapping:
         available = list(available)
         lower = {c.lower().strip(): c for c in available}
         resolved: dict[str, str] = {}
+        shared = [c for c in set(self.columns.values())
+                  if list(self.columns.values()).count(c) > 1]
+        if shared:
+            fields = [f for f, c in self.columns.items() if c == shared[0]]
+            raise ValueError(f"--columns maps {' and '.join(fields)} to the same column "
+                             f"{shared[0]!r}; each field needs its own column")
         for fld, col in self.columns.items():
             if col not in available:
                 raise ValueError(
@@ -150,11 +157,20 @@ def looks_like_header(fields: Iterable[str]) -> bool:
 def _parse_pairs(text: str | None, flag: str) -> dict[str, str]:
     if not text:
         return {}
+    # CSV rules, so a column name holding a comma can be given quoted:
+    # --columns 'customer=user,"product=product, id"'
+    try:
+        items = next(csv.reader([text], skipinitialspace=True, strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"{flag} {text!r}: {exc}") from None
     pairs: dict[str, str] = {}
-    for item in text.split(","):
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"{flag}: expected KEY=VALUE pairs separated by commas, got {item!r}")
+            raise ValueError(f"{flag}: expected KEY=VALUE pairs separated by commas, got {item!r}"
+                             " (quote a pair whose name holds a comma)")
+        if key.strip() in pairs:
+            raise ValueError(f"{flag}: {key.strip()} is given twice")
         pairs[key.strip()] = value.strip()
     return pairs
 
