@@ -12,6 +12,9 @@ from collections.abc import Sequence
 
 import typer
 
+# Typer carries its own copy of click: usage errors are that copy's exceptions.
+from typer._click.exceptions import ClickException as TyperClickException
+
 from funnelprint.cli import data, evaluate, fit, profiles, recommend
 from funnelprint.cli.common import KNOWN_ERRORS, err_console, setup_logging
 
@@ -45,8 +48,9 @@ def run(argv: Sequence[str]) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         return 130
-    except typer.TyperException as exc:  # a usage error (typer's own click exceptions)
-        err_console.print(f"[bold red]error:[/] {one_line(exc)} (see funnelprint --help)",
+    except TyperClickException as exc:
+        message = " ".join(exc.format_message().split())
+        err_console.print(f"[bold red]error:[/] {message} (see funnelprint --help)",
                           highlight=False)
         return 2
     except KNOWN_ERRORS as exc:
