@@ -38,8 +38,9 @@ def test_ranks_ties_and_non_finite_scores():
     scores = np.array([[0.9, 0.5, 0.5, 0.1],
                        [np.nan, 0.2, 0.3, 0.4]])
     targets = np.array([1, 0])
-    assert metrics.target_ranks(scores, targets, ties="pessimistic").tolist() == [2, 3]
-    assert metrics.target_ranks(scores, targets, ties="optimistic").tolist() == [1, 3]
+    miss = metrics.MISS  # a target without a finite score is never a hit
+    assert metrics.target_ranks(scores, targets, ties="pessimistic").tolist() == [2, miss]
+    assert metrics.target_ranks(scores, targets, ties="optimistic").tolist() == [1, miss]
 
 
 def test_single_target_metrics_by_hand():
@@ -251,3 +252,11 @@ def test_purchase_split_targets_last_purchases_without_leaking():
     assert items[split.train.sequences.row(a)].tolist() == ["x"]
     assert items[split.train.sequences.row(b)].tolist() == ["x", "y"]
     assert split.train.sequences.lengths[data.customer_index()["c"]] == 2
+
+
+def test_a_masked_target_is_a_miss_at_every_cut_off():
+    scores = np.array([[0.5, -np.inf, 0.1], [0.2, 0.9, 0.4]], dtype=np.float32)
+    ranks = metrics.target_ranks(scores, np.array([1, 0]))
+    assert ranks[0] == metrics.MISS and ranks[1] == 2
+    assert metrics.set_metrics(ranks, np.arange(2), 2, 1000)["HR@1000"] == 0.5
+    assert metrics.owner_mrr(ranks, np.arange(2), 2) == pytest.approx(1 / 3 / 2)

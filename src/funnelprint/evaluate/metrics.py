@@ -15,6 +15,10 @@ Ties = Literal["pessimistic", "optimistic"]
 TIES = ("pessimistic", "optimistic")
 
 
+#: Rank of a target that can never be hit (no finite score).
+MISS = np.iinfo(np.int32).max
+
+
 def sanitize(scores: np.ndarray) -> np.ndarray:
     """NaN and +inf become -inf: a broken score must never look like a hit.
     Returns the input itself when every score is finite (no copy)."""
@@ -37,6 +41,9 @@ def target_ranks(
     rows : (T,) int array, optional
         Row of each target (default: target ``t`` is in row ``t``).
     ties : "pessimistic" or "optimistic"
+
+    A target without a finite score (a masked history item, a broken score) gets rank
+    ``MISS``: a miss at every cut-off, and nothing towards MRR, however short the catalogue.
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}")
@@ -46,9 +53,11 @@ def target_ranks(
     row_scores = scores[rows]
     above = (row_scores > target_scores[:, None]).sum(axis=1)
     if ties == "optimistic":
-        return above
-    equal = (row_scores == target_scores[:, None]).sum(axis=1) - 1  # not the target itself
-    return above + equal
+        ranks = above
+    else:
+        equal = (row_scores == target_scores[:, None]).sum(axis=1) - 1  # not the target itself
+        ranks = above + equal
+    return np.where(np.isfinite(target_scores), ranks, MISS)
 
 
 def hit_rate(ranks: np.ndarray, k: int) -> np.ndarray:
