@@ -52,7 +52,7 @@ def recommend(
         if not isinstance(fitted, SequentialRecommender):
             raise ValueError(f"--heatmap needs a sequential model; {model} holds "
                              f"{fitted.key!r}")
-        attention_heatmap(fitted, customer, heatmap, k)
+        attention_heatmap(fitted, customer, heatmap, k, exclude_seen=not include_seen)
         err_console.print(f"heatmap → {heatmap}")
     if as_json:
         write_json(rows)

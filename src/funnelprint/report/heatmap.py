@@ -10,6 +10,7 @@ import numpy as np
 
 from funnelprint.data.sequences import Sequences
 from funnelprint.models.neural.base import SequentialRecommender
+from funnelprint.models.serving import top_items
 
 
 def plot_attention(model: SequentialRecommender[Any, Any], history: Sequences,
@@ -65,11 +66,5 @@ def attention_heatmap(model: SequentialRecommender[Any, Any], customer_id: str,
                       path: str | Path, k: int = 10, exclude_seen: bool = True) -> Path:
     """:func:`plot_attention` for a customer of the model's dataset (by external id) and
     the model's top ``k`` items for them."""
-    index = model.dataset_.customer_index()
-    if customer_id not in index:
-        raise KeyError(f"unknown customer {customer_id!r}")
-    row = np.array([index[customer_id]])
-    history = model.dataset_.sequences.select(row)
-    items, _ = model.recommend(row, k, exclude_seen, history=history)
-    return plot_attention(model, history, items[0][items[0] >= 0], path,
-                          title=f"customer {customer_id}")
+    history, items, _ = top_items(model, customer_id, k, exclude_seen)
+    return plot_attention(model, history, items, path, title=f"customer {customer_id}")
