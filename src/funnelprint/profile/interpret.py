@@ -129,3 +129,90 @@ def _make_unique(names: list[str], traits: list[dict]) -> None:
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             trait["name"] = f"{name} ({seen[name]})"
+
+
+# ------------------------------------------------------------------ behaviour
+
+#: Named shopping behaviours: each is a set of (feature, direction) whose lifts it shows
+#: (direction +1: above the population, -1: below). A trait takes the name whose features
+#: its customers show most clearly.
+BEHAVIOUR_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
+    "price-seeking": (("carted_price_position", -1), ("viewed_price_position", -1),
+                      ("bought_price_position", -1)),
+    "premium-seeking": (("carted_price_position", 1), ("viewed_price_position", 1),
+                        ("bought_price_position", 1)),
+    "impulse buyer": (("seconds_view_to_cart", -1), ("seconds_view_to_purchase", -1),
+                      ("view_to_purchase", 1), ("views_per_session", -1)),
+    "window shopper": (("views_per_session", 1), ("session_minutes", 1), ("view_to_cart", -1),
+                       ("view_to_purchase", -1)),
+    "cart abandoner": (("carts_never_bought", 1), ("cart_to_remove", 1),
+                       ("cart_to_purchase", -1)),
+    "regular": (("visit_regularity", 1), ("visits_per_week", 1), ("repeat_views", 1),
+                ("repeat_purchases", 1)),
+}
+#: Least mean |log lift| of a named behaviour's features for a trait to take its name.
+NAME_MIN_LOG_LIFT = float(np.log(1.1))
+#: Share of customers, those leaning most on a trait, whose behaviour is its evidence.
+TYPICAL_SHARE = 0.1
+
+
+def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_taste: int,
+                       features: np.ndarray, shares: np.ndarray, values: np.ndarray,
+                       names: tuple[str, ...], top_n: int = 6) -> None:
+    """Add ``kind``, ``behaviour_share``, ``evidence`` and a name that says how the trait's
+    customers shop to every trait description (in place).
+
+    ``components`` is the NMF basis over the factorised ``features`` (taste columns first,
+    ``n_taste`` of them); ``shares`` the customers' trait shares; ``values`` their raw
+    behaviour values (columns named by ``names``). A trait's kind follows the share of its
+    basis row in the behaviour block, each block measured against its mean row total:
+    below 1/3 ``taste``, above 2/3 ``behaviour``, else ``mixed``. Its evidence compares the
+    behaviour of the 10% of customers leaning most on it with the population's.
+    """
+    from funnelprint.profile.behaviour import FEATURES
+
+    meaning = {f.name: f for f in FEATURES}
+    row_totals = np.array([features[:, :n_taste].sum(axis=1).mean(),
+                           features[:, n_taste:].sum(axis=1).mean()])
+    population = values.mean(axis=0) if values.size else np.zeros(len(names))
+    n_typical = max(1, int(round(TYPICAL_SHARE * shares.shape[0])))
+    for j, trait in enumerate(traits):
+        mass = np.array([components[j, :n_taste].sum(), components[j, n_taste:].sum()])
+        relative = mass / np.maximum(row_totals, 1e-12)
+        behaviour_share = float(relative[1] / max(relative.sum(), 1e-12))
+        kind = ("taste" if behaviour_share < 1 / 3 else
+                "behaviour" if behaviour_share > 2 / 3 else "mixed")
+        typical = np.argsort(-shares[:, j], kind="stable")[:n_typical]
+        value = values[typical].mean(axis=0) if values.size else population
+        lift = np.where(np.abs(population) > 1e-12, value / np.where(
+            np.abs(population) > 1e-12, population, 1.0), 1.0)
+        order = np.argsort(-np.abs(np.log(np.clip(lift, 1e-6, None))), kind="stable")[:top_n]
+        trait["kind"] = kind
+        trait["behaviour_share"] = round(behaviour_share, 3)
+        trait["evidence"] = [{
+            "feature": names[f], "description": meaning[names[f]].description,
+            "value": round(float(value[f]), 4), "population": round(float(population[f]), 4),
+            "lift": round(float(lift[f]), 3),
+            "reads": meaning[names[f]].high if lift[f] >= 1 else meaning[names[f]].low,
+        } for f in order]
+        how = behaviour_name(dict(zip(names, lift.tolist(), strict=True)), trait["evidence"])
+        trait["behaviour"] = how
+        what = (trait.get("top_categories") or trait.get("top_products") or ["mixed"])[0]
+        trait["name"] = (what if kind == "taste" else how if kind == "behaviour"
+                         else f"{what} · {how}")
+    _make_unique([t["name"] for t in traits], traits)
+
+
+def behaviour_name(lifts: dict[str, float], evidence: list[dict[str, Any]]) -> str:
+    """The named behaviour (:data:`BEHAVIOUR_NAMES`) whose features the lifts show most
+    clearly, else the words of the strongest evidence."""
+    best, best_score = "", NAME_MIN_LOG_LIFT
+    for name, signs in BEHAVIOUR_NAMES.items():
+        logs = [sign * float(np.log(max(lifts[f], 1e-6))) for f, sign in signs if f in lifts]
+        if len(logs) >= 2 or (logs and len(signs) == 1):
+            score = float(np.mean(logs))
+            if score > best_score:
+                best, best_score = name, score
+    if best:
+        return best
+    return evidence[0]["reads"] if evidence else "typical shopper"

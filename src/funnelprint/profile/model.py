@@ -42,8 +42,19 @@ from funnelprint.profile.aggregate import (
     token_matrix,
     weighted_mean,
 )
+from funnelprint.profile.behaviour import (
+    FEATURE_NAMES,
+    VISIT_FEATURES,
+    BehaviourScaler,
+    VisitStyles,
+    behaviour_features,
+    population_values,
+    price_positions,
+    visit_features,
+)
 from funnelprint.profile.features import NONNEG_METHODS, TokenFeaturizer, unit_rows
-from funnelprint.profile.interpret import TokenTable, describe_traits
+from funnelprint.profile.interpret import TokenTable, describe_behaviour, describe_traits
+from funnelprint.profile.joint import block_scale, select
 
 if TYPE_CHECKING:  # torch is imported only where attention aggregation is used
     from funnelprint.profile.attention import AttentionAggregator
@@ -62,7 +73,18 @@ class ProfileConfig:
     Parameters
     ----------
     traits
-        Number of traits (NMF components).
+        Number of traits (NMF components); None chooses it from ``trait_grid`` by
+        bi-cross-validation (see ``profile.joint``).
+    behaviour
+        Factorise behaviour features (funnel conversion, browsing, speed, abandonment,
+        cadence, price position: ``profile.behaviour``) beside the taste features, so that
+        traits say how a customer shops as well as what; the weight between the two blocks
+        is selected from the data.
+    styles
+        Visit styles (soft KMeans anchors of per-visit behaviour) in the behaviour block.
+    max_traits
+        Largest number of traits tried when ``traits`` is None (every fourth number from 4,
+        see :meth:`trait_grid`).
     aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
@@ -98,23 +120,26 @@ class ProfileConfig:
     seed
     """
 
-    traits: int = 8
+    traits: int | None = None
+    behaviour: bool = True
+    styles: int = 16
+    max_traits: int = 16
     aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
     nonneg: Literal["anchors", "split", "shift"] = "anchors"
     anchors: int = 256
     temperature: float = 0.1
-    beta_loss: Literal["kullback-leibler", "frobenius"] = "kullback-leibler"
+    beta_loss: Literal["kullback-leibler", "frobenius"] = "frobenius"
     context: Literal["journey", "session"] = "journey"
     dimension: int = 64
-    window: int = 10
+    window: int = 5
     min_count: int = 5
     negative: int = 5
-    epochs: int = 15
+    epochs: int = 5
     segments: int | None = None
     min_known_tokens: int = 3
     half_life_days: float = 14.0
     session_gap_minutes: float = 30.0
-    n_init: int = 8
+    n_init: int = 2
     rare_product_min_count: int = 0
     seed: int = 0
 
@@ -128,13 +153,18 @@ class ProfileConfig:
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
-        at_least(self, 1, "traits", "anchors", "dimension", "window", "min_count", "negative",
+        at_least(self, 2, "traits", "max_traits")
+        at_least(self, 1, "styles", "anchors", "dimension", "window", "min_count", "negative",
                  "epochs", "n_init", "segments")
         at_least(self, 0, "min_known_tokens", "rare_product_min_count")
         if not (self.temperature > 0 and self.half_life_days > 0
                 and self.session_gap_minutes > 0):
             raise ValueError("temperature, half_life_days and session_gap_minutes must be "
                              "positive")
+
+    def trait_grid(self) -> tuple[int, ...]:
+        """Numbers of traits tried when ``traits`` is None."""
+        return tuple(range(min(4, self.max_traits), self.max_traits + 1, 4))
 
     def profile_params(self) -> dict[str, Any]:
         """The profile settings (of a subclass that adds others, only these)."""
@@ -224,7 +254,11 @@ class ProfileModel:
 
     @property
     def traits(self) -> int:
-        return self.config.traits
+        """Number of traits: the fitted number (chosen from the data unless configured)."""
+        fitted: int | None = getattr(self, "n_traits_", None)
+        if fitted is not None:
+            return fitted
+        return self.config.traits if self.config.traits is not None else 0
 
     # ----------------------------------------------------------------- fitting
 
@@ -244,9 +278,10 @@ class ProfileModel:
         embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
                          negative=c.negative, epochs=c.epochs, seed=c.seed)
         embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
-        if len(embed.vocabulary_) < c.traits:
+        least = c.traits if c.traits is not None else 2
+        if len(embed.vocabulary_) < least:
             raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
-                             f"{c.min_count}; need at least traits={c.traits}")
+                             f"{c.min_count}; need at least traits={least}")
         code_of = {name: i for i, name in enumerate(encoded.names)}
         codes = np.array([code_of[t] for t in embed.vocabulary_], dtype=np.int64)
         self.vocabulary_ = list(embed.vocabulary_)
@@ -267,34 +302,107 @@ class ProfileModel:
         if c.aggregation == "attention":
             self._fit_aggregator(seq, tokens, dataset.n_items)
         matrix = counts if c.aggregation == "mean" else self._aggregate(seq, tokens)
-        features = weighted_mean(matrix.weights, self.token_features)
+        taste = weighted_mean(matrix.weights, self.token_features)
         warm = matrix.known_tokens >= max(1, c.min_known_tokens)
         if not warm.any():
             raise ValueError(f"no customer has {max(1, c.min_known_tokens)} or more events "
                              "with a known token; lower min_count or min_known_tokens")
+        empty = np.zeros((seq.n_rows, 0))
+        styles, behaviour, raw_behaviour = (self._fit_behaviour(dataset) if c.behaviour
+                                            else (empty, empty, empty))
+        self._select_shape([taste[warm], styles[warm], behaviour[warm]])
+        features = self._joint([taste, styles, behaviour])
         self.components_ = self._fit_basis(features[warm])
         raw = self._solve(features)
-        n_segments = min(c.segments or c.traits, int(warm.sum()))
+        n_segments = min(c.segments or self.n_traits_, int(warm.sum()))
         self.segment_centers_ = fit_segments(normalise(raw[warm]), n_segments,
                                              c.seed).cluster_centers_
         self.population_profile_ = normalise(raw[warm]).mean(axis=0)
-        self.token_loadings_ = self._solve(self.token_features)
+        self.token_loadings_ = self._solve(self.token_features / self.block_scales_[0],
+                                           taste_only=True)
         self._derive_items()
         self.trait_info_ = describe_traits(self.token_loadings_, self.token_counts_,
                                            self._token_table(dataset, encoded.categories[codes]))
+        if c.behaviour:
+            describe_behaviour(self.trait_info_, self.components_, taste.shape[1],
+                               features[warm], normalise(raw[warm]), raw_behaviour[warm],
+                               self.behaviour_names_)
         self.customer_ids_ = dataset.customer_ids
         self.customer_traits_, self.customer_cold_ = self._with_priors(matrix.known_tokens, raw)
         self.customer_raw_, self.customer_known_ = raw, matrix.known_tokens
         self._customer_index: dict[str, int] | None = None
         return self
 
+    def _fit_behaviour(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fit visit styles and the behaviour scaler on the training customers; returns
+        their two behaviour blocks (style shares; high/low rank columns) and raw values."""
+        c = self.config
+        positions = price_positions(dataset.item_prices, dataset.item_categories)
+        if positions is None:
+            log.info("no product prices: the price-position behaviour features are omitted")
+        self.item_price_position_ = (np.full(dataset.n_items, np.nan) if positions is None
+                                     else positions)
+        seq, gap = dataset.sequences, self._gap_us()
+        visits = visit_features(seq, dataset.action_names, positions, gap)
+        self.styles_ = VisitStyles(c.styles, seed=c.seed).fit(visits)
+        table = behaviour_features(seq, dataset.action_names, positions, gap)
+        self.behaviour_names_ = table.names
+        self.behaviour_population_ = population_values(table)
+        active = table.events > 0
+        self.behaviour_scaler_ = BehaviourScaler().fit(table.values[active])
+        return (self.styles_.shares(visits, seq.n_rows),
+                self.behaviour_scaler_.transform(table.values), table.values)
+
+    def _gap_us(self) -> int:
+        return round(self.config.session_gap_minutes * 60e6)
+
+    def _behaviour_blocks(self, seq: Sequences, action_names: tuple[str, ...]
+                          ) -> list[np.ndarray]:
+        """The behaviour blocks of any sequences under the fitted styles and scaler."""
+        if not self.config.behaviour:
+            return [np.zeros((seq.n_rows, 0))] * 2
+        positions = self.item_price_position_
+        if not np.isfinite(positions).any():
+            positions_or_none = None
+        else:
+            positions_or_none = positions
+        gap = self._gap_us()
+        visits = visit_features(seq, action_names, positions_or_none, gap)
+        table = behaviour_features(seq, action_names, positions_or_none, gap,
+                                   self.behaviour_population_)
+        return [self.styles_.shares(visits, seq.n_rows),
+                self.behaviour_scaler_.transform(table.values)]
+
+    def _select_shape(self, blocks: list[np.ndarray]) -> None:
+        """Block scales, the behaviour block's weight and (unless set) the number of
+        traits, selected on the warm customers (see ``profile.joint``)."""
+        c = self.config
+        self.block_scales_ = np.array([block_scale(b) for b in blocks])
+        chosen = select([b / scale for b, scale in zip(blocks, self.block_scales_, strict=True)],
+                        c.traits, c.seed, c.trait_grid())
+        self.n_traits_ = chosen.traits
+        self.behaviour_weight_ = chosen.balance
+        self.selection_ = {"traits": {str(k): round(v, 4) for k, v in
+                                      chosen.traits_scores.items()},
+                           "behaviour_weight": {str(k): round(v, 4) for k, v in
+                                                chosen.balance_scores.items()}}
+        log.info("profile: %d traits, behaviour weight %.2f", self.n_traits_,
+                 self.behaviour_weight_)
+
+    def _joint(self, blocks: list[np.ndarray]) -> np.ndarray:
+        """The factorised matrix: the scaled taste block beside the weighted, scaled
+        behaviour blocks."""
+        weights = np.r_[1.0, np.full(len(blocks) - 1, self.behaviour_weight_)] / self.block_scales_
+        return np.hstack([b * w for b, w in zip(blocks, weights, strict=True) if b.shape[1]])
+
     def _fit_basis(self, features: np.ndarray) -> np.ndarray:
         """NMF from several starts; keep the basis with the lowest training loss."""
         c = self.config
         best, best_err = None, np.inf
         for start in range(c.n_init):
-            nmf = NMF(n_components=c.traits, init="nndsvda" if start == 0 else "random",
-                      solver="mu", beta_loss=c.beta_loss, max_iter=400, tol=1e-5,
+            nmf = NMF(n_components=self.n_traits_, init="nndsvda" if start == 0 else "random",
+                      solver=_solver(c.beta_loss), beta_loss=c.beta_loss, max_iter=400,
+                      tol=1e-5,
                       random_state=c.seed + start)
             nmf.fit(features)
             if nmf.reconstruction_err_ < best_err:
@@ -400,14 +508,19 @@ class ProfileModel:
         return token_matrix(seq, tokens, len(self.vocabulary_), c.aggregation, self.idf_,
                             c.half_life_days, logits, c.session_gap_minutes)
 
-    def _solve(self, features: np.ndarray) -> np.ndarray:
-        """Trait weights of feature rows under the fitted basis (basis fixed)."""
+    def _solve(self, features: np.ndarray, taste_only: bool = False) -> np.ndarray:
+        """Trait weights of feature rows under the fitted basis (basis fixed); with
+        ``taste_only`` the rows hold the taste block alone."""
         c = self.config
+        k = self.n_traits_
         if not features.any():  # nothing known (or no rows): no weight on any trait
-            return np.zeros((features.shape[0], c.traits))
+            return np.zeros((features.shape[0], k))
+        basis = self.components_
+        if taste_only:
+            basis = np.ascontiguousarray(basis[:, : features.shape[1]])
         w, _, _ = non_negative_factorization(
-            np.asarray(features, dtype=np.float64), H=self.components_,
-            n_components=c.traits, update_H=False, solver="mu", beta_loss=c.beta_loss,
+            np.asarray(features, dtype=np.float64), H=basis,
+            n_components=k, update_H=False, solver=_solver(c.beta_loss), beta_loss=c.beta_loss,
             max_iter=500, tol=1e-6,
         )
         return np.asarray(w)
@@ -421,7 +534,9 @@ class ProfileModel:
         self._check_fitted()
         tokens = self.event_tokens(sequences, action_names)
         matrix = self._aggregate(sequences, tokens)
-        raw = self._solve(weighted_mean(matrix.weights, self.token_features))
+        names = self.action_names_ if action_names is None else tuple(action_names)
+        raw = self._solve(self._joint([weighted_mean(matrix.weights, self.token_features),
+                                       *self._behaviour_blocks(sequences, names)]))
         traits, cold = self._with_priors(matrix.known_tokens, raw)
         return Profiles(traits, raw, cold, matrix.known_tokens, self.assign_segments(traits),
                         matrix.unknown_tokens)
@@ -471,7 +586,7 @@ class ProfileModel:
     def _profile_frame(self, ids: np.ndarray, traits: np.ndarray, cold: np.ndarray,
                        known: np.ndarray) -> pl.DataFrame:
         columns: dict[str, Any] = {"customer_id": ids}
-        columns |= {f"trait_{j}": traits[:, j] for j in range(self.config.traits)}
+        columns |= {f"trait_{j}": traits[:, j] for j in range(self.n_traits_)}
         columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
                     "known_tokens": known}
         return pl.DataFrame(columns)
@@ -550,7 +665,7 @@ class ProfileModel:
         ``attention.*``) with its shape: what :meth:`state_arrays` writes and
         :meth:`from_state` reads back and checks."""
         c = self.config
-        v, k, d = len(self.vocabulary_), c.traits, c.dimension
+        v, k, d = len(self.vocabulary_), self.n_traits_, c.dimension
         n, a, i = self.customer_ids_.size, len(self.action_names_), self.item_ids_.size
         shapes: dict[str, tuple[int | None, ...]] = {
             "token_vectors": (v, d), "token_counts": (v,), "token_actions": (v,),
@@ -558,8 +673,14 @@ class ProfileModel:
             "anchor_centers": (None, d), "components": (k, None), "token_loadings": (v, k),
             "segment_centers": (None, k), "population_profile": (k,),
             "customer_traits": (n, k), "customer_raw": (n, k), "customer_cold": (n,),
-            "customer_known": (n,),
+            "customer_known": (n,), "block_scales": (3,),
         }
+        if c.behaviour:
+            shapes |= {"item_price_position": (i,), "style_centers": (None, len(VISIT_FEATURES)),
+                       "style_center": (len(VISIT_FEATURES),),
+                       "style_scale": (len(VISIT_FEATURES),),
+                       "behaviour_quantiles": (None, len(self.behaviour_names_)),
+                       "behaviour_population": (len(self.behaviour_names_),)}
         if c.aggregation == "attention":
             from funnelprint.profile.attention import AttentionAggregator
 
@@ -571,8 +692,16 @@ class ProfileModel:
         self._check_fitted()
         attention = self.aggregator_.state_arrays() if self.config.aggregation == "attention" \
             else {}
-        return {name: attention[name] if name in attention else getattr(self, name + "_")
+        behaviour = self._behaviour_arrays() if self.config.behaviour else {}
+        own = attention | behaviour
+        return {name: own[name] if name in own else getattr(self, name + "_")
                 for name in self.array_shapes()}
+
+    def _behaviour_arrays(self) -> dict[str, np.ndarray]:
+        return {"item_price_position": np.nan_to_num(self.item_price_position_, nan=-1.0),
+                "style_centers": self.styles_.centers_, "style_center": self.styles_.center_,
+                "style_scale": self.styles_.scale_,
+                "behaviour_quantiles": self.behaviour_scaler_.quantiles_}
 
     def state_meta(self) -> dict[str, Any]:
         """What :meth:`from_state` needs besides the arrays (JSON-ready)."""
@@ -580,7 +709,9 @@ class ProfileModel:
         return {"vocabulary": self.vocabulary_, "action_names": list(self.action_names_),
                 "customer_ids": [str(c) for c in self.customer_ids_],
                 "trait_info": self.trait_info_, "feature_shift": self.feature_shift_,
-                "reconstruction_err": self.reconstruction_err_}
+                "reconstruction_err": self.reconstruction_err_, "traits": self.n_traits_,
+                "behaviour_weight": self.behaviour_weight_, "selection": self.selection_,
+                "behaviour_names": list(getattr(self, "behaviour_names_", ()))}
 
     @classmethod
     def from_state(cls, config: ProfileConfig, item_ids: np.ndarray, read: ArrayReader,
@@ -596,20 +727,29 @@ class ProfileModel:
         model.trait_info_ = list(meta["trait_info"])
         model.feature_shift_ = float(meta["feature_shift"])
         model.reconstruction_err_ = float(meta["reconstruction_err"])
-        attention = {}
+        model.n_traits_ = int(meta["traits"])
+        model.behaviour_weight_ = float(meta["behaviour_weight"])
+        model.selection_ = dict(meta["selection"])
+        model.behaviour_names_ = tuple(str(n) for n in meta["behaviour_names"])
+        attention, behaviour = {}, {}
         for name, shape in model.array_shapes().items():
             value = read(name, shape)
             if name.startswith("attention."):
                 attention[name] = value
+            elif name in _BEHAVIOUR_ARRAYS:
+                behaviour[name] = value
             else:
                 setattr(model, name + "_", value)
+        if config.behaviour:
+            model._restore_behaviour(behaviour)
         if attention:
             from funnelprint.profile.attention import AttentionAggregator
 
             model.aggregator_ = AttentionAggregator.from_arrays(attention, config.dimension)
         model.customer_cold_ = model.customer_cold_.astype(bool)
         v, n_items = len(model.vocabulary_), model.item_ids_.size
-        if (len(model.trait_info_) != config.traits
+        if (len(model.trait_info_) != model.n_traits_
+                or (config.traits is not None and model.n_traits_ != config.traits)
                 or np.any((model.event_tokens_ < -1) | (model.event_tokens_ >= v))
                 or np.any((model.token_items_ < -1) | (model.token_items_ >= n_items))
                 or np.any((model.token_actions_ < 0)
@@ -619,6 +759,22 @@ class ProfileModel:
         model._customer_index = None
         model._derive_items()
         return model
+
+
+    def _restore_behaviour(self, arrays: dict[str, np.ndarray]) -> None:
+        position = arrays["item_price_position"]
+        self.item_price_position_ = np.where(position < 0, np.nan, position)
+        self.styles_ = VisitStyles(self.config.styles, seed=self.config.seed)
+        self.styles_.centers_ = arrays["style_centers"]
+        self.styles_.center_, self.styles_.scale_ = arrays["style_center"], arrays["style_scale"]
+        self.behaviour_scaler_ = BehaviourScaler()
+        self.behaviour_scaler_.quantiles_ = arrays["behaviour_quantiles"]
+        if set(self.behaviour_names_) - set(FEATURE_NAMES) or np.any(self.styles_.scale_ <= 0):
+            raise ValueError("the profile's behaviour state is inconsistent")
+
+
+_BEHAVIOUR_ARRAYS = frozenset({"item_price_position", "style_centers", "style_center",
+                               "style_scale", "behaviour_quantiles"})
 
 
 def token_sentences(names: np.ndarray, seq: Sequences, context: str,
@@ -650,6 +806,12 @@ def _event_table(n_actions: int, n_items: int, token_actions: np.ndarray,
         by_category[token_actions[~is_item], inverse[:n_cat]] = np.flatnonzero(~is_item)
         table[:, rare_items] = by_category[:, inverse[n_cat:]]
     return table
+
+
+def _solver(beta_loss: str) -> Literal["cd", "mu"]:
+    """Coordinate descent for the Frobenius loss (faster, deterministic); multiplicative
+    updates for Kullback-Leibler, which coordinate descent does not support."""
+    return "cd" if beta_loss == "frobenius" else "mu"
 
 
 def normalise(weights: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import NMF
 from sklearn.feature_extraction.text import TfidfTransformer
@@ -64,6 +65,38 @@ def flattened_baseline(dataset: Dataset, k: int, seed: int = 0,
     matrix = token_matrix(seq, column[encoded.codes], column.size, "mean")
     tfidf = TfidfTransformer().fit_transform(matrix.weights)
     w = NMF(n_components=k, init="nndsvda", max_iter=1000, random_state=seed).fit_transform(tfidf)
+    return dataset.customer_ids, normalise(w)
+
+
+def literal_baseline(dataset: Dataset, k: int = 16, seed: int = 0, workers: int = 2,
+                     session_gap_minutes: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """The pipeline as it is usually described, written plainly: gensim skip-gram on session
+    sentences of action-item tokens (64 dimensions, window 5, min_count 5, 5 negatives, 15
+    epochs, ``workers`` threads) -> per customer the mean of their token vectors weighted by
+    log(vocabulary size / (token count + 1)) -> minus the global minimum -> NMF with ``k``
+    components (``nndsvd``, 200 iterations) -> rows normalised to sum to 1."""
+    from gensim.models import Word2Vec
+
+    from funnelprint.embed.item2vec import stable_hash
+    from funnelprint.profile.model import token_sentences
+
+    seq = dataset.sequences
+    encoded = encode_tokens(seq, dataset.action_names, dataset.item_ids, None, TokenConfig(0))
+    names = np.asarray(encoded.names, dtype=object)[encoded.codes]
+    sentences = token_sentences(names, seq, "session", session_gap_minutes)
+    w2v = Word2Vec(sentences, vector_size=64, window=5, min_count=5, negative=5, epochs=15,
+                   sg=1, workers=workers, seed=seed, hashfxn=stable_hash)
+    index = {t: i for i, t in enumerate(w2v.wv.index_to_key)}
+    lookup = np.array([index.get(t, -1) for t in encoded.names], dtype=np.int64)
+    tokens = lookup[encoded.codes]
+    counts = np.array([w2v.wv.get_vecattr(t, "count") for t in w2v.wv.index_to_key],
+                      dtype=np.float64)
+    weight = np.log(len(index) / (counts + 1.0))
+    matrix = token_matrix(seq, tokens, len(index), "mean").weights @ sp.diags(weight)
+    totals = np.asarray(matrix.sum(axis=1)).ravel()
+    x = np.asarray(matrix @ w2v.wv.vectors) / np.maximum(totals, 1e-12)[:, None]
+    x = x - x.min()
+    w = NMF(n_components=k, init="nndsvd", max_iter=200, random_state=seed).fit_transform(x)
     return dataset.customer_ids, normalise(w)
 
 
