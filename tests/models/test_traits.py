@@ -45,7 +45,7 @@ def test_registry_builds_this_class_with_the_profile_defaults():
     config = model.config
     assert config.profile_config() == ProfileConfig()
     assert (config.aggregation, config.min_count, config.n_init, config.traits) == \
-        ("session", 5, 8, 8)
+        ("session", 5, 2, None)
     assert (config.trait_weight, config.last_n, config.decay) == (0.3, 5, 0.7)
     assert make_model("traits", traits=3, seed=2).config.profile_config() == \
         ProfileConfig(traits=3, seed=2)

@@ -32,8 +32,8 @@ def trait_columns(k: int) -> list[str]:
 
 
 def test_config_is_validated():
-    assert ProfileConfig().aggregation == "session" and ProfileConfig().n_init == 8
-    for bad in ({"aggregation": "median"}, {"traits": 0}, {"nonneg": "clip"},
+    assert ProfileConfig().aggregation == "session" and ProfileConfig().traits is None
+    for bad in ({"aggregation": "median"}, {"traits": 1}, {"nonneg": "clip"}, {"max_traits": 1},
                 {"segments": 0}, {"temperature": 0.0}, {"context": "day"}):
         with pytest.raises(ValueError):
             ProfileConfig(**bad)

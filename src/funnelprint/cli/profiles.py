@@ -95,7 +95,7 @@ def similar(model: ModelOpt, customer: CustomerOpt, k: KOpt = 10,
 
 def evaluate_profiles(
     sim_dir: Annotated[Path, typer.Option(help="Folder written by 'funnelprint simulate'")],
-    traits: Annotated[int | None, typer.Option(help="Traits (default: number of personas)")]
+    traits: Annotated[int | None, typer.Option(help="Traits (default: chosen from the data)")]
     = None,
     aggregation: Annotated[str, typer.Option(help="session, mean, tfidf, recency or "
                                              "attention")] = "session",
@@ -108,15 +108,14 @@ def evaluate_profiles(
 
     from funnelprint.data.products import read_products
     from funnelprint.profile.quality import evaluate_profiles as measure
-    from funnelprint.profile.quality import persona_columns
 
     positive("--traits", traits)
     log = load_log(sim_dir / "events.csv", None, None, None, "raise")
     truth = pl.read_csv(sim_dir / "truth.csv", schema_overrides={"customer_id": pl.String})
     products = read_products(sim_dir / "products.csv")
-    k = traits or len(persona_columns(truth))
     with console.status("fitting and scoring"):
-        report = measure(log, truth, products, k, aggregation, nonneg, seed)
+        report = measure(log, truth, products, traits, aggregation, nonneg, seed)
+    k = report["traits"]
     if as_json:
         write_json(report)
         return
@@ -124,7 +123,7 @@ def evaluate_profiles(
                   f"{k} traits)")
     for col in ("pipeline", "mean matched corr", "segment ARI", "per persona"):
         table.add_column(col)
-    for name in ("profile", "textbook", "flattened"):
+    for name in ("profile", "literal", "textbook", "flattened"):
         r = report[name]
         table.add_row(name, f"{r['mean_correlation']:.3f}", f"{r['segment_ari']:.3f}",
                       " ".join(f"{c:.2f}" for c in r["matched"]))

@@ -80,12 +80,15 @@ FEATURE_NAMES = tuple(f.name for f in FEATURES)
 
 @dataclass
 class BehaviourTable:
-    """Raw behaviour values (customers x features, in :attr:`names` order), and how many
-    events of each customer back the values (``events``)."""
+    """Raw behaviour values (customers x features, in :attr:`names` order), how many
+    events of each customer back the values (``events``), and the population value of each
+    feature the values were smoothed toward and filled with (``population``: the pooled
+    rate, or the mean over customers who have the feature)."""
 
     values: np.ndarray
     names: tuple[str, ...]
     events: np.ndarray
+    population: np.ndarray
 
 
 def price_positions(prices: np.ndarray | None, categories: np.ndarray | None) -> np.ndarray | None:
@@ -154,7 +157,6 @@ def behaviour_features(sequences: Sequences, action_names: tuple[str, ...],
     pair_row = rows[order][first_of_pair]
     carted_pair = np.bincount(pair, weights=cart[order], minlength=n_pairs) > 0
     bought_pair = np.bincount(pair, weights=buy[order], minlength=n_pairs) > 0
-    viewed_pair = np.bincount(pair, weights=view[order], minlength=n_pairs) > 0
     raw["carts_never_bought"] = (
         np.bincount(pair_row, weights=carted_pair & ~bought_pair, minlength=n_rows),
         np.bincount(pair_row, weights=carted_pair, minlength=n_rows))
@@ -228,8 +230,8 @@ def behaviour_features(sequences: Sequences, action_names: tuple[str, ...],
         for name, mask in (("viewed_price_position", view), ("carted_price_position", cart),
                            ("bought_price_position", buy)):
             raw[name] = _mean_by(rows, mask & priced, np.nan_to_num(pos), n_rows)
-    values = _finish(raw, names, population)
-    return BehaviourTable(values, names, np.diff(sequences.offsets))
+    values, used = _finish(raw, names, population)
+    return BehaviourTable(values, names, np.diff(sequences.offsets), used)
 
 
 def _seen_before(group: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -250,9 +252,10 @@ def _mean_by(rows: np.ndarray, mask: np.ndarray, values: np.ndarray, n_rows: int
 
 
 def _finish(raw: dict[str, tuple[np.ndarray, np.ndarray] | np.ndarray], names: tuple[str, ...],
-            population: np.ndarray | None) -> np.ndarray:
-    """Smoothed rates and means in ``names`` order; NaN means the population value."""
-    columns = []
+            population: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed rates and means in ``names`` order (NaN means the population value), and
+    the population values used — ``population`` when given, else estimated from ``raw``."""
+    columns, used = [], []
     for j, name in enumerate(names):
         value = raw[name]
         if isinstance(value, tuple):
@@ -260,19 +263,14 @@ def _finish(raw: dict[str, tuple[np.ndarray, np.ndarray] | np.ndarray], names: t
             rate = (population[j] if population is not None
                     else hits.sum() / max(trials.sum(), 1.0))
             columns.append((hits + PRIOR_TRIALS * rate) / (trials + PRIOR_TRIALS))
+            used.append(rate)
         else:
             fill = population[j] if population is not None else (
                 np.nanmean(value) if np.isfinite(value).any() else 0.0)
             columns.append(np.where(np.isfinite(value), value, fill))
-    return np.column_stack(columns) if columns else np.zeros((0, 0))
-
-
-def population_values(table: BehaviourTable) -> np.ndarray:
-    """The population value of each feature: the mean over customers with events."""
-    active = table.events > 0
-    if not active.any():
-        return np.zeros(len(table.names))
-    return table.values[active].mean(axis=0)
+            used.append(fill)
+    values = np.column_stack(columns) if columns else np.zeros((0, 0))
+    return values, np.asarray(used, dtype=np.float64)
 
 
 @dataclass
@@ -454,9 +452,11 @@ class VisitStyles:
         from sklearn.cluster import KMeans
 
         values = visits.values
-        self.center_ = np.nan_to_num(np.nanmedian(values, axis=0)) if values.size else \
-            np.zeros(values.shape[1])
-        spread = np.nanstd(values, axis=0) if values.size else np.ones(values.shape[1])
+        self.center_, spread = np.zeros(values.shape[1]), np.ones(values.shape[1])
+        present = np.isfinite(values).any(axis=0)  # a column is all-NaN without prices
+        if present.any():
+            self.center_[present] = np.nanmedian(values[:, present], axis=0)
+            spread[present] = np.nanstd(values[:, present], axis=0)
         self.scale_ = np.where(np.isfinite(spread) & (spread > 1e-9), spread, 1.0)
         z = self._standardise(values)
         if z.shape[0] > max_visits:  # the centres need a sample, not every visit
@@ -488,4 +488,4 @@ class VisitStyles:
 
 __all__ = ["FEATURES", "FEATURE_NAMES", "PRIOR_TRIALS", "VISIT_FEATURES", "BehaviourScaler",
            "BehaviourTable", "Feature", "VisitStyles", "VisitTable", "behaviour_features",
-           "population_values", "price_positions", "visit_features"]
+           "price_positions", "visit_features"]

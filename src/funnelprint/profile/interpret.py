@@ -175,7 +175,7 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
     row_totals = np.array([features[:, :n_taste].sum(axis=1).mean(),
                            features[:, n_taste:].sum(axis=1).mean()])
     population = values.mean(axis=0) if values.size else np.zeros(len(names))
-    n_typical = max(1, int(round(TYPICAL_SHARE * shares.shape[0])))
+    n_typical = max(1, round(TYPICAL_SHARE * shares.shape[0]))
     for j, trait in enumerate(traits):
         mass = np.array([components[j, :n_taste].sum(), components[j, n_taste:].sum()])
         relative = mass / np.maximum(row_totals, 1e-12)

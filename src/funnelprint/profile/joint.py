@@ -5,7 +5,8 @@ from the data.
 Each block (taste; visit styles and customer behaviour features, the two behaviour
 blocks) is first divided by its largest singular value after centring (the block weighting
 of multiple factor analysis), so that no block dominates by its number of columns or units.
-The remaining balance — how much the behaviour blocks weigh beside the taste block — and, unless given, the number of traits are chosen by bi-cross-validation
+The remaining balance — how much the behaviour blocks weigh beside the taste block — and,
+unless given, the number of traits are chosen by bi-cross-validation
 (Owen & Perry, 2009): the NMF basis is fitted on half of the customers; the other half's
 trait weights are solved from a random half of the columns and used to predict the other
 columns; the criterion is the sum over blocks of each block's held-out error relative to
@@ -15,6 +16,7 @@ the criterion rewards a basis that explains both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +56,7 @@ def held_out_error(x: np.ndarray, blocks: np.ndarray, k: int, seed: int,
     for _ in range(repeats):
         rows = rng.permutation(x.shape[0])
         train, test = rows[: rows.size // 2], rows[rows.size // 2:]
-        seen = rng.random(x.shape[1]) < 0.5
+        seen = np.asarray(rng.random(x.shape[1]) < 0.5)
         if seen.all() or not seen.any():
             seen[: x.shape[1] // 2], seen[x.shape[1] // 2:] = True, False
         h = NMF(k, init="nndsvda", max_iter=100, tol=1e-3,
@@ -100,9 +102,25 @@ def select(blocks: list[np.ndarray], traits: int | None, seed: int = 0,
     balance_scores: dict[float, float] = {}
     balance = 1.0
     if has_behaviour:
-        balance_scores = {w: held_out_error(stack(w), labels, k, seed) for w in BALANCE_GRID}
+        balance_scores = _walk_grid(lambda w: held_out_error(stack(w), labels, k, seed))
         balance = min(balance_scores, key=lambda w: (balance_scores[w], abs(np.log(w))))
     return Selection(int(k), float(balance), k_scores, balance_scores)
+
+
+def _walk_grid(score: Callable[[float], float]) -> dict[float, float]:
+    """Scores along :data:`BALANCE_GRID`, starting at its middle and walking outwards while
+    a neighbour scores better (the criterion is unimodal in practice, so this finds the grid
+    minimum with about half the fits)."""
+    grid = BALANCE_GRID
+    middle = len(grid) // 2
+    scores = {grid[i]: score(grid[i]) for i in (middle - 1, middle, middle + 1)
+              if 0 <= i < len(grid)}
+    for step in (-1, 1):
+        i = middle + step
+        while 0 <= i + step < len(grid) and scores[grid[i]] < scores[grid[i - step]]:
+            i += step
+            scores[grid[i]] = score(grid[i])
+    return scores
 
 
 __all__ = ["BALANCE_GRID", "Selection", "block_scale", "held_out_error", "select"]

@@ -48,7 +48,6 @@ from funnelprint.profile.behaviour import (
     BehaviourScaler,
     VisitStyles,
     behaviour_features,
-    population_values,
     price_positions,
     visit_features,
 )
@@ -347,7 +346,7 @@ class ProfileModel:
         self.styles_ = VisitStyles(c.styles, seed=c.seed).fit(visits)
         table = behaviour_features(seq, dataset.action_names, positions, gap)
         self.behaviour_names_ = table.names
-        self.behaviour_population_ = population_values(table)
+        self.behaviour_population_ = table.population
         active = table.events > 0
         self.behaviour_scaler_ = BehaviourScaler().fit(table.values[active])
         return (self.styles_.shares(visits, seq.n_rows),
@@ -362,10 +361,7 @@ class ProfileModel:
         if not self.config.behaviour:
             return [np.zeros((seq.n_rows, 0))] * 2
         positions = self.item_price_position_
-        if not np.isfinite(positions).any():
-            positions_or_none = None
-        else:
-            positions_or_none = positions
+        positions_or_none = positions if np.isfinite(positions).any() else None
         gap = self._gap_us()
         visits = visit_features(seq, action_names, positions_or_none, gap)
         table = behaviour_features(seq, action_names, positions_or_none, gap,
@@ -575,10 +571,11 @@ class ProfileModel:
     def _with_priors(self, known: np.ndarray, raw: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised traits, with a prior for customers with too few known tokens: the
-        nearest segment's centre, or the population profile when none is known."""
+        nearest segment's centre, or the population profile when none is known (behaviour
+        alone, from events of unknown products, is too little to pick a segment)."""
         traits = normalise(raw)
         cold = known < self.config.min_known_tokens
-        empty = traits.sum(axis=1) == 0
+        empty = (known == 0) | (traits.sum(axis=1) == 0)
         prior = np.where(empty[:, None], self.population_profile_,
                          self.segment_profiles_[self.assign_segments(traits)])
         return np.where(cold[:, None], normalise(prior), traits), cold

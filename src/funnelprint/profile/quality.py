@@ -21,8 +21,11 @@ from funnelprint.profile.model import ProfileModel, fit_segments, normalise
 
 def trait_recovery(truth: np.ndarray, learned: np.ndarray) -> dict:
     """Match each true dimension to one learned trait (Hungarian, on correlation) and report
-    the matched correlations and their mean."""
+    the matched correlations and their mean (a true dimension with more dimensions than
+    traits left over is matched to nothing and counts as 0)."""
     corr = _column_correlation(truth, learned)
+    if learned.shape[1] < truth.shape[1]:  # pad: unmatched dimensions score 0
+        corr = np.hstack([corr, np.zeros((corr.shape[0], truth.shape[1] - learned.shape[1]))])
     rows, cols = linear_sum_assignment(-np.nan_to_num(corr, nan=-1.0))
     matched = corr[rows, cols]
     return {"mean_correlation": float(np.mean(matched)),
@@ -74,7 +77,12 @@ def literal_baseline(dataset: Dataset, k: int = 16, seed: int = 0, workers: int 
     sentences of action-item tokens (64 dimensions, window 5, min_count 5, 5 negatives, 15
     epochs, ``workers`` threads) -> per customer the mean of their token vectors weighted by
     log(vocabulary size / (token count + 1)) -> minus the global minimum -> NMF with ``k``
-    components (``nndsvd``, 200 iterations) -> rows normalised to sum to 1."""
+    components (``nndsvd``, 200 iterations) -> rows normalised to sum to 1.
+
+    The weight is clipped at 0: a token counted more often than the vocabulary is long (the
+    views of the most popular products) would get a negative weight, and a customer whose
+    weights sum to nearly zero gets a mean that explodes (measured: matched correlation 0.06
+    unclipped, 0.48 clipped, on the ``independent`` shop)."""
     from gensim.models import Word2Vec
 
     from funnelprint.embed.item2vec import stable_hash
@@ -91,7 +99,7 @@ def literal_baseline(dataset: Dataset, k: int = 16, seed: int = 0, workers: int 
     tokens = lookup[encoded.codes]
     counts = np.array([w2v.wv.get_vecattr(t, "count") for t in w2v.wv.index_to_key],
                       dtype=np.float64)
-    weight = np.log(len(index) / (counts + 1.0))
+    weight = np.maximum(np.log(len(index) / (counts + 1.0)), 0.0)
     matrix = token_matrix(seq, tokens, len(index), "mean").weights @ sp.diags(weight)
     totals = np.asarray(matrix.sum(axis=1)).ravel()
     x = np.asarray(matrix @ w2v.wv.vectors) / np.maximum(totals, 1e-12)[:, None]
@@ -129,10 +137,10 @@ def align(truth: pl.DataFrame, ids: np.ndarray, learned: np.ndarray
 
 
 def evaluate_profiles(log: EventLog, truth: pl.DataFrame, products: pl.DataFrame | None,
-                      traits: int, aggregation: str = "session", nonneg: str = "anchors",
-                      seed: int = 0) -> dict:
-    """Fit a profile with ``traits`` traits on every event of ``log`` (items described by
-    ``products``) and report :func:`profile_quality`."""
+                      traits: int | None = None, aggregation: str = "session",
+                      nonneg: str = "anchors", seed: int = 0) -> dict:
+    """Fit a profile with ``traits`` traits (None: chosen from the data) on every event of
+    ``log`` (items described by ``products``) and report :func:`profile_quality`."""
     dataset = Dataset.from_events(log, collapse_repeats=False, products=products)
     model = ProfileModel(traits=traits, aggregation=aggregation, nonneg=nonneg, seed=seed)
     model.fit(dataset)
@@ -144,15 +152,19 @@ def profile_quality(dataset: Dataset, truth: pl.DataFrame, model: ProfileModel,
     """Trait recovery and segment ARI for ``model`` (fitted on ``dataset``) and both
     baselines; the share of each item's nearest items in its category where the dataset
     knows categories."""
-    k = model.config.traits
-    n_personas = len(persona_columns(truth))
+    k = model.traits
+    columns = persona_columns(truth)
+    n_personas = len(columns)
     ids, traits = model.customer_ids_, model.customer_traits_
     warm = ~model.customer_cold_
     rows = {"profile": (ids[warm], traits[warm]),
+            "literal": literal_baseline(dataset, 16, seed,
+                                        session_gap_minutes=model.config.session_gap_minutes),
             "textbook": textbook_baseline(model, dataset, k, seed),
             "flattened": flattened_baseline(dataset, k, seed, TokenConfig(
                 model.config.rare_product_min_count))}
-    report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas}
+    report: dict = {"customers": int(warm.sum()), "traits": k, "personas": n_personas,
+                    "dimensions": columns}
     # The same segmentation of the true mixes: how far segments can agree with dominant personas.
     true_mix, _, dominant = align(truth, ids[warm], traits[warm])
     report["truth_segment_ari"] = segment_agreement(dominant, true_mix, n_personas, seed)
@@ -160,6 +172,8 @@ def profile_quality(dataset: Dataset, truth: pl.DataFrame, model: ProfileModel,
         true_mix, found, dominant = align(truth, cid, learned)
         report[name] = {**trait_recovery(true_mix, found),
                         "segment_ari": segment_agreement(dominant, found, n_personas, seed)}
+    report["profile"]["names"] = [
+        model.trait_info_[j]["name"] if j < k else "" for j in report["profile"]["assignment"]]
     categories = dataset.item_categories
     if categories is not None:
         has = (np.linalg.norm(model.item_vectors_, axis=1) > 0) & (categories != "")
