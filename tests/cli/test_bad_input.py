@@ -236,6 +236,7 @@ def test_checkout_as_buy_counts_purchases(cli, env, tmp_path):
 
 
 @pytest.mark.parametrize("products", ["product_id,category,price\np0001,a,1\n",
+                                      "product_id,brand\np0001,x\n", "product_id\np0001\n",
                                       "product_id,category,brand,price\np0001,a,x,abc\n"
                                       "p0002,b,y,2\n"])
 def test_partial_products_files_fit(cli, env, tmp_path, products):

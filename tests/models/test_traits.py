@@ -45,14 +45,14 @@ def test_registry_builds_this_class_with_the_profile_defaults():
     config = model.config
     assert config.profile_config() == ProfileConfig()
     assert (config.aggregation, config.min_count, config.n_init, config.traits) == \
-        ("session", 5, 2, None)
-    assert (config.trait_weight, config.last_n, config.decay) == (0.3, 5, 0.7)
+        ("session", 5, 1, None)
+    assert (config.last_n, config.decay) == (5, 0.7)
     assert make_model("traits", traits=3, seed=2).config.profile_config() == \
         ProfileConfig(traits=3, seed=2)
     assert TraitsRecommender.reads >= {"sessions", "item_metadata", "every_event"}
 
 
-@pytest.mark.parametrize("bad", [{"trait_weight": 1.5}, {"decay": 0.0}, {"last_n": 0},
+@pytest.mark.parametrize("bad", [{"trait_weight": 0.3}, {"decay": 0.0}, {"last_n": 0},
                                  {"traits": 0}, {"aggregation": "median"}, {"traits": "4"},
                                  {"unknown": 1}])
 def test_config_is_validated(bad):

@@ -42,6 +42,8 @@ def evaluate(
     ties: Annotated[str, typer.Option(help="pessimistic or optimistic")] = "pessimistic",
     part: Annotated[str, typer.Option(help="test or valid")] = "test",
     kcore: Annotated[int, typer.Option(help="k-core filter (0 = off)")] = 0,
+    products: Annotated[Path | None, typer.Option(
+        help="Products file (product_id and any of category, brand, price)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown table")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
@@ -65,8 +67,8 @@ def evaluate(
         check_output_suffix(markdown, (".md", ".markdown"), "--markdown")
     progress = not as_json and sys.stderr.isatty()
     if model_dir is not None:
-        if data is not None:
-            raise ValueError("give --data or --model-dir, not both")
+        if data is not None or products is not None:
+            raise ValueError("give --data (and --products) or --model-dir, not both")
         record = evaluate_saved(model_dir, parsed, ks, keep_seen, cast(Ties, ties), seed, part,
                                 progress)
     else:
@@ -74,6 +76,10 @@ def evaluate(
             raise ValueError("give --data (or --model-dir for a saved model)")
         mapping = ColumnMapping.from_options(columns, actions, names)
         dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error_mode(on_error))
+        if products is not None:
+            from funnelprint.data.products import read_products
+
+            dataset = dataset.with_products(read_products(products))
         keys = [m.strip() for m in models.split(",") if m.strip()]
         if not keys:
             raise ValueError("--models names no model")

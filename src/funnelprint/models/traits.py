@@ -23,6 +23,7 @@ from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.sequences import Sequences
+from funnelprint.models import affinity
 from funnelprint.models.baselines import popularity_share
 from funnelprint.models.contract import (
     Evidence,
@@ -33,7 +34,6 @@ from funnelprint.models.contract import (
     Recommender,
     Validator,
 )
-from funnelprint.models.item2vec import recent_query
 from funnelprint.models.registry import register
 from funnelprint.profile.features import unit_rows
 from funnelprint.profile.model import ProfileConfig, ProfileModel
@@ -48,19 +48,18 @@ _ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": 
 @dataclass(frozen=True)
 class TraitsConfig(ModelConfig, ProfileConfig):
     """The profile settings (see :class:`~funnelprint.profile.model.ProfileConfig`) and how
-    items are scored: ``trait_weight`` x cosine(trait mix, item's traits) + (1 -
-    ``trait_weight``) x cosine(query, item vector), the query being the recency-weighted
-    sum of the vectors of the last ``last_n`` items (the k-th most recent weighs
-    ``decay``**k). Seen items are excluded by the caller (``recommend(exclude_seen=...)``).
+    items are scored: a learned weighted sum of the affinity features of
+    :mod:`funnelprint.models.affinity` (popularity, trait fit, similarity to the last
+    ``last_n`` items with the k-th most recent weighing ``decay``**k, category shares, price
+    fit, items left in the cart). Seen items are excluded by the caller
+    (``recommend(exclude_seen=...)``).
     """
 
-    trait_weight: float = 0.3
     last_n: int = 5
     decay: float = 0.7
 
     def validate(self) -> None:
         ProfileConfig.validate(self)
-        fraction(self, "trait_weight", zero=True)
         at_least(self, 1, "last_n")
         fraction(self, "decay")
 
@@ -91,21 +90,46 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         self.profile_ = ProfileModel(self.config.profile_config()).fit(train)
         self.popularity_ = popularity_share(train)
         self._derive()
+        self.weights_ = self._learn_weights(train)
+        log.info("trait recommender weights: %s", ", ".join(
+            f"{n} {w:.2f}" for n, w in zip(affinity.FEATURES, self.weights_, strict=True)))
         return self
 
     def _derive(self) -> None:
         self.item_traits_ = unit_rows(self.profile_.item_traits_)
         self.item_vectors_ = self.profile_.item_vectors_
+        positions = getattr(self.profile_, "item_price_position_", None)
+        self.items_ = affinity.ItemSide.build(
+            self.dataset_.item_counts(), self.profile_.item_traits_, self.item_vectors_,
+            self.dataset_.item_categories,
+            np.full(self.dataset_.n_items, np.nan) if positions is None else positions)
+
+    def _learn_weights(self, train: Dataset) -> np.ndarray:
+        """Feature weights that best predict each (sampled) customer's last training step
+        from the steps before it."""
+        seq = train.sequences
+        eligible = np.flatnonzero(seq.lengths >= 2)
+        if eligible.size == 0:
+            raise ValueError("the trait recommender needs customers with two or more steps")
+        rng = np.random.default_rng(self.config.seed)
+        rows = np.sort(rng.choice(eligible, min(eligible.size, affinity.MAX_TRAINING_ROWS),
+                                  replace=False))
+        targets = seq.items[seq.offsets[rows + 1] - 1].astype(np.int64)
+        history = seq.select(rows).drop_last(1)
+        mix = self.profile_.profile(history, train.action_names).traits
+        stack, columns = affinity.training_stack(history, mix, targets, self.items_,
+                                                 train.action_names, self.config.last_n,
+                                                 self.config.decay, self.config.seed)
+        return affinity.learn_weights(stack, columns)
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        """Trait affinity and recent-item similarity of every item; each row's traits are
+        """The learned weighted sum of every item's affinity features; each row's traits are
         solved from the history given (no stored profile is read)."""
         c = self.config
-        mix = unit_rows(self.profile_.profile(history).traits)
-        query = unit_rows(recent_query(history, self.item_vectors_, c.last_n, c.decay))
-        score = (c.trait_weight * (mix @ self.item_traits_.T)
-                 + (1 - c.trait_weight) * (query @ self.item_vectors_.T))
-        return (score + 1e-6 * self.popularity_).astype(np.float32)
+        mix = self.profile_.profile(history).traits
+        score = affinity.weighted_scores(history, mix, self.items_, self.dataset_.action_names,
+                                         c.last_n, c.decay, self.weights_)
+        return score + np.float32(1e-6) * self.popularity_.astype(np.float32)
 
     # ------------------------------------------------------------------ reasons
 
@@ -162,7 +186,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
     def to_state(self) -> ModelState:
         self._check_fitted()
         profile = ModelState(self.profile_.state_arrays(), self.profile_.state_meta())
-        return ModelState({"popularity": self.popularity_}).with_nested("profile", profile)
+        return ModelState({"popularity": self.popularity_, "weights": self.weights_}
+                          ).with_nested("profile", profile)
 
     @classmethod
     def from_state(cls, config: TraitsConfig, dataset: Dataset, state: ModelState) -> Self:
@@ -172,5 +197,6 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         model.profile_ = ProfileModel.from_state(config.profile_config(), dataset.item_ids,
                                                  nested.array, nested.meta)
         model.popularity_ = state.array("popularity", (dataset.n_items,))
+        model.weights_ = state.array("weights", (len(affinity.FEATURES),))
         model._derive()
         return model

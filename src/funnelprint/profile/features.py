@@ -48,7 +48,7 @@ class TokenFeaturizer:
         self.centers_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
         if self.method == "anchors":
             n = min(self.anchors, vectors.shape[0])
-            km = KMeans(n_clusters=n, n_init=3, random_state=self.seed).fit(unit_rows(vectors))
+            km = KMeans(n_clusters=n, n_init=1, random_state=self.seed).fit(unit_rows(vectors))
             self.centers_ = unit_rows(km.cluster_centers_).astype(np.float32)
         return self
 

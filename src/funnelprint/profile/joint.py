@@ -16,11 +16,16 @@ the criterion rewards a basis that explains both.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.decomposition import NMF, non_negative_factorization
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 #: Candidate weights of the behaviour block relative to the taste block (after both are
 #: scaled to a unit leading singular value).
@@ -46,32 +51,53 @@ class Selection:
     balance_scores: dict[float, float]
 
 
+Split = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def splits(n_rows: int, n_cols: int, seed: int, repeats: int = 2) -> list[Split]:
+    """``repeats`` random (training rows, test rows, seen columns) splits."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(repeats):
+        rows = rng.permutation(n_rows)
+        seen = np.asarray(rng.random(n_cols) < 0.5)
+        if seen.all() or not seen.any():
+            seen[: n_cols // 2], seen[n_cols // 2:] = True, False
+        out.append((rows[: n_rows // 2], rows[n_rows // 2:], seen))
+    return out
+
+
+def split_error(x: np.ndarray, blocks: np.ndarray, k: int, split: Split, seed: int) -> float:
+    """The criterion of one split: the sum over blocks of held-out squared error relative
+    to predicting the block's training column means."""
+    train, test, seen = split
+    h = NMF(k, init="nndsvda", max_iter=100, tol=1e-3, random_state=seed).fit(x[train]).components_
+    w, _, _ = non_negative_factorization(
+        x[test][:, seen], H=np.ascontiguousarray(h[:, seen]), n_components=k,
+        update_H=False, max_iter=100, tol=1e-3)
+    hidden = ~seen
+    residual = x[test][:, hidden] - w @ h[:, hidden]
+    baseline = x[test][:, hidden] - x[train][:, hidden].mean(axis=0)
+    total = 0.0
+    for b in np.unique(blocks[hidden]):
+        cols = blocks[hidden] == b
+        total += float((residual[:, cols] ** 2).sum() / max((baseline[:, cols] ** 2).sum(), 1e-12))
+    return total
+
+
 def held_out_error(x: np.ndarray, blocks: np.ndarray, k: int, seed: int,
-                   repeats: int = 2) -> float:
+                   repeats: int = 2, pool: Executor | None = None) -> float:
     """Bi-cross-validation criterion of a ``k``-trait NMF of ``x``: the sum over blocks
     (``blocks[j]`` is column j's block) of held-out squared error relative to the block's
-    column means, averaged over ``repeats`` random splits."""
-    rng = np.random.default_rng(seed)
-    total = 0.0
-    for _ in range(repeats):
-        rows = rng.permutation(x.shape[0])
-        train, test = rows[: rows.size // 2], rows[rows.size // 2:]
-        seen = np.asarray(rng.random(x.shape[1]) < 0.5)
-        if seen.all() or not seen.any():
-            seen[: x.shape[1] // 2], seen[x.shape[1] // 2:] = True, False
-        h = NMF(k, init="nndsvda", max_iter=100, tol=1e-3,
-                random_state=seed).fit(x[train]).components_
-        w, _, _ = non_negative_factorization(
-            x[test][:, seen], H=np.ascontiguousarray(h[:, seen]), n_components=k,
-            update_H=False, max_iter=100, tol=1e-3)
-        hidden = ~seen
-        residual = x[test][:, hidden] - w @ h[:, hidden]
-        baseline = x[test][:, hidden] - x[train][:, hidden].mean(axis=0)
-        for b in np.unique(blocks[hidden]):
-            cols = blocks[hidden] == b
-            total += float((residual[:, cols] ** 2).sum()
-                           / max((baseline[:, cols] ** 2).sum(), 1e-12))
-    return total / repeats
+    column means, averaged over ``repeats`` random splits (run side by side on ``pool``)."""
+    def one(split: Split) -> float:
+        return split_error(x, blocks, k, split, seed)
+
+    parts = splits(x.shape[0], x.shape[1], seed, repeats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        errors = list(pool.map(one, parts)) if pool is not None else [one(p) for p in parts]
+    return float(np.mean(errors))
 
 
 def select(blocks: list[np.ndarray], traits: int | None, seed: int = 0,
@@ -80,6 +106,24 @@ def select(blocks: list[np.ndarray], traits: int | None, seed: int = 0,
     block) from :data:`BALANCE_GRID` and, where ``traits`` is None, the number of traits
     from ``trait_grid``, on at most ``sample`` customers. The blocks are given already
     scaled by :func:`block_scale`."""
+    # The sample is small: threaded BLAS spends more on handing out its many small
+    # products than it saves, so one thread is faster (and leaves the cores to others).
+    # Each candidate is an independent seeded fit, so running them side by side (BLAS and
+    # the NMF solver release the GIL) changes nothing but the wall time.
+    # The criterion's fits have a fixed budget on purpose: their not converging is expected.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(_workers()) as pool, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _select(blocks, traits, seed, trait_grid, sample, pool)
+
+
+def _workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
+
+
+def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
+            trait_grid: tuple[int, ...], sample: int, pool: Executor) -> Selection:
     rng = np.random.default_rng(seed)
     n = blocks[0].shape[0]
     rows = rng.choice(n, min(sample, n), replace=False)
@@ -97,30 +141,49 @@ def select(blocks: list[np.ndarray], traits: int | None, seed: int = 0,
         limit = max(2, min(rows.size // 4, labels.size - 1))
         grid = [g for g in trait_grid if 2 <= g <= limit] or [min(2, limit)]
         x = stack(1.0)
-        k_scores = {g: held_out_error(x, labels, g, seed) for g in grid}
+        k_parts = splits(x.shape[0], x.shape[1], seed)
+        jobs = [(g, p) for g in grid for p in k_parts]
+        errors = list(pool.map(lambda job: split_error(x, labels, job[0], job[1], seed), jobs))
+        k_scores = {g: float(np.mean([e for (h, _), e in zip(jobs, errors, strict=True)
+                                      if h == g])) for g in grid}
         k = min(k_scores, key=lambda g: (k_scores[g], g))
     balance_scores: dict[float, float] = {}
     balance = 1.0
     if has_behaviour:
-        balance_scores = _walk_grid(lambda w: held_out_error(stack(w), labels, k, seed))
+        # The trait grid ran at weight 1 with the same splits: reuse its score there.
+        known = {1.0: k_scores[k]} if k in k_scores else {}
+        w_parts = splits(rows.size, labels.size, seed)
+
+        def scores(weights: list[float]) -> list[float]:
+            todo = [w for w in weights if w not in known]
+            jobs = [(w, p) for w in todo for p in w_parts]
+            errors = list(pool.map(lambda job: split_error(stack(job[0]), labels, k, job[1],
+                                                           seed), jobs))
+            for w in todo:
+                known[w] = float(np.mean([e for (v, _), e in zip(jobs, errors, strict=True)
+                                          if v == w]))
+            return [known[w] for w in weights]
+
+        balance_scores = _walk_grid(scores)
         balance = min(balance_scores, key=lambda w: (balance_scores[w], abs(np.log(w))))
     return Selection(int(k), float(balance), k_scores, balance_scores)
 
 
-def _walk_grid(score: Callable[[float], float]) -> dict[float, float]:
+def _walk_grid(score: Callable[[list[float]], list[float]]) -> dict[float, float]:
     """Scores along :data:`BALANCE_GRID`, starting at its middle and walking outwards while
     a neighbour scores better (the criterion is unimodal in practice, so this finds the grid
     minimum with about half the fits)."""
     grid = BALANCE_GRID
     middle = len(grid) // 2
-    scores = {grid[i]: score(grid[i]) for i in (middle - 1, middle, middle + 1)
-              if 0 <= i < len(grid)}
+    first = [grid[i] for i in (middle - 1, middle, middle + 1) if 0 <= i < len(grid)]
+    scores = dict(zip(first, score(first), strict=True))
     for step in (-1, 1):
         i = middle + step
         while 0 <= i + step < len(grid) and scores[grid[i]] < scores[grid[i - step]]:
             i += step
-            scores[grid[i]] = score(grid[i])
+            scores[grid[i]] = score([grid[i]])[0]
     return scores
 
 
-__all__ = ["BALANCE_GRID", "Selection", "block_scale", "held_out_error", "select"]
+__all__ = ["BALANCE_GRID", "Selection", "block_scale", "held_out_error", "select", "split_error",
+           "splits"]

@@ -133,12 +133,12 @@ class ProfileConfig:
     window: int = 5
     min_count: int = 5
     negative: int = 5
-    epochs: int = 5
+    epochs: int = 3
     segments: int | None = None
     min_known_tokens: int = 3
     half_life_days: float = 14.0
     session_gap_minutes: float = 30.0
-    n_init: int = 2
+    n_init: int = 1
     rare_product_min_count: int = 0
     seed: int = 0
 
@@ -398,7 +398,7 @@ class ProfileModel:
         for start in range(c.n_init):
             nmf = NMF(n_components=self.n_traits_, init="nndsvda" if start == 0 else "random",
                       solver=_solver(c.beta_loss), beta_loss=c.beta_loss, max_iter=400,
-                      tol=1e-5,
+                      tol=1e-4,
                       random_state=c.seed + start)
             nmf.fit(features)
             if nmf.reconstruction_err_ < best_err:
@@ -827,7 +827,7 @@ def hellinger(traits: np.ndarray) -> np.ndarray:
 
 def fit_segments(traits: np.ndarray, n: int, seed: int = 0) -> KMeans:
     """KMeans with ``n`` segments on trait mixes in Hellinger coordinates."""
-    return KMeans(n_clusters=n, n_init=10, random_state=seed).fit(hellinger(traits))
+    return KMeans(n_clusters=n, n_init=4, random_state=seed).fit(hellinger(traits))
 
 
 __all__ = ["ArrayReader", "ProfileConfig", "ProfileModel", "Profiles", "fit_segments",
