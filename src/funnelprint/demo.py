@@ -27,14 +27,14 @@ def main() -> None:
     events = str(data / "events.csv")
     model = str(args.out / "model")
     run(["inspect", events])
-    run(["fit", events, "--out", model, "--products", str(data / "products.csv"),
-         "--traits", "6", "--seed", str(args.seed)])
+    products = str(data / "products.csv")
+    run(["fit", events, "--out", model, "--products", products, "--seed", str(args.seed)])
     run(["profile", events, "--model", model, "--out", str(args.out / "profiles.parquet")])
     run(["traits", "--model", model])
     run(["similar", "--model", model, "--customer", "u0001", "--k", "5"])
     run(["recommend", "--model", model, "--customer", "u0001", "--k", "5"])
-    run(["evaluate", "--data", f"events:{events}", "--models", "pop,itemknn,markov",
-         "--protocol", "temporal-full"])
+    run(["evaluate", "--data", f"events:{events}", "--products", products, "--models",
+         "traits,pop,itemknn,markov", "--protocol", "temporal-full"])
     sequential = str(args.out / "funnelformer")
     run(["fit", events, "--out", sequential, "--model-type", "funnelformer",
          "--time-budget", "60", "--seed", str(args.seed)])

@@ -67,17 +67,24 @@ def profile(
 
 
 def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
-    """Describe each trait: name, top tokens, products, categories, action mix."""
+    """Describe each trait: name, kind (taste, behaviour or mixed), the behaviour evidence
+    with lifts over the population, top categories, brands, products, tokens, action mix."""
     fitted = load_traits(model).profile_
     if as_json:
         write_json(fitted.trait_info_)
         return
     for info in fitted.trait_info_:
-        console.print(f"[bold]{info['trait']}[/]: {info['name']}")
+        console.print(f"[bold]{info['trait']}[/]: {info['name']}  [dim]({info['kind']}, "
+                      f"{info['behaviour_share']:.0%} behaviour)[/]")
+        for row in info["evidence"][:3]:
+            console.print(f"  evidence     {row['reads']}: {row['feature']} {row['value']:.3g} "
+                          f"vs {row['population']:.3g} population (x{row['lift']:.2f})")
         mix = " · ".join(f"{k} {v:.0%}" for k, v in info["action_mix"].items())
         console.print(f"  action mix   {mix}")
         if info.get("top_categories"):
             console.print(f"  categories   {', '.join(info['top_categories'][:5])}")
+        if info.get("top_brands"):
+            console.print(f"  brands       {', '.join(info['top_brands'][:5])}")
         console.print(f"  products     {', '.join(info['top_products'][:6])}")
         console.print(f"  tokens       {', '.join(info['top_tokens'][:6])}")
     for seg in fitted.segment_summary():

@@ -9,8 +9,10 @@ Features (one rows x items matrix each):
 ``recent``          cosine of the recency-weighted vector of the last items and the item's
 ``category``        share of the customer's steps in the item's category
 ``recent_category`` share of the customer's last steps in the item's category
-``price``           0.5 - |customer's mean price position - item's| (0 where either is unknown)
-``carted_price``    the same with the mean over the customer's carted and bought items
+``price``           0.5 - |customer's mean price percentile - item's| (0 where either is unknown)
+``carted_price``    4 (customer's mean price percentile over carts and purchases - 0.5)
+                    (item's - 0.5): positive when both sit on the cheap side or both on
+                    the dear side
 ``left_in_cart``    1 where the customer carted the item and neither bought nor removed it after
 ``seen``            1 where the item is in the customer's history
 
@@ -21,6 +23,7 @@ more than category, or where carts come back, learns that from its own data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +90,8 @@ def features(history: Sequences, mix: np.ndarray, items: ItemSide, action_names:
     out[4] = _category_share(history.last(last_n), items)
     carted = _flag(history, action_names, "add_to_cart", "purchase")
     out[5] = _price_fit(history, np.ones(history.items.size, dtype=bool), items)
-    out[6] = _price_fit(history, carted, items)
-    out[7] = _left_in_cart(history, action_names, items.n_items)
+    out[6] = _price_fit(history, carted, items, side=True)
+    out[7] = left_in_cart(history, action_names, items.n_items)
     out[8] = _seen(history, items.n_items)
     return out
 
@@ -114,19 +117,24 @@ def _category_share(history: Sequences, items: ItemSide) -> np.ndarray:
     return out
 
 
-def _price_fit(history: Sequences, use: np.ndarray, items: ItemSide) -> np.ndarray:
+def _price_fit(history: Sequences, use: np.ndarray, items: ItemSide, side: bool = False
+               ) -> np.ndarray:
     rows = history.n_rows
     position = items.price_positions[history.items]
     use = use & np.isfinite(position)
     row = row_of(history.offsets)[use]
     n = np.bincount(row, minlength=rows)
     mean = np.bincount(row, position[use], minlength=rows) / np.maximum(n, 1)
-    fit = 0.5 - np.abs(mean[:, None] - items.price_positions[None, :])
+    gap = mean[:, None] - items.price_positions[None, :]
+    # Closeness (0.5 - distance), or ``side``: agreement on which side of the middle
+    # (positive when both are cheap or both dear, strongest at the ends).
+    fit = (4.0 * (mean[:, None] - 0.5) * (items.price_positions[None, :] - 0.5) if side
+           else 0.5 - np.abs(gap))
     known = (n > 0)[:, None] & np.isfinite(items.price_positions)[None, :]
     return np.where(known, fit, 0.0).astype(np.float32)
 
 
-def _left_in_cart(history: Sequences, action_names: tuple[str, ...], n_items: int) -> np.ndarray:
+def left_in_cart(history: Sequences, action_names: tuple[str, ...], n_items: int) -> np.ndarray:
     """Items whose last cart-related step (cart, removal, purchase) is a cart."""
     rows = history.n_rows
     out = np.zeros((rows, n_items), dtype=np.float32)
@@ -163,23 +171,83 @@ def candidates(n_items: int, targets: np.ndarray, seed: int) -> np.ndarray:
                           axis=1)
 
 
-def learn_weights(stack: np.ndarray, target_columns: np.ndarray) -> np.ndarray:
-    """Weights of the features that maximise the softmax likelihood of the target column of
-    every row of ``stack`` (rows, candidates, F)."""
+def learn_weights(stack: np.ndarray, target_columns: np.ndarray, allowed: np.ndarray,
+                  free: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Weights that maximise the softmax likelihood of the target column of every row of
+    ``stack`` (rows, candidates, F) among its ``allowed`` candidates; only the ``free``
+    weights move from ``start``."""
     x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
     target = torch.from_numpy(target_columns.astype(np.int64))
-    weights = torch.zeros(stack.shape[2], dtype=torch.float32, requires_grad=True)
-    optimiser = torch.optim.LBFGS([weights], max_iter=100, line_search_fn="strong_wolfe")
+    blocked = torch.from_numpy(~allowed)
+    fixed = torch.from_numpy(np.where(free, 0.0, start).astype(np.float32))
+    mask = torch.from_numpy(free.astype(np.float32))
+    moving = torch.from_numpy(np.where(free, start, 0.0).astype(np.float32)).requires_grad_()
+    optimiser = torch.optim.LBFGS([moving], max_iter=100, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        loss = (torch.nn.functional.cross_entropy(x @ weights, target)
-                + L2 * weights.square().sum())
+        weights = fixed + mask * moving
+        logits = (x @ weights).masked_fill(blocked, -torch.inf)
+        loss = (torch.nn.functional.cross_entropy(logits, target)
+                + L2 * (mask * moving).square().sum())
         loss.backward()
         return loss
 
     optimiser.step(closure)
-    return weights.detach().numpy().astype(np.float64)
+    return (fixed + mask * moving).detach().numpy().astype(np.float64)
+
+
+def fit_weights(sequences: Sequences, profile: Callable[[Sequences], np.ndarray],
+                items: ItemSide, action_names: tuple[str, ...], last_n: int, decay: float,
+                seed: int) -> np.ndarray:
+    """The feature weights, learned on a sample of the training customers in two steps.
+
+    First, how to rank items a customer has not touched: each customer's last step to an
+    item new to them is the target, among the items new to them, from the steps before it.
+    Then, with those weights fixed, how much a touched item (and one left in the cart)
+    comes back: the last step is the target among every item, from the steps before it.
+    ``profile`` gives the trait mix of each row of a history.
+    """
+    rng = np.random.default_rng(seed)
+    eligible = np.flatnonzero(sequences.lengths >= 2)
+    if eligible.size == 0:
+        raise ValueError("the trait recommender needs customers with two or more steps")
+    rows = np.sort(rng.choice(eligible, min(eligible.size, MAX_TRAINING_ROWS), replace=False))
+    seq = sequences.select(rows)
+    revisit = np.isin(np.arange(len(FEATURES)), [FEATURES.index("left_in_cart"),
+                                                 FEATURES.index("seen")])
+    weights = np.zeros(len(FEATURES))
+    new_at = _last_new_step(seq)
+    has_new = new_at >= 1
+    if has_new.any():
+        part = seq.select(np.flatnonzero(has_new))
+        at = new_at[has_new]
+        history = part.mask(part.positions() < np.repeat(at, part.lengths))
+        targets = part.items[part.offsets[:-1] + at].astype(np.int64)
+        stack, columns, allowed = training_stack(history, profile(history), targets, items,
+                                                 action_names, last_n, decay, seed, True)
+        weights = learn_weights(stack, columns, allowed, ~revisit, weights)
+    history = seq.drop_last(1)
+    targets = seq.items[seq.offsets[1:] - 1].astype(np.int64)
+    half = slice(0, max(1, targets.size // 2))  # two weights need fewer rows
+    history = history.select(np.arange(targets.size)[half])
+    stack, columns, allowed = training_stack(history, profile(history), targets[half], items,
+                                             action_names, last_n, decay, seed + 1, False)
+    return learn_weights(stack, columns, allowed, revisit, weights)
+
+
+def _last_new_step(seq: Sequences) -> np.ndarray:
+    """Position in its row of each row's last step to an item not in the steps before it
+    (-1 where there is none)."""
+    n_items = int(seq.items.max(initial=0)) + 1
+    row = row_of(seq.offsets)
+    key = row.astype(np.int64) * n_items + seq.items
+    _, first = np.unique(key, return_index=True)
+    new = np.zeros(key.size, dtype=bool)
+    new[first] = True
+    out = np.full(seq.n_rows, -1, dtype=np.int64)
+    np.maximum.at(out, row[new], seq.positions()[new])
+    return out
 
 
 def block_rows(n_items: int) -> int:
@@ -201,10 +269,10 @@ def weighted_scores(history: Sequences, mix: np.ndarray, items: ItemSide,
 
 
 def training_stack(history: Sequences, mix: np.ndarray, targets: np.ndarray, items: ItemSide,
-                   action_names: tuple[str, ...], last_n: int, decay: float, seed: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Features of every training row's candidates ``(rows, C, F)`` and the target's
-    column in each row."""
+                   action_names: tuple[str, ...], last_n: int, decay: float, seed: int,
+                   new_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of every training row's candidates ``(rows, C, F)``, the target's column in
+    each row, and which candidates compete (``new_only``: those not in the history)."""
     columns = candidates(items.n_items, targets, seed)
     stack = np.empty((targets.size, columns.shape[1], len(FEATURES)), dtype=np.float32)
     step = block_rows(items.n_items)
@@ -213,5 +281,10 @@ def training_stack(history: Sequences, mix: np.ndarray, targets: np.ndarray, ite
         block = features(history.select(rows), mix[rows], items, action_names, last_n, decay)
         picked = np.take_along_axis(block, columns[rows][None, :, :], axis=2)
         stack[rows] = picked.transpose(1, 2, 0)
-    target_columns = targets if items.n_items <= FULL_SOFTMAX_ITEMS else np.zeros_like(targets)
-    return stack, target_columns
+    full = items.n_items <= FULL_SOFTMAX_ITEMS
+    target_columns = targets if full else np.zeros_like(targets)
+    allowed = np.ones(columns.shape, dtype=bool)
+    if new_only:
+        allowed = stack[:, :, FEATURES.index("seen")] == 0
+        allowed[np.arange(targets.size), target_columns] = True
+    return stack, target_columns, allowed

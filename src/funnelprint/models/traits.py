@@ -105,22 +105,13 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
             np.full(self.dataset_.n_items, np.nan) if positions is None else positions)
 
     def _learn_weights(self, train: Dataset) -> np.ndarray:
-        """Feature weights that best predict each (sampled) customer's last training step
-        from the steps before it."""
-        seq = train.sequences
-        eligible = np.flatnonzero(seq.lengths >= 2)
-        if eligible.size == 0:
-            raise ValueError("the trait recommender needs customers with two or more steps")
-        rng = np.random.default_rng(self.config.seed)
-        rows = np.sort(rng.choice(eligible, min(eligible.size, affinity.MAX_TRAINING_ROWS),
-                                  replace=False))
-        targets = seq.items[seq.offsets[rows + 1] - 1].astype(np.int64)
-        history = seq.select(rows).drop_last(1)
-        mix = self.profile_.profile(history, train.action_names).traits
-        stack, columns = affinity.training_stack(history, mix, targets, self.items_,
-                                                 train.action_names, self.config.last_n,
-                                                 self.config.decay, self.config.seed)
-        return affinity.learn_weights(stack, columns)
+        """Feature weights learned from the training sequences (see
+        :func:`~funnelprint.models.affinity.fit_weights`)."""
+        c = self.config
+        return affinity.fit_weights(
+            train.sequences, lambda history: self.profile_.profile(
+                history, train.action_names).traits,
+            self.items_, train.action_names, c.last_n, c.decay, c.seed)
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         """The learned weighted sum of every item's affinity features; each row's traits are
@@ -135,8 +126,11 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
 
     def reasons(self, history: Sequences, items: np.ndarray) -> list[Reason]:
         """Why each item suits the customer of ``history`` (one row): the trait that
-        contributes most to its trait affinity, and the other recent item (of the last
-        ``last_n``) it resembles most where their cosine is at least 0.3."""
+        contributes most to its trait affinity, the other recent item (of the last
+        ``last_n``) it resembles most where their cosine is at least 0.3, that the customer
+        left it in the cart, and that its price sits where the customer's carts do (within
+        0.15 of their mean price percentile in its category) when price counts in the
+        learned weights."""
         self._check_fitted()
         if history.n_rows != 1:
             raise ValueError(f"reasons explain one customer's history, not {history.n_rows}")
@@ -148,6 +142,9 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         order = np.arange(recent.items.size)[::-1]  # most recent first
         recent_items, recent_actions = recent.items[order], recent.actions[order]
         names = [info["name"] for info in self.profile_.trait_info_]
+        left = affinity.left_in_cart(history, self.dataset_.action_names,
+                                     self.dataset_.n_items)[0]
+        usual = self._usual_price_position(history)
         out: list[Reason] = []
         for item in items.tolist():
             j = int(np.argmax(mix * self.item_traits_[item]))
@@ -165,8 +162,31 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
                     text += f"; similar to recent {product}"
                     evidence.append({"step": f"{_ACTION_WORDS.get(action, action)} {product}",
                                      "weight": round(float(sims[best]), 4)})
+            if left[item]:
+                text += "; left in the cart"
+                evidence.append({"step": "left in the cart", "weight": 1.0})
+            position = float(self.items_.price_positions[item])
+            if np.isfinite(usual) and np.isfinite(position) and abs(position - usual) <= 0.15:
+                text += (f"; priced like the customer's carts (percentile {position:.0%} of "
+                         f"its category, theirs {usual:.0%})")
+                evidence.append({"step": "price percentile in category",
+                                 "weight": round(1.0 - abs(position - usual), 4)})
             out.append({"text": text, "evidence": evidence})
         return out
+
+    def _usual_price_position(self, history: Sequences) -> float:
+        """Mean price percentile of the carted and bought items of a one-row history, NaN
+        when unknown or when price carries no positive learned weight."""
+        price = self.weights_[[affinity.FEATURES.index("price"),
+                               affinity.FEATURES.index("carted_price")]]
+        if price.sum() <= 0:
+            return float("nan")
+        carted = np.isin(history.actions, [self.dataset_.action_names.index(a) for a in
+                                           ("add_to_cart", "purchase")
+                                           if a in self.dataset_.action_names])
+        positions = self.items_.price_positions[history.items[carted]]
+        positions = positions[np.isfinite(positions)]
+        return float(positions.mean()) if positions.size else float("nan")
 
     # ------------------------------------------------------------------ profiles
 

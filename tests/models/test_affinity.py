@@ -1,0 +1,93 @@
+"""The trait recommender's affinity features and their learned weights."""
+
+import numpy as np
+import pytest
+
+from funnelprint.data.sequences import Sequences
+from funnelprint.models import affinity
+from funnelprint.models.affinity import FEATURES, ItemSide
+
+ACTIONS = ("view", "add_to_cart", "remove_from_cart", "purchase")
+V, C, R, P = range(4)
+
+
+def one_row(items, actions) -> Sequences:
+    n = len(items)
+    return Sequences.from_rows(np.zeros(n, dtype=np.int64), np.array(items), np.array(actions),
+                               np.arange(n) * 1_000_000, 1)
+
+
+def item_side(n_items: int = 6) -> ItemSide:
+    rng = np.random.default_rng(0)
+    return ItemSide.build(np.arange(1, n_items + 1), rng.random((n_items, 3)),
+                          rng.normal(size=(n_items, 4)),
+                          np.array(["a", "a", "a", "b", "b", ""])[:n_items],
+                          np.array([0.1, 0.5, 0.9, 0.2, 0.8, np.nan])[:n_items])
+
+
+def test_left_in_cart_is_carted_and_neither_bought_nor_removed_after():
+    # A carted; B carted then bought; C carted then removed; D removed then carted again.
+    a, b, c, d = 0, 1, 2, 3
+    history = one_row([a, b, b, c, c, d, d, d], [C, C, P, C, R, C, R, C])
+    left = affinity.left_in_cart(history, ACTIONS, 6)[0]
+    assert np.flatnonzero(left).tolist() == [a, d]
+    assert not affinity.left_in_cart(one_row([a], [V]), ACTIONS, 6).any()
+
+
+def test_price_fit_favours_items_priced_like_the_customers_carts():
+    items = item_side()
+    history = one_row([0, 3, 2], [C, C, V])  # carts the cheap end, views a dear item
+    stack = affinity.features(history, np.ones((1, 3)), items, ACTIONS, 5, 0.7)
+    carted = stack[FEATURES.index("carted_price"), 0]
+    assert carted[0] > carted[1] > carted[2]  # 0.1 < 0.5 < 0.9 in category a
+    assert carted[5] == 0.0  # unknown price: neutral
+    viewed = stack[FEATURES.index("price"), 0]
+    assert viewed[2] > carted[2]  # counting the view moves the mean up
+
+
+def test_category_shares_and_seen():
+    items = item_side()
+    history = one_row([0, 1, 3, 5], [V, V, V, V])
+    stack = affinity.features(history, np.ones((1, 3)), items, ACTIONS, 2, 0.7)
+    share = stack[FEATURES.index("category"), 0]
+    assert share[:3] == pytest.approx([0.5] * 3) and share[3:5] == pytest.approx([0.25] * 2)
+    assert share[5] == 0.0
+    recent = stack[FEATURES.index("recent_category"), 0]  # the last two: items 3 and 5
+    assert recent[3] == pytest.approx(0.5) and recent[0] == 0.0
+    assert stack[FEATURES.index("seen"), 0].tolist() == [1, 1, 0, 1, 0, 1]
+
+
+def test_last_new_step_skips_returns_to_earlier_items():
+    seq = Sequences.from_rows(np.array([0, 0, 0, 0, 1, 1]), np.array([4, 2, 4, 2, 1, 1]),
+                              np.zeros(6), np.arange(6), 2)
+    assert affinity._last_new_step(seq).tolist() == [1, 0]
+
+
+def test_learned_weights_recover_a_planted_preference():
+    rng = np.random.default_rng(1)
+    rows, n, f = 3000, 30, 3
+    stack = rng.normal(size=(rows, n, f)).astype(np.float32)
+    planted = np.array([2.0, -1.0, 0.0])
+    logits = stack @ planted
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    targets = (p.cumsum(axis=1) > rng.random((rows, 1))).argmax(axis=1)
+    allowed = np.ones((rows, n), dtype=bool)
+    free = np.array([True, True, True])
+    learned = affinity.learn_weights(stack, targets, allowed, free, np.zeros(f))
+    assert learned == pytest.approx(planted, abs=0.15)
+    pinned = affinity.learn_weights(stack, targets, allowed, np.array([False, True, True]),
+                                    np.array([5.0, 0.0, 0.0]))
+    assert pinned[0] == 5.0 and pinned[1] < 0
+
+
+def test_scores_in_blocks_equal_one_block(monkeypatch):
+    items = item_side()
+    seq = Sequences.from_rows(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 3, 2, 4, 0]),
+                              np.array([V, C, V, C, P, V]), np.arange(6), 3)
+    mix = np.random.default_rng(2).random((3, 3))
+    weights = np.arange(len(FEATURES), dtype=np.float64)
+    whole = affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, weights)
+    monkeypatch.setattr(affinity, "BLOCK_CELLS", 1)
+    assert affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, weights) == \
+        pytest.approx(whole)
