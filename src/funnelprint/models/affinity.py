@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import torch
+from scipy.optimize import minimize
 
 from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.models.item2vec import recent_query
@@ -37,10 +37,11 @@ from funnelprint.profile.features import unit_rows
 FEATURES = ("popularity", "trait", "recent", "category", "recent_category", "price",
             "carted_price", "left_in_cart", "seen")
 #: Customers whose last step trains the weights (a sample bounds the cost).
-MAX_TRAINING_ROWS = 3000
-#: Above this many items the weights train on the target and sampled candidates.
-FULL_SOFTMAX_ITEMS = 2000
-SAMPLED_CANDIDATES = 1000
+MAX_TRAINING_ROWS = 2000
+#: Above this many items the weights train on the target and uniformly sampled candidates
+#: (a handful of weights needs no full softmax to be estimated well).
+FULL_SOFTMAX_ITEMS = 500
+SAMPLED_CANDIDATES = 500
 #: Rows whose features are computed at once (bounds memory on large catalogues).
 BLOCK_CELLS = 4_000_000
 L2 = 1e-3
@@ -174,27 +175,31 @@ def candidates(n_items: int, targets: np.ndarray, seed: int) -> np.ndarray:
 def learn_weights(stack: np.ndarray, target_columns: np.ndarray, allowed: np.ndarray,
                   free: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Weights that maximise the softmax likelihood of the target column of every row of
-    ``stack`` (rows, candidates, F) among its ``allowed`` candidates; only the ``free``
-    weights move from ``start``."""
-    x = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
-    target = torch.from_numpy(target_columns.astype(np.int64))
-    blocked = torch.from_numpy(~allowed)
-    fixed = torch.from_numpy(np.where(free, 0.0, start).astype(np.float32))
-    mask = torch.from_numpy(free.astype(np.float32))
-    moving = torch.from_numpy(np.where(free, start, 0.0).astype(np.float32)).requires_grad_()
-    optimiser = torch.optim.LBFGS([moving], max_iter=100, line_search_fn="strong_wolfe")
+    ``stack`` (rows, candidates, F) among its ``allowed`` candidates (L-BFGS, L2 penalty);
+    only the ``free`` weights move from ``start``."""
+    x = np.ascontiguousarray(stack, dtype=np.float64)
+    rows = np.arange(x.shape[0])
+    x_target = x[rows, target_columns]  # (rows, F)
+    blocked = ~allowed
 
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        weights = fixed + mask * moving
-        logits = (x @ weights).masked_fill(blocked, -torch.inf)
-        loss = (torch.nn.functional.cross_entropy(logits, target)
-                + L2 * (mask * moving).square().sum())
-        loss.backward()
-        return loss
+    def loss_and_grad(moving: np.ndarray) -> tuple[float, np.ndarray]:
+        w = start.astype(np.float64).copy()
+        w[free] = moving
+        logits = x @ w
+        logits[blocked] = -np.inf
+        top = logits.max(axis=1, keepdims=True)
+        p = np.exp(logits - top)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        nll = float(np.mean(np.log(total[:, 0]) + top[:, 0] - logits[rows, target_columns]))
+        grad = np.einsum("rc,rcf->f", p, x) / x.shape[0] - x_target.mean(axis=0)
+        return nll + L2 * float(moving @ moving), grad[free] + 2 * L2 * moving
 
-    optimiser.step(closure)
-    return (fixed + mask * moving).detach().numpy().astype(np.float64)
+    result = minimize(loss_and_grad, start[free].astype(np.float64), jac=True,
+                      method="L-BFGS-B", options={"maxiter": 200})
+    out = start.astype(np.float64).copy()
+    out[free] = result.x
+    return out
 
 
 def fit_weights(sequences: Sequences, profile: Callable[[Sequences], np.ndarray],

@@ -48,7 +48,10 @@ class TokenFeaturizer:
         self.centers_ = np.zeros((0, vectors.shape[1]), dtype=np.float32)
         if self.method == "anchors":
             n = min(self.anchors, vectors.shape[0])
-            km = KMeans(n_clusters=n, n_init=1, random_state=self.seed).fit(unit_rows(vectors))
+            # Random starts: anchors only need to cover the space, and k-means++ seeding of
+            # 256 centres cost more than the clustering (with no better profiles).
+            km = KMeans(n_clusters=n, n_init=1, init="random", random_state=self.seed)
+            km.fit(unit_rows(vectors))
             self.centers_ = unit_rows(km.cluster_centers_).astype(np.float32)
         return self
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from scipy.stats import rankdata
 
 MIX_KEYS = ("view", "cart", "remove", "buy")
 PRICE_BANDS = ("low", "mid", "high")
@@ -150,8 +151,9 @@ BEHAVIOUR_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
     "regular": (("visit_regularity", 1), ("visits_per_week", 1), ("repeat_views", 1),
                 ("repeat_purchases", 1)),
 }
-#: Least mean |log lift| of a named behaviour's features for a trait to take its name.
-NAME_MIN_LOG_LIFT = float(np.log(1.1))
+#: Least mean percentile shift (typical customers against the median) of a named
+#: behaviour's features for a trait to take its name: 0.1 is the 60th percentile.
+NAME_MIN_EFFECT = 0.1
 #: Share of customers, those leaning most on a trait, whose behaviour is its evidence.
 TYPICAL_SHARE = 0.1
 
@@ -167,7 +169,9 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
     behaviour values (columns named by ``names``). A trait's kind follows the share of its
     basis row in the behaviour block, each block measured against its mean row total:
     below 1/3 ``taste``, above 2/3 ``behaviour``, else ``mixed``. Its evidence compares the
-    behaviour of the 10% of customers leaning most on it with the population's.
+    behaviour of the 10% of customers leaning most on it with the population's: their mean
+    value, the population mean, the lift, and their mean population percentile, ordered by
+    how far that percentile is from the median.
     """
     from funnelprint.profile.behaviour import FEATURES
 
@@ -175,6 +179,10 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
     row_totals = np.array([features[:, :n_taste].sum(axis=1).mean(),
                            features[:, n_taste:].sum(axis=1).mean()])
     population = values.mean(axis=0) if values.size else np.zeros(len(names))
+    # Population percentiles make features of any unit comparable (a lift of log seconds
+    # and a lift of a rate are not).
+    ranks = (rankdata(values, axis=0) / max(values.shape[0], 1) if values.size
+             else np.zeros((0, len(names))))
     n_typical = max(1, round(TYPICAL_SHARE * shares.shape[0]))
     for j, trait in enumerate(traits):
         mass = np.array([components[j, :n_taste].sum(), components[j, n_taste:].sum()])
@@ -184,35 +192,55 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
                 "behaviour" if behaviour_share > 2 / 3 else "mixed")
         typical = np.argsort(-shares[:, j], kind="stable")[:n_typical]
         value = values[typical].mean(axis=0) if values.size else population
+        rank = ranks[typical].mean(axis=0) if values.size else np.full(len(names), 0.5)
         lift = np.where(np.abs(population) > 1e-12, value / np.where(
             np.abs(population) > 1e-12, population, 1.0), 1.0)
-        order = np.argsort(-np.abs(np.log(np.clip(lift, 1e-6, None))), kind="stable")[:top_n]
+        order = np.argsort(-np.abs(rank - 0.5), kind="stable")[:top_n]
         trait["kind"] = kind
         trait["behaviour_share"] = round(behaviour_share, 3)
         trait["evidence"] = [{
             "feature": names[f], "description": meaning[names[f]].description,
             "value": round(float(value[f]), 4), "population": round(float(population[f]), 4),
-            "lift": round(float(lift[f]), 3),
-            "reads": meaning[names[f]].high if lift[f] >= 1 else meaning[names[f]].low,
+            "lift": round(float(lift[f]), 3), "percentile": round(100 * float(rank[f]), 1),
+            "reads": meaning[names[f]].high if rank[f] >= 0.5 else meaning[names[f]].low,
         } for f in order]
-        how = behaviour_name(dict(zip(names, lift.tolist(), strict=True)), trait["evidence"])
+        how = behaviour_name(dict(zip(names, (rank - 0.5).tolist(), strict=True)),
+                             trait["evidence"][0]["reads"] if trait["evidence"]
+                             else "typical shopper")
         trait["behaviour"] = how
         what = (trait.get("top_categories") or trait.get("top_products") or ["mixed"])[0]
-        trait["name"] = (what if kind == "taste" else how if kind == "behaviour"
-                         else f"{what} · {how}")
+        trait["name"] = (what if trait["kind"] == "taste" else how
+                         if trait["kind"] == "behaviour" else f"{what} · {how}")
     _make_unique([t["name"] for t in traits], traits)
 
 
-def behaviour_name(lifts: dict[str, float], evidence: list[dict[str, Any]]) -> str:
-    """The named behaviour (:data:`BEHAVIOUR_NAMES`) whose features the lifts show most
-    clearly, else the words of the strongest evidence."""
-    best, best_score = "", NAME_MIN_LOG_LIFT
+def name_scores(effects: dict[str, float]) -> dict[str, float]:
+    """How clearly a trait's typical customers show each named behaviour
+    (:data:`BEHAVIOUR_NAMES`): the mean of the two largest signed percentile shifts among
+    its features (``effects``: mean population percentile minus one half, per feature).
+    Two, not all: a behaviour shows in some of its signs more than others (regular visitors
+    need not visit more often than most), and one alone would be noise."""
+    out = {}
     for name, signs in BEHAVIOUR_NAMES.items():
-        logs = [sign * float(np.log(max(lifts[f], 1e-6))) for f, sign in signs if f in lifts]
-        if len(logs) >= 2 or (logs and len(signs) == 1):
-            score = float(np.mean(logs))
-            if score > best_score:
-                best, best_score = name, score
-    if best:
-        return best
-    return evidence[0]["reads"] if evidence else "typical shopper"
+        shown = sorted((sign * effects[f] for f, sign in signs if f in effects), reverse=True)
+        if len(shown) >= 2 or (shown and len(signs) == 1):
+            out[name] = float(np.mean(shown[:2]))
+    return out
+
+
+def behaviour_name(effects: dict[str, float], fallback: str) -> str:
+    """The named behaviour (:data:`BEHAVIOUR_NAMES`) of the trait's most distinctive
+    feature: walking the features from the largest percentile shift down, the first whose
+    direction belongs to a named behaviour that the trait shows clearly (its
+    :func:`name_scores` at least :data:`NAME_MIN_EFFECT`); else ``fallback``. The most
+    distinctive feature leads, so that a trait of regular visitors who also buy quickly is
+    "regular", not a second "impulse buyer"."""
+    scores = name_scores(effects)
+    owner = {(f, sign): name for name, signs in BEHAVIOUR_NAMES.items() for f, sign in signs}
+    for feature in sorted(effects, key=lambda f: -abs(effects[f])):
+        name = owner.get((feature, 1 if effects[feature] > 0 else -1))
+        if name is not None and scores.get(name, 0.0) >= NAME_MIN_EFFECT:
+            return name
+    return fallback
+
+

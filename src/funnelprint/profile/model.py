@@ -82,8 +82,8 @@ class ProfileConfig:
     styles
         Visit styles (soft KMeans anchors of per-visit behaviour) in the behaviour block.
     max_traits
-        Largest number of traits tried when ``traits`` is None (every fourth number from 4,
-        see :meth:`trait_grid`).
+        Largest number of traits tried when ``traits`` is None: 4, 8, 12 and 16 first (see
+        :meth:`trait_grid`), then on in fours while the criterion still falls at the top.
     aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
@@ -100,8 +100,8 @@ class ProfileConfig:
         Item2Vec sentences: a customer's whole journey (sessions in order) or each session.
         Journeys let tokens of one customer's different sessions share context, which is
         what ties together the categories a persona spreads over.
-    dimension, window, min_count, negative, epochs
-        Item2Vec settings.
+    dimension, window, min_count, negative, epochs, sample
+        Item2Vec settings (``sample``: gensim's down-sampling threshold of frequent tokens).
     segments
         KMeans segments on traits in Hellinger coordinates (default: as many as traits).
     min_known_tokens
@@ -122,7 +122,7 @@ class ProfileConfig:
     traits: int | None = None
     behaviour: bool = True
     styles: int = 16
-    max_traits: int = 16
+    max_traits: int = 32
     aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
     nonneg: Literal["anchors", "split", "shift"] = "anchors"
     anchors: int = 256
@@ -134,6 +134,7 @@ class ProfileConfig:
     min_count: int = 5
     negative: int = 5
     epochs: int = 3
+    sample: float = 1e-3
     segments: int | None = None
     min_known_tokens: int = 3
     half_life_days: float = 14.0
@@ -160,10 +161,12 @@ class ProfileConfig:
                 and self.session_gap_minutes > 0):
             raise ValueError("temperature, half_life_days and session_gap_minutes must be "
                              "positive")
+        if not 0 <= self.sample < 1:
+            raise ValueError(f"sample must be in [0, 1), not {self.sample}")
 
     def trait_grid(self) -> tuple[int, ...]:
         """Numbers of traits tried when ``traits`` is None."""
-        return tuple(range(min(4, self.max_traits), self.max_traits + 1, 4))
+        return tuple(range(min(4, self.max_traits), min(16, self.max_traits) + 1, 4))
 
     def profile_params(self) -> dict[str, Any]:
         """The profile settings (of a subclass that adds others, only these)."""
@@ -275,7 +278,7 @@ class ProfileModel:
                                 dataset.item_categories, TokenConfig(c.rare_product_min_count))
         names = np.asarray(encoded.names, dtype=object)[encoded.codes]
         embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
-                         negative=c.negative, epochs=c.epochs, seed=c.seed)
+                         negative=c.negative, epochs=c.epochs, sample=c.sample, seed=c.seed)
         embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
         least = c.traits if c.traits is not None else 2
         if len(embed.vocabulary_) < least:
@@ -375,7 +378,7 @@ class ProfileModel:
         c = self.config
         self.block_scales_ = np.array([block_scale(b) for b in blocks])
         chosen = select([b / scale for b, scale in zip(blocks, self.block_scales_, strict=True)],
-                        c.traits, c.seed, c.trait_grid())
+                        c.traits, c.seed, c.trait_grid(), max_traits=c.max_traits)
         self.n_traits_ = chosen.traits
         self.behaviour_weight_ = chosen.balance
         self.selection_ = {"traits": {str(k): round(v, 4) for k, v in
