@@ -5,7 +5,8 @@ flattened baseline (counts -> TF-IDF -> NMF); refresh latency of one customer.
 Every scenario runs with two seeds. For each run: mean matched correlation over every true
 dimension (taste and behaviour), the matched correlation of each dimension, segment ARI
 against the dominant (taste, behaviour) pair, and fit + profile seconds of funnelprint and of
-the literal pipeline on the same dataset in the same process.
+the literal pipeline on the same dataset in the same process; and the loo-full NDCG@10 of
+the trait recommender against pop and itemknn.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import polars as pl
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events, prepare_frame
 from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.evaluate.leaderboard import run_leaderboard
 from funnelprint.profile.model import ProfileModel
 from funnelprint.profile.quality import (
     align,
@@ -100,7 +102,17 @@ def one_run(scenario: str, seed: int, tmp: Path) -> dict:
                     "seconds": literal_seconds},
         "flattened": {**_drop(recovery(sim.truth, flat_ids, flat_traits, seed)),
                       "seconds": flat_seconds},
+        "recommenders_ndcg10": recommenders(paths["events"], sim.products, seed),
     }
+
+
+def recommenders(events: Path, products: pl.DataFrame, seed: int) -> dict:
+    """loo-full NDCG@10 (pessimistic ties) of the trait recommender and the baselines, as
+    ``funnelprint evaluate --products`` measures them."""
+    dataset = Dataset.from_events(prepare_events(events)).with_products(products)
+    record = run_leaderboard(dataset, ["traits", "pop", "itemknn"], "loo-full", (10,),
+                             seed=seed)
+    return {name: round(r["NDCG@10"], 4) for name, r in record["models"].items()}
 
 
 def _drop(result: dict) -> dict:
@@ -155,6 +167,9 @@ def summary(runs: dict) -> dict:
             "literal_ari": round(float(np.mean([r["literal"]["segment_ari"] for r in rows])), 3),
             "funnelprint_s": round(float(np.mean([r["funnelprint"]["seconds"] for r in rows])), 2),
             "literal_s": round(float(np.mean([r["literal"]["seconds"] for r in rows])), 2),
+            "ndcg10_traits_pop_itemknn": [round(float(np.mean(
+                [r["recommenders_ndcg10"][m] for r in rows])), 4)
+                for m in ("traits", "pop", "itemknn")],
         }
     return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -82,8 +83,10 @@ class ProfileConfig:
     styles
         Visit styles (soft KMeans anchors of per-visit behaviour) in the behaviour block.
     max_traits
-        Largest number of traits tried when ``traits`` is None: 4, 8, 12 and 16 first (see
-        :meth:`trait_grid`), then on in fours while the criterion still falls at the top.
+        Largest number of traits tried when ``traits`` is None: 4, 8, 12 and 16 (see
+        :meth:`trait_grid`), then, where ``max_traits`` allows, on in fours while the
+        criterion still falls at the top. (By default 16: beyond it the held-out criterion
+        kept falling on sparse shops while the traits split true dimensions.)
     aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
@@ -122,7 +125,7 @@ class ProfileConfig:
     traits: int | None = None
     behaviour: bool = True
     styles: int = 16
-    max_traits: int = 32
+    max_traits: int = 16
     aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
     nonneg: Literal["anchors", "split", "shift"] = "anchors"
     anchors: int = 256
@@ -279,7 +282,14 @@ class ProfileModel:
         names = np.asarray(encoded.names, dtype=object)[encoded.codes]
         embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
                          negative=c.negative, epochs=c.epochs, sample=c.sample, seed=c.seed)
-        embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
+        # The behaviour blocks do not depend on the embedding: they are computed while
+        # gensim (which releases the GIL) trains, with the same results as one after the other.
+        with ThreadPoolExecutor(1) as side:
+            pending = side.submit(self._fit_behaviour, dataset) if c.behaviour else None
+            embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
+            empty = np.zeros((seq.n_rows, 0))
+            styles, behaviour, raw_behaviour = (pending.result() if pending is not None
+                                                else (empty, empty, empty))
         least = c.traits if c.traits is not None else 2
         if len(embed.vocabulary_) < least:
             raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
@@ -309,9 +319,6 @@ class ProfileModel:
         if not warm.any():
             raise ValueError(f"no customer has {max(1, c.min_known_tokens)} or more events "
                              "with a known token; lower min_count or min_known_tokens")
-        empty = np.zeros((seq.n_rows, 0))
-        styles, behaviour, raw_behaviour = (self._fit_behaviour(dataset) if c.behaviour
-                                            else (empty, empty, empty))
         self._select_shape([taste[warm], styles[warm], behaviour[warm]])
         features = self._joint([taste, styles, behaviour])
         self.components_ = self._fit_basis(features[warm])
