@@ -91,3 +91,21 @@ def test_scores_in_blocks_equal_one_block(monkeypatch):
     monkeypatch.setattr(affinity, "BLOCK_CELLS", 1)
     assert affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, weights) == \
         pytest.approx(whole)
+
+
+def test_sampled_candidates_hold_the_target_the_recent_history_and_corrected_draws():
+    history = Sequences.from_rows(np.array([0, 0, 0, 1]), np.array([7, 9, 7, 3]),
+                                  np.zeros(4), np.arange(4), 2)
+    targets = np.array([9, 5])
+    columns, allowed, correction = affinity.candidates(10_000, targets, history, seed=0)
+    assert columns.shape == allowed.shape == correction.shape
+    assert (columns[:, 0] == targets).all() and allowed[:, 0].all()
+    recent = slice(1, 1 + affinity.HISTORY_CANDIDATES)
+    # Row 0: item 7 once (its repeat is not a second candidate); 9 is the target itself.
+    assert sorted(columns[0, recent][allowed[0, recent]].tolist()) == [7]
+    assert columns[1, recent][allowed[1, recent]].tolist() == [3]
+    drawn = columns[:, 1 + affinity.HISTORY_CANDIDATES:]
+    assert drawn.shape[1] == affinity.SAMPLED_CANDIDATES
+    assert not (drawn == targets[:, None]).any()
+    assert correction[0, -1] == pytest.approx(np.log(9_999 / affinity.SAMPLED_CANDIDATES))
+    assert (correction[:, recent] == 0).all()

@@ -97,13 +97,23 @@ def test_price_positions_rank_within_each_category_and_skip_unknown_prices():
     assert positions is not None
     assert positions[[0, 1, 3, 4]] == pytest.approx([0.25, 0.75, 0.25, 0.75])
     assert np.isnan(positions[2])
-    assert price_positions(np.array([3.0]), None) == pytest.approx([0.5])
+    ties = price_positions(np.array([1.0, 2.0, 2.0, 3.0, 7.0]), np.array(["a"] * 4 + ["b"]))
+    assert ties == pytest.approx([0.125, 0.5, 0.5, 0.875, 0.5])  # tied prices share a rank
+
+
+def test_price_positions_need_categories_and_a_spread_of_prices(caplog):
+    assert price_positions(np.array([3.0, 4.0]), None) is None  # would measure the category
+    assert price_positions(np.full(4, 10.0), np.array(["a", "a", "b", "b"])) is None
+    assert "single price" in caplog.text and "without categories" in caplog.text
+    unknown = price_positions(np.array([1.0, 2.0, 3.0]), np.array(["a", "", "a"]))
+    assert unknown is not None and np.isnan(unknown[1])
 
 
 def test_given_population_is_what_new_rows_are_smoothed_towards():
     fitted, _ = table()
     again = behaviour_features(hand_log().select(np.array([1])), ACTIONS,
-                               price_positions(PRICES, None), GAP, fitted.population)
+                               price_positions(PRICES, np.array(["a", "a", "a"])), GAP,
+                               fitted.population)
     assert again.values[0] == pytest.approx(fitted.values[1])
 
 

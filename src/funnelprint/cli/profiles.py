@@ -74,9 +74,10 @@ def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
         write_json(fitted.trait_info_)
         return
     for info in fitted.trait_info_:
-        console.print(f"[bold]{info['trait']}[/]: {info['name']}  [dim]({info['kind']}, "
-                      f"{info['behaviour_share']:.0%} behaviour)[/]")
-        for row in info["evidence"][:3]:
+        kind = (f"  [dim]({info['kind']}, {info['behaviour_share']:.0%} behaviour)[/]"
+                if "kind" in info else "")
+        console.print(f"[bold]{info['trait']}[/]: {info['name']}{kind}")
+        for row in info.get("evidence", [])[:3]:
             console.print(f"  evidence     {row['reads']}: {row['feature']} {row['value']:.3g} "
                           f"vs {row['population']:.3g} population (x{row['lift']:.2f})")
         mix = " · ".join(f"{k} {v:.0%}" for k, v in info["action_mix"].items())

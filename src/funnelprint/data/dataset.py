@@ -167,8 +167,10 @@ class Dataset:
         """This dataset with item metadata from a products table (``product_id`` and any of
         ``category, brand, price``): its non-null values replace what the dataset knew."""
         meta = _item_meta(self.item_ids, products)
-        log.info("products table describes %d of %d items", int(meta.pop("_matched").sum()),
-                 self.n_items)
+        matched = int(meta.pop("_matched").sum())
+        # Under half described usually means the ids are written differently in the two files.
+        (log.warning if matched < self.n_items / 2 else log.info)(
+            "products table describes %d of %d items", matched, self.n_items)
         return replace(
             self,
             item_categories=_overlay(self.item_categories, meta.get("category"), ""),

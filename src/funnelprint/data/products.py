@@ -93,7 +93,7 @@ def load_products(
         if name == "price":
             text = clean_text_or_null(source)
             number = text.cast(pl.Float64, strict=False)
-            bad = text.is_not_null() & (number.is_null() | number.is_infinite())
+            bad = text.is_not_null() & (number.is_null() | number.is_infinite() | (number < 0))
             exprs += [pl.when(bad).then(None).otherwise(number).alias("price"),
                       bad.alias("__bad_price")]
         else:
@@ -107,7 +107,8 @@ def load_products(
     bad_price = frame["__bad_price"] if "price" in frame.columns else no_id & False
     checks = [("empty_product_id", no_id, selected["product_id"], "empty value")]
     if "price" in selected:
-        checks.append(("bad_price", bad_price, selected["price"], "not a number"))
+        checks.append(("bad_price", bad_price, selected["price"],
+                       "not a finite, non-negative number"))
 
     def error(code: str, row: int, column: str, message: str) -> EventDataError:
         value = raw[column][row]

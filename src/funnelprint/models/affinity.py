@@ -42,6 +42,8 @@ MAX_TRAINING_ROWS = 2000
 #: (a handful of weights needs no full softmax to be estimated well).
 FULL_SOFTMAX_ITEMS = 500
 SAMPLED_CANDIDATES = 500
+#: Steps of a customer's recent history whose items join the sampled candidates.
+HISTORY_CANDIDATES = 50
 #: Rows whose features are computed at once (bounds memory on large catalogues).
 BLOCK_CELLS = 4_000_000
 L2 = 1e-3
@@ -161,22 +163,50 @@ def _seen(history: Sequences, n_items: int) -> np.ndarray:
     return out
 
 
-def candidates(n_items: int, targets: np.ndarray, seed: int) -> np.ndarray:
-    """Candidate columns per training row, the target first: the whole catalogue when it is
-    small, else the target and uniformly sampled items."""
+def candidates(n_items: int, targets: np.ndarray, history: Sequences, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate columns per training row, the target first, which of them compete, and
+    the log-correction added to each candidate's logit.
+
+    A small catalogue: every item. A large one: the target; the items of the row's last
+    ``HISTORY_CANDIDATES`` steps (so that seen items compete as they do in serving); and
+    ``SAMPLED_CANDIDATES`` uniformly drawn other items, each standing for
+    (n_items - 1) / ``SAMPLED_CANDIDATES`` items (the sampled-softmax correction).
+    """
     rows = targets.size
     if n_items <= FULL_SOFTMAX_ITEMS:
-        return np.broadcast_to(np.arange(n_items), (rows, n_items))
+        columns = np.broadcast_to(np.arange(n_items), (rows, n_items))
+        return columns, np.ones(columns.shape, dtype=bool), np.zeros(columns.shape)
+    recent = history.last(HISTORY_CANDIDATES)
+    row, at = row_of(recent.offsets), recent.positions()
+    seen = np.repeat(targets[:, None], HISTORY_CANDIDATES, axis=1)
+    seen[row, at] = recent.items
+    real = np.zeros(seen.shape, dtype=bool)
+    real[row, at] = True
+    order = np.argsort(seen, axis=1, kind="stable")
+    first = np.ones(seen.shape, dtype=bool)
+    ordered = np.take_along_axis(seen, order, axis=1)
+    np.put_along_axis(first, order, np.c_[np.ones((rows, 1), bool),
+                                          ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    seen_ok = real & first & (seen != targets[:, None])
     rng = np.random.default_rng(seed)
-    return np.concatenate([targets[:, None], rng.integers(0, n_items, (rows, SAMPLED_CANDIDATES))],
-                          axis=1)
+    drawn = rng.integers(0, n_items - 1, (rows, SAMPLED_CANDIDATES))
+    drawn += drawn >= targets[:, None]  # never the target itself
+    columns = np.concatenate([targets[:, None], seen, drawn], axis=1)
+    allowed = np.concatenate([np.ones((rows, 1), bool), seen_ok,
+                              np.ones(drawn.shape, bool)], axis=1)
+    correction = np.zeros(columns.shape)
+    correction[:, 1 + HISTORY_CANDIDATES:] = np.log((n_items - 1) / SAMPLED_CANDIDATES)
+    return columns, allowed, correction
 
 
 def learn_weights(stack: np.ndarray, target_columns: np.ndarray, allowed: np.ndarray,
-                  free: np.ndarray, start: np.ndarray) -> np.ndarray:
+                  free: np.ndarray, start: np.ndarray, correction: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Weights that maximise the softmax likelihood of the target column of every row of
     ``stack`` (rows, candidates, F) among its ``allowed`` candidates (L-BFGS, L2 penalty);
-    only the ``free`` weights move from ``start``."""
+    only the ``free`` weights move from ``start``; ``correction`` is added to the logits
+    (sampled candidates' log weight)."""
     x = np.ascontiguousarray(stack, dtype=np.float64)
     rows = np.arange(x.shape[0])
     x_target = x[rows, target_columns]  # (rows, F)
@@ -186,6 +216,8 @@ def learn_weights(stack: np.ndarray, target_columns: np.ndarray, allowed: np.nda
         w = start.astype(np.float64).copy()
         w[free] = moving
         logits = x @ w
+        if correction is not None:
+            logits += correction
         logits[blocked] = -np.inf
         top = logits.max(axis=1, keepdims=True)
         p = np.exp(logits - top)
@@ -229,16 +261,18 @@ def fit_weights(sequences: Sequences, profile: Callable[[Sequences], np.ndarray]
         at = new_at[has_new]
         history = part.mask(part.positions() < np.repeat(at, part.lengths))
         targets = part.items[part.offsets[:-1] + at].astype(np.int64)
-        stack, columns, allowed = training_stack(history, profile(history), targets, items,
-                                                 action_names, last_n, decay, seed, True)
-        weights = learn_weights(stack, columns, allowed, ~revisit, weights)
+        stack, columns, allowed, correction = training_stack(
+            history, profile(history), targets, items, action_names, last_n, decay, seed, True)
+        weights = learn_weights(stack, columns, allowed, ~revisit, weights, correction)
     history = seq.drop_last(1)
     targets = seq.items[seq.offsets[1:] - 1].astype(np.int64)
-    half = slice(0, max(1, targets.size // 2))  # two weights need fewer rows
-    history = history.select(np.arange(targets.size)[half])
-    stack, columns, allowed = training_stack(history, profile(history), targets[half], items,
-                                             action_names, last_n, decay, seed + 1, False)
-    return learn_weights(stack, columns, allowed, revisit, weights)
+    # Two weights need fewer rows: a random half of the sample.
+    half = np.sort(rng.permutation(targets.size)[: max(1, targets.size // 2)])
+    history = history.select(half)
+    stack, columns, allowed, correction = training_stack(
+        history, profile(history), targets[half], items, action_names, last_n, decay,
+        seed + 1, False)
+    return learn_weights(stack, columns, allowed, revisit, weights, correction)
 
 
 def _last_new_step(seq: Sequences) -> np.ndarray:
@@ -275,10 +309,11 @@ def weighted_scores(history: Sequences, mix: np.ndarray, items: ItemSide,
 
 def training_stack(history: Sequences, mix: np.ndarray, targets: np.ndarray, items: ItemSide,
                    action_names: tuple[str, ...], last_n: int, decay: float, seed: int,
-                   new_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   new_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Features of every training row's candidates ``(rows, C, F)``, the target's column in
-    each row, and which candidates compete (``new_only``: those not in the history)."""
-    columns = candidates(items.n_items, targets, seed)
+    each row, which candidates compete (``new_only``: only those not in the history) and
+    the logits' corrections (see :func:`candidates`)."""
+    columns, allowed, correction = candidates(items.n_items, targets, history, seed)
     stack = np.empty((targets.size, columns.shape[1], len(FEATURES)), dtype=np.float32)
     step = block_rows(items.n_items)
     for start in range(0, targets.size, step):
@@ -288,8 +323,7 @@ def training_stack(history: Sequences, mix: np.ndarray, targets: np.ndarray, ite
         stack[rows] = picked.transpose(1, 2, 0)
     full = items.n_items <= FULL_SOFTMAX_ITEMS
     target_columns = targets if full else np.zeros_like(targets)
-    allowed = np.ones(columns.shape, dtype=bool)
     if new_only:
-        allowed = stack[:, :, FEATURES.index("seen")] == 0
+        allowed = allowed & (stack[:, :, FEATURES.index("seen")] == 0)
         allowed[np.arange(targets.size), target_columns] = True
-    return stack, target_columns, allowed
+    return stack, target_columns, allowed, correction

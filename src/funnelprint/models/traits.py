@@ -137,7 +137,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         items = np.asarray(items, dtype=np.int64)
         if items.size and (items.min() < 0 or items.max() >= self.dataset_.n_items):
             raise ValueError("items outside the catalogue")
-        mix = self.profile_.profile(history).traits[0]
+        profiled = self.profile_.profile(history)
+        mix, cold = profiled.traits[0], bool(profiled.cold[0])
         recent = history.last(self.config.last_n)
         order = np.arange(recent.items.size)[::-1]  # most recent first
         recent_items, recent_actions = recent.items[order], recent.actions[order]
@@ -147,10 +148,14 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         usual = self._usual_price_position(history)
         out: list[Reason] = []
         for item in items.tolist():
-            j = int(np.argmax(mix * self.item_traits_[item]))
-            text = f"fits trait '{names[j]}' ({mix[j]:.0%} of profile)"
-            evidence: list[Evidence] = [{"step": f"trait '{names[j]}'",
-                                         "weight": round(float(mix[j]), 4)}]
+            fit = mix * self.item_traits_[item]
+            j = int(np.argmax(fit))
+            parts: list[str] = []
+            evidence: list[Evidence] = []
+            if fit[j] > 1e-6 and mix[j] >= 0.005:
+                whose = "of the starting profile for new customers" if cold else "of profile"
+                parts.append(f"fits trait '{names[j]}' ({mix[j]:.0%} {whose})")
+                evidence.append({"step": f"trait '{names[j]}'", "weight": round(float(mix[j]), 4)})
             others = recent_items != item
             if others.any():
                 sims = np.where(others, self.item_vectors_[recent_items]
@@ -159,19 +164,23 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
                 if sims[best] >= SIMILAR_ENOUGH:
                     product = str(self.dataset_.item_ids[recent_items[best]])
                     action = self.dataset_.action_names[int(recent_actions[best])]
-                    text += f"; similar to recent {product}"
+                    parts.append(f"similar to recent {product}")
                     evidence.append({"step": f"{_ACTION_WORDS.get(action, action)} {product}",
                                      "weight": round(float(sims[best]), 4)})
             if left[item]:
-                text += "; left in the cart"
+                parts.append("left in the cart")
                 evidence.append({"step": "left in the cart", "weight": 1.0})
             position = float(self.items_.price_positions[item])
             if np.isfinite(usual) and np.isfinite(position) and abs(position - usual) <= 0.15:
-                text += (f"; priced like the customer's carts (percentile {position:.0%} of "
-                         f"its category, theirs {usual:.0%})")
+                parts.append(f"priced like the customer's carts (percentile {position:.0%} "
+                             f"of its category, theirs {usual:.0%})")
                 evidence.append({"step": "price percentile in category",
                                  "weight": round(1.0 - abs(position - usual), 4)})
-            out.append({"text": text, "evidence": evidence})
+            if not parts:
+                share = float(self.popularity_[item])
+                parts.append("popular with customers")
+                evidence.append({"step": "popularity", "weight": round(share, 4)})
+            out.append({"text": "; ".join(parts), "evidence": evidence})
         return out
 
     def _usual_price_position(self, history: Sequences) -> float:

@@ -92,23 +92,38 @@ class BehaviourTable:
 
 
 def price_positions(prices: np.ndarray | None, categories: np.ndarray | None) -> np.ndarray | None:
-    """Each item's price percentile within its category (0 cheapest, 1 dearest; all items
-    when categories are unknown); NaN where the price is unknown. None without prices."""
+    """Each item's price percentile within its category (0 cheapest, 1 dearest; tied prices
+    share their mid-rank, so a category of one price sits at 0.5); NaN where the price or
+    the category is unknown. None (and the price features are left out) without prices, without
+    categories — across categories a percentile says which category a customer shops, not
+    how they choose within it — or when no category has two different prices."""
     if prices is None or not np.isfinite(prices).any():
         return None
+    if categories is None:
+        log.warning("product prices without categories: price percentiles need a category to "
+                    "compare within, so the price behaviour features are left out")
+        return None
     prices = np.asarray(prices, dtype=np.float64)
-    group = (np.zeros(prices.size, dtype=np.int64) if categories is None
-             else np.unique(np.asarray(categories).astype(str), return_inverse=True)[1].ravel())
-    known = np.isfinite(prices)
+    names = np.asarray(categories).astype(str)
+    group = np.unique(names, return_inverse=True)[1].ravel()
+    known = np.isfinite(prices) & (names != "")
     out = np.full(prices.size, np.nan)
     idx = np.flatnonzero(known)
     order = idx[np.lexsort((prices[idx], group[idx]))]
-    g = group[order]
-    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    g, p = group[order], prices[order]
+    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1] if g.size else np.zeros(0, np.int64)
     size = np.diff(np.r_[start, g.size])
-    rank = np.arange(g.size) - np.repeat(start, size)
-    # Mid-rank percentile, so that a category of one item sits at the middle.
-    out[order] = (rank + 0.5) / np.repeat(size, size)
+    # Average rank of each run of equal prices within its category.
+    new_value = np.r_[True, (g[1:] != g[:-1]) | (p[1:] != p[:-1])] if g.size else \
+        np.zeros(0, bool)
+    run = np.cumsum(new_value) - 1
+    position = np.arange(g.size) - np.repeat(start, size)
+    mid = np.bincount(run, weights=position) / np.bincount(run)
+    out[order] = (mid[run] + 0.5) / np.repeat(size, size)
+    if not (np.abs(out[order] - 0.5) > 1e-9).any():
+        log.warning("every category has a single price: the price behaviour features are "
+                    "left out")
+        return None
     return out
 
 

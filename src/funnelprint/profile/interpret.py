@@ -181,7 +181,7 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
     population = values.mean(axis=0) if values.size else np.zeros(len(names))
     # Population percentiles make features of any unit comparable (a lift of log seconds
     # and a lift of a rate are not).
-    ranks = (rankdata(values, axis=0) / max(values.shape[0], 1) if values.size
+    ranks = ((rankdata(values, axis=0) - 0.5) / max(values.shape[0], 1) if values.size
              else np.zeros((0, len(names))))
     n_typical = max(1, round(TYPICAL_SHARE * shares.shape[0]))
     for j, trait in enumerate(traits):
@@ -219,11 +219,12 @@ def name_scores(effects: dict[str, float]) -> dict[str, float]:
     (:data:`BEHAVIOUR_NAMES`): the mean of the two largest signed percentile shifts among
     its features (``effects``: mean population percentile minus one half, per feature).
     Two, not all: a behaviour shows in some of its signs more than others (regular visitors
-    need not visit more often than most), and one alone would be noise."""
+    need not visit more often than most); and both must point its way, for one alone (short
+    visits in a shop without carts) is not impulse buying."""
     out = {}
     for name, signs in BEHAVIOUR_NAMES.items():
         shown = sorted((sign * effects[f] for f, sign in signs if f in effects), reverse=True)
-        if len(shown) >= 2 or (shown and len(signs) == 1):
+        if len(shown) >= 2 and shown[1] > 0:  # two of its signs, not one alone
             out[name] = float(np.mean(shown[:2]))
     return out
 

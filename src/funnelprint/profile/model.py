@@ -60,6 +60,9 @@ if TYPE_CHECKING:  # torch is imported only where attention aggregation is used
     from funnelprint.profile.attention import AttentionAggregator
 
 log = logging.getLogger(__name__)
+#: Fewest customers (with known events) a trait model is fitted on: the selection fits
+#: on half of them and predicts the other half.
+MIN_CUSTOMERS = 8
 BETA_LOSSES = ("kullback-leibler", "frobenius")
 CONTEXTS = ("journey", "session")
 #: Reads one learned array by name, checking its shape (None matches any size).
@@ -347,8 +350,9 @@ class ProfileModel:
         their two behaviour blocks (style shares; high/low rank columns) and raw values."""
         c = self.config
         positions = price_positions(dataset.item_prices, dataset.item_categories)
-        if positions is None:
-            log.info("no product prices: the price-position behaviour features are omitted")
+        prices = dataset.item_prices
+        if prices is None or not np.isfinite(prices).any():
+            log.warning("no product prices: the price-position behaviour features are omitted")
         self.item_price_position_ = (np.full(dataset.n_items, np.nan) if positions is None
                                      else positions)
         seq, gap = dataset.sequences, self._gap_us()
@@ -383,6 +387,16 @@ class ProfileModel:
         """Block scales, the behaviour block's weight and (unless set) the number of
         traits, selected on the warm customers (see ``profile.joint``)."""
         c = self.config
+        customers, columns = blocks[0].shape[0], sum(b.shape[1] for b in blocks)
+        if customers < MIN_CUSTOMERS:
+            raise ValueError(f"traits need at least {MIN_CUSTOMERS} customers with "
+                             f"{max(1, c.min_known_tokens)} or more known events; this data "
+                             f"has {customers}")
+        most = min(customers // 2, columns)
+        if c.traits is not None and c.traits > most:
+            raise ValueError(f"--traits {c.traits} is more than this data supports: at most "
+                             f"{most} (half of its {customers:,} customers with known events, "
+                             f"and {columns} features)")
         self.block_scales_ = np.array([block_scale(b) for b in blocks])
         chosen = select([b / scale for b, scale in zip(blocks, self.block_scales_, strict=True)],
                         c.traits, c.seed, c.trait_grid(), max_traits=c.max_traits)
@@ -651,6 +665,8 @@ class ProfileModel:
             "similarity": sim[top].astype(np.float64),
             "reason": [f"both lean on '{self.trait_info_[j]['name']}' "
                        f"({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
+                       if min(traits[row, j], traits[t, j]) >= 0.005
+                       else "the closest mix of traits (no trait both lean on)"
                        for j, t in zip(shared, top, strict=True)],
         }, schema={"customer_id": pl.String, "similarity": pl.Float64, "reason": pl.String})
 
