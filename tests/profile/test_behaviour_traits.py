@@ -2,6 +2,7 @@
 independently, named from their evidence, refreshed like the taste traits."""
 
 import logging
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.profile.joint import BALANCE_GRID
+from funnelprint.profile.joint import BALANCE_GRID, ELBOW
 from funnelprint.profile.model import ProfileModel
 from funnelprint.profile.quality import align, persona_columns, trait_recovery
 
@@ -54,12 +55,23 @@ def test_every_trait_has_a_kind_a_name_and_checkable_evidence(independent):
 
 
 def test_balance_and_number_of_traits_come_from_the_selection(independent):
+    """The weight is the one nearest 1 within ELBOW of the best criterion; the number of
+    traits is the elbow: every smaller candidate was improved on by its successor by at
+    least ELBOW, the chosen one by less (or it is the largest scored)."""
     model = independent[3]
-    assert model.behaviour_weight_ in BALANCE_GRID
-    scores = model.selection_["behaviour_weight"]
-    assert scores[str(model.behaviour_weight_)] == min(scores.values())
-    trait_scores = model.selection_["traits"]
-    assert trait_scores[str(model.traits)] == min(trait_scores.values())
+    weight = model.behaviour_weight_
+    assert weight in BALANCE_GRID
+    scores = {float(w): v for w, v in model.selection_["behaviour_weight"].items()}
+    assert scores[weight] <= (1 + ELBOW) * min(scores.values())
+    assert not [w for w, v in scores.items() if abs(np.log(w)) < abs(np.log(weight))
+                and v <= (1 + ELBOW) * min(scores.values())]
+    trait_scores = {int(k): v for k, v in model.selection_["traits"].items()}
+    ks = sorted(trait_scores)
+    chosen = ks.index(model.traits)
+    for smaller, larger in pairwise(ks[:chosen + 1]):
+        assert trait_scores[larger] <= (1 - ELBOW) * trait_scores[smaller]
+    if chosen + 1 < len(ks):
+        assert trait_scores[ks[chosen + 1]] > (1 - ELBOW) * trait_scores[model.traits]
 
 
 def test_refreshing_from_events_gives_the_fitted_profiles(independent):

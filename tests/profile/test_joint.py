@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from funnelprint.profile.joint import BALANCE_GRID, block_scale, held_out_error, select
+from funnelprint.profile.joint import BALANCE_GRID, ELBOW, block_scale, held_out_error, select
 
 
 def low_rank(rows: int, cols: int, rank: int, noise: float, seed: int) -> np.ndarray:
@@ -44,8 +44,8 @@ def test_select_finds_the_rank_and_is_reproducible():
     scaled = [b / block_scale(b) for b in blocks]
     chosen = select(scaled, None, seed=0, trait_grid=(2, 4, 8))
     assert chosen.traits == 4
-    assert chosen.balance in BALANCE_GRID and chosen.balance_scores[chosen.balance] == min(
-        chosen.balance_scores.values())
+    assert chosen.balance in BALANCE_GRID and chosen.balance_scores[chosen.balance] <= (
+        1 + ELBOW) * min(chosen.balance_scores.values())
     assert select(scaled, None, seed=0, trait_grid=(2, 4, 8)) == chosen
 
 
@@ -59,3 +59,14 @@ def test_balance_leans_towards_the_block_with_structure():
     down = select([signal / block_scale(signal), noise / block_scale(noise)], 3, seed=0)
     assert up.balance > down.balance
     assert up.traits_scores == {}  # traits given: only the balance is searched
+
+
+def test_the_elbow_stops_where_a_larger_basis_splits_hairs():
+    """On data of rank 4 with a slow fall past it, the walk stops at 4 and scores only the
+    candidates it needed."""
+    x = low_rank(800, 30, 4, 0.05, 3)
+    blocks = [x[:, :20], x[:, 20:]]
+    scaled = [b / block_scale(b) for b in blocks]
+    chosen = select(scaled, None, seed=0, trait_grid=(2, 4, 6, 8, 10, 12, 14, 16))
+    assert chosen.traits == 4
+    assert max(chosen.traits_scores) <= 8

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from sklearn.decomposition import NMF, non_negative_factorization
@@ -30,6 +31,11 @@ from threadpoolctl import threadpool_limits
 #: Candidate weights of the behaviour block relative to the taste block (after both are
 #: scaled to a unit leading singular value).
 BALANCE_GRID = (0.5, 0.71, 1.0, 1.41, 2.0)
+#: Relative change of the criterion below which a larger candidate is not worth it (see
+#: :func:`_elbow`): about the spread of the criterion between random splits.
+ELBOW = 0.02
+#: Random splits each candidate's criterion is averaged over.
+REPEATS = 3
 
 
 def block_scale(block: np.ndarray) -> float:
@@ -107,9 +113,10 @@ def select(blocks: list[np.ndarray], traits: int | None, seed: int = 0,
            ) -> Selection:
     """Choose the weight of the behaviour blocks (every block after the first, the taste
     block) from :data:`BALANCE_GRID` and, where ``traits`` is None, the number of traits
-    from ``trait_grid`` — extended upwards in its own steps, up to ``max_traits``, while the
-    criterion still falls at its top — on at most ``sample`` customers. The blocks are given
-    already scaled by :func:`block_scale`."""
+    from the ascending ``trait_grid`` (up to ``max_traits``) at its elbow — the smallest
+    candidate the next one improves on by less than :data:`ELBOW` — on at most ``sample``
+    customers. The weight is the one nearest to 1 within :data:`ELBOW` of the best. The
+    blocks are given already scaled by :func:`block_scale`."""
     # The sample is small: threaded BLAS spends more on handing out its many small
     # products than it saves, so one thread is faster (and leaves the cores to others).
     # Each candidate is an independent seeded fit, so running them side by side (BLAS and
@@ -145,27 +152,18 @@ def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
     k = traits
     if k is None:
         limit = max(2, min(rows.size // 4, labels.size - 1))
-        grid = [g for g in trait_grid if 2 <= g <= limit] or [min(2, limit)]
+        grid = [g for g in trait_grid if 2 <= g <= min(max_traits, limit)] or [min(2, limit)]
         x = stack(1.0)
-        k_parts = splits(x.shape[0], x.shape[1], seed)
-        jobs = [(g, p) for g in grid for p in k_parts]
-        errors = list(pool.map(lambda job: split_error(x, labels, job[0], job[1], seed), jobs))
-        k_scores = {g: float(np.mean([e for (h, _), e in zip(jobs, errors, strict=True)
-                                      if h == g])) for g in grid}
-        # Still falling at the top of the grid: go on up in the same steps while it falls.
-        step = grid[-1] - grid[-2] if len(grid) > 1 else 4
-        while (min(k_scores, key=lambda g: (k_scores[g], g)) == max(k_scores)
-               and max(k_scores) + step <= min(max_traits, limit)):
-            g = max(k_scores) + step
-            k_scores[g] = float(np.mean(list(pool.map(
-                lambda p, g=g: split_error(x, labels, g, p, seed), k_parts))))
-        k = min(k_scores, key=lambda g: (k_scores[g], g))
+        k_parts = splits(x.shape[0], x.shape[1], seed, repeats=REPEATS)
+        k_scores = _walk_traits(grid, lambda gs: _mean_errors(pool, x, labels, gs, k_parts,
+                                                              seed))
+        k = _elbow(k_scores)
     balance_scores: dict[float, float] = {}
     balance = 1.0
     if has_behaviour:
         # The trait grid ran at weight 1 with the same splits: reuse its score there.
         known = {1.0: k_scores[k]} if k in k_scores else {}
-        w_parts = splits(rows.size, labels.size, seed)
+        w_parts = splits(rows.size, labels.size, seed, repeats=REPEATS)
 
         def scores(weights: list[float]) -> list[float]:
             todo = [w for w in weights if w not in known]
@@ -178,8 +176,53 @@ def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
             return [known[w] for w in weights]
 
         balance_scores = _walk_grid(scores)
-        balance = min(balance_scores, key=lambda w: (balance_scores[w], abs(np.log(w))))
+        balance = _parsimonious_balance(balance_scores)
     return Selection(int(k), float(balance), k_scores, balance_scores)
+
+
+def _mean_errors(pool: Executor, x: np.ndarray, labels: np.ndarray, ks: list[int],
+                 parts: list[Split], seed: int) -> list[float]:
+    """The criterion of each number of traits in ``ks`` (all fits side by side)."""
+    jobs = [(g, p) for g in ks for p in parts]
+    errors = list(pool.map(lambda job: split_error(x, labels, job[0], job[1], seed), jobs))
+    return [float(np.mean(errors[i * len(parts):(i + 1) * len(parts)]))
+            for i in range(len(ks))]
+
+
+def _walk_traits(grid: list[int], score: Callable[[list[int]], list[float]]
+                 ) -> dict[int, float]:
+    """Scores along the ascending ``grid``, two candidates at a time, up to the first
+    candidate past the elbow (see :func:`_elbow`)."""
+    scores: dict[int, float] = {}
+    for start in range(0, len(grid), 2):
+        batch = grid[start:start + 2]
+        scores.update(zip(batch, score(batch), strict=True))
+        if _elbow(scores) != max(scores):
+            break
+    return scores
+
+
+def _elbow(scores: dict[int, float]) -> int:
+    """The smallest number of traits whose next larger candidate lowers the criterion by
+    less than :data:`ELBOW` of its value (the largest scored when none does).
+
+    The held-out criterion goes on falling slowly past the data's rank, as extra traits
+    split true dimensions into correlated halves; those small gains are not worth a trait
+    a marketer has to read (on simulated shops, the split traits lowered the recovery of
+    the true dimensions)."""
+    ks = sorted(scores)
+    for smaller, larger in pairwise(ks):
+        if scores[larger] > (1 - ELBOW) * scores[smaller]:
+            return smaller
+    return ks[-1]
+
+
+def _parsimonious_balance(scores: dict[float, float]) -> float:
+    """The weight nearest to 1 (equal block weighting) whose criterion is within
+    :data:`ELBOW` of the best: a weight away from 1 has to earn its place."""
+    best = min(scores.values())
+    close = [w for w, v in scores.items() if v <= (1 + ELBOW) * best]
+    return min(close, key=lambda w: (abs(np.log(w)), scores[w]))
 
 
 def _walk_grid(score: Callable[[list[float]], list[float]]) -> dict[float, float]:

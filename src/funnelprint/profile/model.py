@@ -86,10 +86,8 @@ class ProfileConfig:
     styles
         Visit styles (soft KMeans anchors of per-visit behaviour) in the behaviour block.
     max_traits
-        Largest number of traits tried when ``traits`` is None: 4, 8, 12 and 16 (see
-        :meth:`trait_grid`), then, where ``max_traits`` allows, on in fours while the
-        criterion still falls at the top. (By default 16: beyond it the held-out criterion
-        kept falling on sparse shops while the traits split true dimensions.)
+        Largest number of traits tried when ``traits`` is None: the candidates are 4, 6, 8,
+        … up to it (see :meth:`trait_grid`), walked upwards to the criterion's elbow.
     aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
@@ -128,7 +126,7 @@ class ProfileConfig:
     traits: int | None = None
     behaviour: bool = True
     styles: int = 16
-    max_traits: int = 16
+    max_traits: int = 24
     aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
     nonneg: Literal["anchors", "split", "shift"] = "anchors"
     anchors: int = 256
@@ -172,7 +170,7 @@ class ProfileConfig:
 
     def trait_grid(self) -> tuple[int, ...]:
         """Numbers of traits tried when ``traits`` is None."""
-        return tuple(range(min(4, self.max_traits), min(16, self.max_traits) + 1, 4))
+        return tuple(range(min(4, self.max_traits), self.max_traits + 1, 2))
 
     def profile_params(self) -> dict[str, Any]:
         """The profile settings (of a subclass that adds others, only these)."""
