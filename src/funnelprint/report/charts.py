@@ -123,19 +123,41 @@ def segment_map(points: pl.DataFrame, labels: dict[int, str]) -> go.Figure:
 
 def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[str, str]]
             ) -> go.Figure:
-    """Each funnel rate, one bar per segment and the population in black."""
-    fig = go.Figure()
-    names = [label for _, label in rates]
-    for row in table.iter_rows(named=True):
-        s = int(row["segment"])
-        name = "everyone" if s < 0 else labels.get(s, f"segment {s}")
-        fig.add_bar(x=names, y=[row[c] for c, _ in rates], name=name,
-                    marker_color=POPULATION if s < 0 else colour(s),
-                    marker_pattern_shape="" if s < 0 else ("", "/", ".", "x")[s % 4],
-                    hovertemplate=f"{html.escape(name)}<br>%{{x}}: %{{y:.1%}}<extra></extra>")
-    fig.update_layout(title="Funnel per segment (share of customer-product pairs)",
-                      barmode="group", yaxis_tickformat=".0%", legend_font_size=11)
+    """One panel per funnel rate: a bar per segment, everyone's bar in black on top and its
+    value as a dashed line across the panel, so each segment reads against the population."""
+    from plotly.subplots import make_subplots
+
+    rows = sorted(table.iter_rows(named=True), key=lambda r: int(r["segment"]))
+    names = ["everyone" if r["segment"] < 0 else labels.get(int(r["segment"]),
+                                                            f"segment {r['segment']}")
+             for r in rows]
+    colours = [POPULATION if r["segment"] < 0 else colour(int(r["segment"])) for r in rows]
+    fig = make_subplots(rows=1, cols=len(rates), shared_yaxes=True, horizontal_spacing=0.015,
+                        subplot_titles=[label for _, label in rates])
+    for col, (column, label) in enumerate(rates, start=1):
+        values = [_round(r[column]) for r in rows]
+        fig.add_bar(y=names, x=values, orientation="h", marker_color=colours, row=1, col=col,
+                    showlegend=False, text=[_pct_text(v) for v in values],
+                    textposition="outside", cliponaxis=False, textfont_size=10,
+                    hovertemplate=f"%{{y}}<br>{html.escape(label)}: %{{x:.1%}}<extra></extra>")
+        everyone = next((v for r, v in zip(rows, values, strict=True) if r["segment"] < 0),
+                        None)
+        if everyone is not None:
+            fig.add_vline(x=everyone, line_dash="dash", line_color=POPULATION, line_width=1,
+                          row=1, col=col)
+        top = max((v for v in values if v is not None), default=1.0)
+        # the values are printed on the bars; ticks of adjacent panels would collide
+        fig.update_xaxes(range=[0, min(1.0, top * 1.3) or 1.0], showticklabels=False,
+                         row=1, col=col)
+    fig.update_yaxes(autorange="reversed", automargin=True, type="category")
+    fig.update_layout(title="Funnel per segment (share of customer-product pairs; dashed: "
+                            "everyone)", bargap=0.25)
+    fig.update_annotations(font_size=12)
     return fig
+
+
+def _pct_text(value: float | None) -> str:
+    return "" if value is None else f"{value:.0%}"
 
 
 def timeline(steps: pl.DataFrame) -> go.Figure:
@@ -168,7 +190,7 @@ def leaderboard(records: Sequence[tuple[str, dict[str, Any]]], metrics: Sequence
         for key, result in record["models"].items():
             name = key if len(records) == 1 else f"{key} ({source})"
             shown = [m for m in metrics if m in result]
-            fig.add_bar(x=shown, y=[result[m] for m in shown], name=name,
+            fig.add_bar(x=shown, y=[_round(result[m]) for m in shown], name=name,
                         marker_color=colour(i),
                         marker_pattern_shape=("", "/", ".", "x")[i % 4],
                         hovertemplate=f"{html.escape(name)}<br>%{{x}}: %{{y:.4f}}"
@@ -182,7 +204,8 @@ def heatmap(weights: np.ndarray, steps: Sequence[str], items: Sequence[str], tit
             ) -> go.Figure:
     """How much each recommended item (row) drew on each history step (column)."""
     fig = go.Figure(go.Heatmap(
-        z=weights.tolist(), x=[f"{i + 1}. {s}" for i, s in enumerate(steps)], y=list(items),
+        z=np.round(weights, 4).tolist(), y=list(items),
+        x=[f"{i + 1}. {s}" for i, s in enumerate(steps)],
         colorscale="Viridis", colorbar={"title": "weight"},
         hovertemplate="recommended %{y}<br>step %{x}<br>weight %{z:.3f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="history step (oldest → newest)",
@@ -208,6 +231,10 @@ def mix_svg(trait: dict[str, float], population: dict[str, float], width: int = 
             x += w
     return (f'<svg class="mix" role="img" aria-label="action mix" width="{width}" '
             f'height="44" viewBox="0 0 {width} 44">{"".join(rows)}</svg>')
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
 
 
 def _action_rank(action: str) -> int:

@@ -105,7 +105,7 @@ def segment_map(profile: ProfileModel, max_points: int = 4000, seed: int = 0) ->
             for r, (a, b) in zip(rows, top, strict=True)]
     return pl.DataFrame({
         "customer_id": profile.customer_ids_[rows].astype(str),
-        "x": xy[:, 0], "y": xy[:, 1],
+        "x": np.round(xy[:, 0], 4), "y": np.round(xy[:, 1], 4),
         "segment": profile.assign_segments(traits[rows]).astype(np.int64),
         "leading": lead,
     })

@@ -62,7 +62,7 @@ def build_report(model: TraitsRecommender, log: EventLog | None = None,
         ("data", "Data", data_section(log, products)),
         ("traits", "Traits", traits_section(model)),
         ("segments", "Segments", segments_section(model, log, labels)),
-        ("customers", "Customers", customers_section(model, log, products, customers)),
+        ("customers", "Customers", customers_section(model, log, products, customers, labels)),
         ("models", "Models", models_section(leaderboards, sequential, customers)),
     ]
     return page(sections, model)
@@ -166,7 +166,8 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
     if log is not None:
         funnels = content.segment_funnels(log.events, content.customer_segments(profile))
         funnel_rows = {int(r["segment"]): r for r in funnels.iter_rows(named=True)}
-        parts.append(figure(charts.funnels(funnels, labels, content.FUNNEL_RATES), height=380))
+        parts.append(figure(charts.funnels(funnels, labels, content.FUNNEL_RATES),
+                            height=110 + 24 * funnels.height))
     rate_heads = [label for _, label in content.FUNNEL_RATES] if funnel_rows else []
     rows = []
     for seg in [*summary, {"segment": -1, "customers": total, "traits": {}}]:
@@ -183,7 +184,8 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
 
 
 def customers_section(model: TraitsRecommender, log: EventLog | None,
-                      products: pl.DataFrame | None, customers: Sequence[str]) -> str:
+                      products: pl.DataFrame | None, customers: Sequence[str],
+                      labels: dict[int, str]) -> str:
     if not customers:
         return note("No customer has enough history to show.")
     profile = model.profile_
@@ -205,9 +207,11 @@ def customers_section(model: TraitsRecommender, log: EventLog | None,
         recs = recommend_with_reasons(model, cid, 5)
         similar = profile.similar(cid, 5)
         parts.append(
-            f'<article class="customer"><h3>customer {esc(cid)} · segment {segment}</h3>'
+            f'<article class="customer"><h3>customer {esc(cid)} · '
+            f'{esc(labels.get(segment, segment))}</h3>'
             + grid(
-                figure(charts.bars([names[j] for j in order], [float(shares[j]) for j in order],
+                figure(charts.bars([names[j] for j in order],
+                                   [round(float(shares[j]), 4) for j in order],
                                    "Profile (largest traits)", "share",
                                    [charts.colour(int(j)) for j in order], horizontal=True),
                        table(["trait", "share"], [(names[j], f"{shares[j]:.1%}")
@@ -258,8 +262,8 @@ def leaderboard_block(source: str, record: dict[str, Any]) -> str:
              _num(result.get("fit_seconds")))
             for key, result in record["models"].items()]
     chart = charts.leaderboard([(source, record)], [m for m in metrics if "Novelty" not in m])
-    return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>' + figure(
-        chart, table(["model", *metrics, "fit s"], rows, caption="")))
+    return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>'
+                 + table(["model", *metrics, "fit s"], rows) + figure(chart))
 
 
 def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence[str],
@@ -280,7 +284,8 @@ def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence
         names = [str(model.dataset_.item_ids[i]) for i in items]
         figures.append(figure(charts.heatmap(
             weights[:, weights.shape[1] - width:], labels[len(labels) - width:], names,
-            f"{model.key}: what customer {cid}'s recommendations drew on"), height=360))
+            f"{model.key}: what customer {cid}'s recommendations drew on (last {width} "
+            "steps)"), height=360))
     return block(f"Attention of the sequential model ({model.key})",
                  note("Rows: the model's top recommendations; columns: the last history "
                       "steps; each row's weights sum to 1.") + "".join(figures))
@@ -326,8 +331,8 @@ def figure(fig: Any, numbers: str = "", height: int = 320) -> str:
 
 
 def segment_labels(summary: Sequence[dict[str, Any]]) -> dict[int, str]:
-    """'segment 3 · pets.dog' per segment: its number and leading trait."""
-    return {int(s["segment"]): f"segment {s['segment']} · {next(iter(s['traits']), '')}"
+    """'segment 3 · pets.dog + regular' per segment: its number and two leading traits."""
+    return {int(s["segment"]): f"segment {s['segment']} · {' + '.join(s['traits'])}"
             for s in summary}
 
 
