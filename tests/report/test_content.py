@@ -33,6 +33,21 @@ def test_segment_funnels_count_customer_product_pairs():
     assert everyone["customers"] == 3 and everyone["pairs"] == 5
     assert everyone["view_to_cart"] == pytest.approx(3 / 5)
     assert everyone["view_to_purchase"] == pytest.approx(1 / 5)
+    assert a["visits_abandoned"] is None  # no sessions in these events
+
+
+def test_abandoned_visits_are_visits_with_a_cart_and_no_purchase():
+    log = events([
+        ("a", "p1", "add_to_cart"), ("a", "p1", "purchase"),  # visit 0: completed
+        ("a", "p2", "add_to_cart"),  # visit 1: abandoned
+        ("a", "p3", "view"),  # visit 2: no cart, not counted
+        ("b", "p1", "add_to_cart"),  # visit 3: abandoned
+    ]).with_columns(session=pl.Series([0, 0, 1, 2, 3]))
+    segments = pl.DataFrame({"customer_id": ["a", "b"], "segment": [0, 0]})
+    funnels = content.segment_funnels(log, segments)
+    assert funnels["visits_abandoned"].to_list() == pytest.approx([2 / 3, 2 / 3])
+    only_a = content.segment_funnels(log, segments.head(1))
+    assert only_a["visits_abandoned"].to_list() == pytest.approx([0.5, 2 / 3])
 
 
 def test_length_histogram_keeps_every_count_and_folds_the_tail():

@@ -150,8 +150,7 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
         fig.update_xaxes(range=[0, min(1.0, top * 1.3) or 1.0], showticklabels=False,
                          row=1, col=col)
     fig.update_yaxes(autorange="reversed", automargin=True, type="category")
-    fig.update_layout(title="Funnel per segment (share of customer-product pairs; dashed: "
-                            "everyone)", bargap=0.25)
+    fig.update_layout(title="Funnel per segment (dashed line: everyone)", bargap=0.25)
     fig.update_annotations(font_size=12)
     return fig
 

@@ -28,6 +28,7 @@ FUNNEL_RATES = (
     ("view_to_purchase", "view → purchase"),
     ("removal", "removed from cart"),
     ("abandonment", "left in cart"),
+    ("visits_abandoned", "abandoned visits"),
 )
 
 
@@ -119,8 +120,9 @@ def customer_segments(profile: ProfileModel) -> pl.DataFrame:
 def segment_funnels(events: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
     """The funnel of each segment and of everyone (``segment`` -1), on customer-product
     pairs: the share of viewed pairs carted and bought, of carted pairs bought, removed and
-    left in the cart (neither bought nor removed). Customers without a segment count in
-    the population only."""
+    left in the cart (neither bought nor removed); and, where ``events`` has a ``session``
+    column, the share of visits with an add to cart that ended without a purchase.
+    Customers without a segment count in the population only."""
     pairs = events.group_by("customer_id", "product_id").agg(
         viewed=(pl.col("action") == "view").any(),
         carted=(pl.col("action") == "add_to_cart").any(),
@@ -133,6 +135,24 @@ def segment_funnels(events: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFram
                    .group_by("segment").agg(*rates).sort("segment"))
     everyone = pairs.select(pl.lit(-1, dtype=per_segment.schema["segment"]).alias("segment"),
                             *rates)
+    table = pl.concat([per_segment, everyone])
+    if "session" not in events.columns:
+        return table.with_columns(visits_abandoned=pl.lit(None, dtype=pl.Float64))
+    return table.join(_abandoned_visits(events, segments), on="segment", how="left")
+
+
+def _abandoned_visits(events: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
+    """Per segment (and everyone, -1): the share of visits with an add to cart that ended
+    without a purchase."""
+    visits = events.group_by("customer_id", "session").agg(
+        carted=(pl.col("action") == "add_to_cart").any(),
+        bought=(pl.col("action") == "purchase").any(),
+    ).filter(pl.col("carted")).with_columns(pl.col("customer_id").cast(pl.String))
+    visits = visits.join(segments, on="customer_id", how="left")
+    rate = (~pl.col("bought")).mean().alias("visits_abandoned")
+    per_segment = visits.filter(pl.col("segment").is_not_null()).group_by("segment").agg(rate)
+    everyone = visits.select(pl.lit(-1, dtype=per_segment.schema["segment"]).alias("segment"),
+                             rate)
     return pl.concat([per_segment, everyone])
 
 

@@ -160,15 +160,20 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
     total = max(1, sum(s["customers"] for s in summary))
     points = content.segment_map(profile)
     parts = [note(f"{len(summary)} segments: k-means on the customers' profiles. On the map "
-                  "each point is a customer (up to 4,000 shown); hover for the leading traits."),
+                  "each point is a customer (up to 4,000 shown); hover for the leading traits. "
+                  "Funnel rates are shares of customer-product pairs (of those viewed, or of "
+                  "those carted), abandoned visits the share of visits with an add to cart "
+                  "and no purchase."),
              figure(charts.segment_map(points, labels), height=520)]
     funnel_rows: dict[int, dict[str, Any]] = {}
+    rates: list[tuple[str, str]] = []
     if log is not None:
         funnels = content.segment_funnels(log.events, content.customer_segments(profile))
         funnel_rows = {int(r["segment"]): r for r in funnels.iter_rows(named=True)}
-        parts.append(figure(charts.funnels(funnels, labels, content.FUNNEL_RATES),
+        rates = [r for r in content.FUNNEL_RATES if funnels[r[0]].null_count() < funnels.height]
+        parts.append(figure(charts.funnels(funnels, labels, rates),
                             height=110 + 24 * funnels.height))
-    rate_heads = [label for _, label in content.FUNNEL_RATES] if funnel_rows else []
+    rate_heads = [label for _, label in rates]
     rows = []
     for seg in [*summary, {"segment": -1, "customers": total, "traits": {}}]:
         s = seg["segment"]
@@ -176,7 +181,7 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
         funnel = funnel_rows.get(s, {})
         rows.append([labels.get(s, "everyone"), f"{seg['customers']:,}",
                      f"{seg['customers'] / total:.1%}", lead or "—",
-                     *[_pct(funnel.get(c)) for c, _ in content.FUNNEL_RATES][:len(rate_heads)]])
+                     *[_pct(funnel.get(c)) for c, _ in rates]])
     parts.append(table(["segment", "customers", "share", "leading traits", *rate_heads], rows))
     if log is None:
         parts.append(note("Give --events FILE for each segment's funnel."))
