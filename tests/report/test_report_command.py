@@ -92,3 +92,18 @@ def test_a_sequential_model_is_refused_as_the_trait_model(shop, tmp_path, cli): 
     result = cli(["report", "--model", shop.sequential, "--out", tmp_path / "r.html"])
     assert result.code == 2
     assert "profiles come from a 'traits' model" in result.stderr
+
+
+def test_events_of_other_customers_still_give_journeys(shop, tmp_path, cli):  # noqa: F811
+    import polars as pl
+
+    events = pl.read_csv(shop.data / "events.csv", schema_overrides={"user_id": pl.String})
+    few = tmp_path / "few.csv"
+    events.filter(pl.col("user_id") == events["user_id"][0]).write_csv(few)
+    out = tmp_path / "few.html"
+    result = cli(["report", "--model", shop.model, "--events", few, "--out", out])
+    assert result.code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert page.count("last 30 events</caption>") >= 1
+    assert not re.search(r"last 30 events</caption><thead>.*?</thead><tbody></tbody>", page)
+    assert "<td>everyone</td><td>" in page

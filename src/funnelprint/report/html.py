@@ -203,8 +203,9 @@ def customers_section(model: TraitsRecommender, log: EventLog | None,
         shares = profile.customer_traits_[row]
         order = shares.argsort()[::-1][:6]
         segment = int(segments["segment"][row])
-        steps = (content.journey(log.events, cid) if log is not None
-                 else content.dataset_journey(model.dataset_, cid))
+        steps = content.journey(log.events, cid) if log is not None else None
+        if steps is None or not steps.height:  # not in this event file: the model's steps
+            steps = content.dataset_journey(model.dataset_, cid)
         if products is not None and "category" in products.columns and \
                 "category" not in steps.columns:
             steps = steps.join(products.select(pl.col("product_id").cast(pl.String),
