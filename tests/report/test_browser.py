@@ -102,3 +102,22 @@ def test_a_screenshot_is_saved(opened):
     shot: Path = opened["screenshot"]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000
+
+
+def test_a_browser_that_cannot_unpack_the_charts_says_so(shop):
+    executable = browser_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
+        try:
+            page = browser.new_context(offline=True).new_page()
+            page.add_init_script("delete window.DecompressionStream")
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(shop.report.as_uri(), wait_until="load")
+            page.wait_for_selector("#no-charts", state="visible")
+            tables = page.locator("figure.chart table").count()
+        finally:
+            browser.close()
+    assert errors == []
+    assert tables >= 10  # every chart's numbers are still in the page

@@ -9,6 +9,7 @@ one card per trait, the segments and their funnels, example customers, and the m
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -343,8 +344,6 @@ def segment_labels(summary: Sequence[dict[str, Any]]) -> dict[int, str]:
 
 
 def page(sections: Sequence[tuple[str, str, str]], model: TraitsRecommender) -> str:
-    from plotly.offline import get_plotlyjs
-
     nav = "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title, _ in sections)
     body = "".join(f'<section id="{key}"><h2>{esc(title)}</h2>{html_}</section>'
                    for key, title, html_ in sections)
@@ -353,7 +352,11 @@ def page(sections: Sequence[tuple[str, str, str]], model: TraitsRecommender) -> 
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>funnelprint report</title><style>{STYLE}</style>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+        f'<script type="application/octet-stream" id="plotly-js">{charts.plotly_bundle()}'
+        f"</script><script>const CONFIG = {json.dumps(charts.CONFIG)};{charts.LOADER}</script>"
+        '</head><body><p id="no-charts" class="note" hidden>This browser cannot unpack the '
+        "charts (it needs DecompressionStream, in browsers since 2023); the numbers under "
+        "each chart are all there.</p>"
         f'<header><h1>Customer traits report</h1><p class="meta">{esc(model.key)} model · '
         f"{model.profile_.n_traits_} traits · {len(model.profile_.customer_ids_):,} customers"
         f" · made {made} by funnelprint</p><nav>{nav}</nav></header>"
