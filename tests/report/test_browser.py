@@ -46,9 +46,14 @@ def browser_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def opened(shop, tmp_path_factory):
+def executable() -> str:
+    """The system's Chromium (looked up before the shop is built, so a skip is quick)."""
+    return browser_path()
+
+
+@pytest.fixture(scope="module")
+def opened(executable, shop, tmp_path_factory):
     """The report opened offline: console errors, requests, charts, text, screenshot."""
-    executable = browser_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     shot = tmp_path_factory.mktemp("browser") / "report.png"
     seen: dict = {"errors": [], "requests": []}
@@ -104,8 +109,7 @@ def test_a_screenshot_is_saved(opened):
     assert shot.stat().st_size > 50_000
 
 
-def test_a_browser_that_cannot_unpack_the_charts_says_so(shop):
-    executable = browser_path()
+def test_a_browser_that_cannot_unpack_the_charts_says_so(executable, shop):
     sync_api = pytest.importorskip("playwright.sync_api")
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
