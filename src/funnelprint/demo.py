@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from funnelprint.cli import run as run_cli
+from funnelprint.cli.evaluate import print_leaderboard
 
 
 def run(args: list[str]) -> None:
@@ -13,6 +17,17 @@ def run(args: list[str]) -> None:
     code = run_cli(args)
     if code != 0:
         raise SystemExit(code)
+
+
+def run_json(args: list[str], path: Path) -> dict:
+    """Run a command with ``--json``, keep its output in ``path`` and return it."""
+    print(f"\n$ funnelprint {' '.join(args)} > {path}", flush=True)
+    with redirect_stdout(io.StringIO()) as out:
+        code = run_cli(args)
+    if code != 0:
+        raise SystemExit(code)
+    path.write_text(out.getvalue())
+    return dict(json.loads(out.getvalue()))
 
 
 def main() -> None:
@@ -33,14 +48,21 @@ def main() -> None:
     run(["traits", "--model", model])
     run(["similar", "--model", model, "--customer", "u0001", "--k", "5"])
     run(["recommend", "--model", model, "--customer", "u0001", "--k", "5"])
-    run(["evaluate", "--data", f"events:{events}", "--products", products, "--models",
-         "traits,pop,itemknn,markov", "--protocol", "temporal-full"])
+    board = args.out / "leaderboard.json"
+    record = run_json(["evaluate", "--data", f"events:{events}", "--products", products,
+                       "--models", "traits,pop,itemknn,markov", "--protocol", "temporal-full",
+                       "--json"], board)
+    print_leaderboard(record, (5, 10, 20))
     sequential = str(args.out / "funnelformer")
     run(["fit", events, "--out", sequential, "--model-type", "funnelformer",
          "--time-budget", "60", "--seed", str(args.seed)])
     run(["recommend", "--model", sequential, "--customer", "u0001", "--k", "5",
          "--heatmap", str(args.out / "attention_u0001.png")])
     run(["evaluate", "--model-dir", sequential, "--protocol", "loo-full"])
+    report = args.out / "report.html"
+    run(["report", "--model", model, "--events", events, "--products", products,
+         "--leaderboard", str(board), "--sequential", sequential, "--out", str(report)])
+    print(f"\nreport: {report.resolve()}  (open it in a browser)")
 
 
 if __name__ == "__main__":

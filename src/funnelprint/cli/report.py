@@ -1,0 +1,94 @@
+"""``funnelprint report``: one self-contained HTML page about a fitted ``traits`` model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from funnelprint.artifacts import ArtifactError
+from funnelprint.cli.common import (
+    ActionsOpt,
+    ColumnsOpt,
+    ModelOpt,
+    NamesOpt,
+    OnErrorOpt,
+    check_output_suffix,
+    console,
+    load_log,
+)
+from funnelprint.cli.profiles import load_traits
+
+
+def report(
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option(help="Output .html file")],
+    events: Annotated[Path | None, typer.Option(
+        help="Event file the model was fitted on: data summary, segment funnels, journeys")]
+    = None,
+    products: Annotated[Path | None, typer.Option(
+        help="Products file (product_id and any of category, brand, price)")] = None,
+    leaderboard: Annotated[list[Path] | None, typer.Option(
+        help="JSON written by 'funnelprint evaluate ... --json' (repeatable)")] = None,
+    sequential: Annotated[Path | None, typer.Option(
+        help="A fitted sequential model directory: attention heatmaps")] = None,
+    customers: Annotated[int, typer.Option(help="How many example customers")] = 4,
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+) -> None:
+    """Write an HTML report (open it in a browser, offline): data, traits, segments and their
+    funnels, example customers, leaderboard and attention."""
+    from funnelprint.data.products import read_products
+    from funnelprint.report.html import write_report
+
+    check_output_suffix(out, (".html", ".htm"), "--out")
+    if not 0 <= customers <= 20:
+        raise ValueError(f"--customers must be between 0 and 20, not {customers}")
+    records = [(path.name, read_leaderboard(path)) for path in leaderboard or []]
+    fitted = load_traits(model)
+    seq = load_sequential(sequential) if sequential is not None else None
+    catalogue = read_products(products) if products is not None else None
+    log = None
+    if events is not None:
+        log = load_log(events, columns, actions, names, on_error,
+                       fitted.config.session_gap_minutes)
+    with console.status("writing the report"):
+        path = write_report(out, fitted, log, catalogue, records, seq, customers)
+    size = path.stat().st_size / 2**20
+    console.print(f"wrote the report to {path} ({size:.1f} MiB); open it in a browser")
+
+
+def read_leaderboard(path: Path) -> dict[str, Any]:
+    """An ``evaluate --json`` record; anything else is the user's error."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--leaderboard {path}: not JSON ({exc.msg}, line {exc.lineno})"
+                         ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--leaderboard {path}: not a UTF-8 text file") from None
+    models = record.get("models") if isinstance(record, dict) else None
+    if not isinstance(models, dict) or not all(isinstance(r, dict) for r in models.values()):
+        raise ValueError(f"--leaderboard {path}: not a leaderboard (write one with "
+                         "'funnelprint evaluate ... --json > FILE.json')")
+    return record
+
+
+def load_sequential(path: Path) -> Any:
+    from funnelprint.models import load
+    from funnelprint.models.neural.base import SequentialRecommender
+
+    fitted = load(path)
+    if not isinstance(fitted, SequentialRecommender):
+        raise ArtifactError(f"--sequential {path} holds a {fitted.key!r} model; attention "
+                            "comes from a sequential model (fit --model-type sasrec, "
+                            "funnelformer, ...)")
+    return fitted
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(report)
