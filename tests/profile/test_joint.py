@@ -5,7 +5,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from funnelprint.profile.joint import BALANCE_GRID, ELBOW, block_scale, held_out_error, select
+from funnelprint.profile.joint import (
+    BALANCE_GRID,
+    ELBOW,
+    _elbow,
+    block_scale,
+    held_out_error,
+    merge_groups,
+    select,
+)
 
 
 def low_rank(rows: int, cols: int, rank: int, noise: float, seed: int) -> np.ndarray:
@@ -70,3 +78,24 @@ def test_the_elbow_stops_where_a_larger_basis_splits_hairs():
     chosen = select(scaled, None, seed=0, trait_grid=(2, 4, 6, 8, 10, 12, 14, 16))
     assert chosen.traits == 4
     assert max(chosen.traits_scores) <= 8
+
+
+def test_elbow_stops_only_where_the_splits_agree_the_gain_is_small():
+    flat = {4: np.array([2.0, 2.1, 2.0]), 6: np.array([1.6, 1.7, 1.6]),
+            8: np.array([1.59, 1.69, 1.59]), 10: np.array([1.2, 1.3, 1.2])}
+    assert _elbow(flat) == 6  # 6 -> 8 gains under 1% on every split
+    noisy = {**flat, 8: np.array([1.59, 1.2, 1.65])}  # one split gains 30%
+    assert _elbow(noisy) == 10  # no step is confidently small: the largest
+    assert _elbow({4: np.array([2.0]), 6: np.array([1.0])}) == 6
+    assert ELBOW > 0
+
+
+def test_merge_groups_joins_traits_the_same_customers_lean_on():
+    rng = np.random.default_rng(0)
+    a, b = rng.gamma(1.0, size=(2, 500))
+    split_a = np.column_stack([a * 0.6 + 0.1 * rng.random(500), a * 0.4 + 0.1 * rng.random(500)])
+    weights = np.column_stack([split_a[:, 0], b, split_a[:, 1]])
+    assert merge_groups(weights).tolist() == [0, 1, 0]
+    assert merge_groups(np.column_stack([a, b])).tolist() == [0, 1]
+    assert merge_groups(np.ones((10, 1))).tolist() == [0]
+    assert merge_groups(np.column_stack([a, np.ones(500)])).tolist() == [0, 1]  # constant

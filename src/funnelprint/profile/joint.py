@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
 from sklearn.decomposition import NMF, non_negative_factorization
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
@@ -35,7 +37,10 @@ BALANCE_GRID = (0.5, 0.71, 1.0, 1.41, 2.0)
 #: :func:`_elbow`): about the spread of the criterion between random splits.
 ELBOW = 0.02
 #: Random splits each candidate's criterion is averaged over.
-REPEATS = 3
+REPEATS = 4
+#: Traits whose customer weights correlate above this (average linkage) are one trait
+#: split in parts (see :func:`merge_groups`).
+MERGE_CORRELATION = 0.2
 
 
 def block_scale(block: np.ndarray) -> float:
@@ -155,9 +160,10 @@ def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
         grid = [g for g in trait_grid if 2 <= g <= min(max_traits, limit)] or [min(2, limit)]
         x = stack(1.0)
         k_parts = splits(x.shape[0], x.shape[1], seed, repeats=REPEATS)
-        k_scores = _walk_traits(grid, lambda gs: _mean_errors(pool, x, labels, gs, k_parts,
-                                                              seed))
-        k = _elbow(k_scores)
+        per_split = _walk_traits(grid, lambda gs: _split_errors(pool, x, labels, gs, k_parts,
+                                                                seed))
+        k = _elbow(per_split)
+        k_scores = {g: float(v.mean()) for g, v in per_split.items()}
     balance_scores: dict[float, float] = {}
     balance = 1.0
     if has_behaviour:
@@ -180,20 +186,21 @@ def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
     return Selection(int(k), float(balance), k_scores, balance_scores)
 
 
-def _mean_errors(pool: Executor, x: np.ndarray, labels: np.ndarray, ks: list[int],
-                 parts: list[Split], seed: int) -> list[float]:
-    """The criterion of each number of traits in ``ks`` (all fits side by side)."""
+def _split_errors(pool: Executor, x: np.ndarray, labels: np.ndarray, ks: list[int],
+                  parts: list[Split], seed: int) -> list[np.ndarray]:
+    """The criterion of each number of traits in ``ks`` on every split (all fits side by
+    side)."""
     jobs = [(g, p) for g in ks for p in parts]
-    errors = list(pool.map(lambda job: split_error(x, labels, job[0], job[1], seed), jobs))
-    return [float(np.mean(errors[i * len(parts):(i + 1) * len(parts)]))
-            for i in range(len(ks))]
+    errors = np.array(list(pool.map(lambda job: split_error(x, labels, job[0], job[1], seed),
+                                    jobs)))
+    return list(errors.reshape(len(ks), len(parts)))
 
 
-def _walk_traits(grid: list[int], score: Callable[[list[int]], list[float]]
-                 ) -> dict[int, float]:
-    """Scores along the ascending ``grid``, two candidates at a time, up to the first
-    candidate past the elbow (see :func:`_elbow`)."""
-    scores: dict[int, float] = {}
+def _walk_traits(grid: list[int], score: Callable[[list[int]], list[np.ndarray]]
+                 ) -> dict[int, np.ndarray]:
+    """Per-split criteria along the ascending ``grid``, two candidates at a time, up to the
+    first candidate past the elbow (see :func:`_elbow`)."""
+    scores: dict[int, np.ndarray] = {}
     for start in range(0, len(grid), 2):
         batch = grid[start:start + 2]
         scores.update(zip(batch, score(batch), strict=True))
@@ -202,17 +209,21 @@ def _walk_traits(grid: list[int], score: Callable[[list[int]], list[float]]
     return scores
 
 
-def _elbow(scores: dict[int, float]) -> int:
-    """The smallest number of traits whose next larger candidate lowers the criterion by
-    less than :data:`ELBOW` of its value (the largest scored when none does).
+def _elbow(scores: dict[int, np.ndarray]) -> int:
+    """The smallest number of traits whose next larger candidate is, with confidence,
+    worth less than :data:`ELBOW`: the mean relative gain over the splits plus its standard
+    error is below it (the largest scored when there is none).
 
     The held-out criterion goes on falling slowly past the data's rank, as extra traits
-    split true dimensions into correlated halves; those small gains are not worth a trait
-    a marketer has to read (on simulated shops, the split traits lowered the recovery of
-    the true dimensions)."""
+    split true dimensions into correlated parts; those small gains are not worth a trait a
+    marketer has to read. A gain that the splits disagree on is not taken as small: stopping
+    too early loses whole dimensions, while traits split in parts are merged again after the
+    fit (:func:`merge_groups`)."""
     ks = sorted(scores)
     for smaller, larger in pairwise(ks):
-        if scores[larger] > (1 - ELBOW) * scores[smaller]:
+        gains = (scores[smaller] - scores[larger]) / scores[smaller]
+        spread = gains.std(ddof=1) / np.sqrt(gains.size) if gains.size > 1 else 0.0
+        if gains.mean() + spread < ELBOW:
             return smaller
     return ks[-1]
 
@@ -223,6 +234,28 @@ def _parsimonious_balance(scores: dict[float, float]) -> float:
     best = min(scores.values())
     close = [w for w, v in scores.items() if v <= (1 + ELBOW) * best]
     return min(close, key=lambda w: (abs(np.log(w)), scores[w]))
+
+
+def merge_groups(weights: np.ndarray, threshold: float = MERGE_CORRELATION) -> np.ndarray:
+    """Group the columns of ``weights`` (customers x traits) whose correlation across
+    customers exceeds ``threshold``, by average-linkage clustering; returns each trait's
+    group, numbered by first appearance.
+
+    Independent dimensions of a shop give traits that are uncorrelated or, as shares of one
+    profile, negatively correlated; a dimension the factorisation split in two (the two
+    categories of one taste, say) gives two traits that the same customers lean on."""
+    k = weights.shape[1]
+    if k < 2:
+        return np.zeros(k, dtype=np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(np.corrcoef(weights, rowvar=False), nan=0.0)
+    distance = np.clip(1.0 - (corr + corr.T) / 2, 0.0, None)
+    np.fill_diagonal(distance, 0.0)
+    labels = fcluster(linkage(squareform(distance, checks=False), "average"),
+                      1.0 - threshold, "distance")
+    _, first, group = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[group.ravel()].astype(np.int64)
 
 
 def _walk_grid(score: Callable[[list[float]], list[float]]) -> dict[float, float]:
@@ -241,5 +274,5 @@ def _walk_grid(score: Callable[[list[float]], list[float]]) -> dict[float, float
     return scores
 
 
-__all__ = ["BALANCE_GRID", "Selection", "block_scale", "held_out_error", "select", "split_error",
-           "splits"]
+__all__ = ["BALANCE_GRID", "ELBOW", "MERGE_CORRELATION", "Selection", "block_scale",
+           "held_out_error", "merge_groups", "select", "split_error", "splits"]

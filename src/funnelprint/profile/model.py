@@ -54,7 +54,7 @@ from funnelprint.profile.behaviour import (
 )
 from funnelprint.profile.features import NONNEG_METHODS, TokenFeaturizer, unit_rows
 from funnelprint.profile.interpret import TokenTable, describe_behaviour, describe_traits
-from funnelprint.profile.joint import block_scale, select
+from funnelprint.profile.joint import block_scale, merge_groups, select
 
 if TYPE_CHECKING:  # torch is imported only where attention aggregation is used
     from funnelprint.profile.attention import AttentionAggregator
@@ -87,7 +87,8 @@ class ProfileConfig:
         Visit styles (soft KMeans anchors of per-visit behaviour) in the behaviour block.
     max_traits
         Largest number of traits tried when ``traits`` is None: the candidates are 4, 6, 8,
-        … up to it (see :meth:`trait_grid`), walked upwards to the criterion's elbow.
+        … up to it (see :meth:`trait_grid`), walked upwards to the criterion's elbow; the
+        fitted traits that the same customers lean on are then merged.
     aggregation
         How a customer's token features are combined: ``session`` averages each session's
         mean so that every visit counts once (a long browsing session does not outweigh
@@ -126,7 +127,7 @@ class ProfileConfig:
     traits: int | None = None
     behaviour: bool = True
     styles: int = 16
-    max_traits: int = 24
+    max_traits: int = 16
     aggregation: Literal["session", "mean", "tfidf", "recency", "attention"] = "session"
     nonneg: Literal["anchors", "split", "shift"] = "anchors"
     anchors: int = 256
@@ -414,22 +415,49 @@ class ProfileModel:
         return np.hstack([b * w for b, w in zip(blocks, weights, strict=True) if b.shape[1]])
 
     def _fit_basis(self, features: np.ndarray) -> np.ndarray:
-        """NMF from several starts; keep the basis with the lowest training loss."""
+        """NMF from several starts; keep the basis with the lowest training loss. Where the
+        number of traits was selected, traits that the same customers lean on are merged
+        (see :func:`~funnelprint.profile.joint.merge_groups`) and the basis refitted from
+        the merged start."""
         c = self.config
-        best, best_err = None, np.inf
+        best, best_w, best_err = None, None, np.inf
         for start in range(c.n_init):
-            nmf = NMF(n_components=self.n_traits_, init="nndsvda" if start == 0 else "random",
-                      solver=_solver(c.beta_loss), beta_loss=c.beta_loss, max_iter=400,
-                      tol=1e-4,
-                      random_state=c.seed + start)
-            nmf.fit(features)
+            nmf = self._nmf(self.n_traits_, "nndsvda" if start == 0 else "random", start)
+            w = nmf.fit_transform(features)
             if nmf.reconstruction_err_ < best_err:
-                best, best_err = nmf.components_, nmf.reconstruction_err_
-        assert best is not None  # n_init >= 1
+                best, best_w, best_err = nmf.components_, w, nmf.reconstruction_err_
+        assert best is not None and best_w is not None  # n_init >= 1
+        groups = (merge_groups(best_w) if c.traits is None
+                  else np.arange(self.n_traits_, dtype=np.int64))
+        self.selection_["merged"] = {"fitted": int(self.n_traits_),
+                                     "kept": int(groups.max()) + 1}
+        if groups.max() + 1 < self.n_traits_:
+            best, best_err = self._refit_merged(features, best_w, best, groups)
         self.reconstruction_err_ = float(best_err)
         # Row-major, as a loaded model holds it: the same layout gives bitwise the same
         # products (BLAS sums in a layout-dependent order).
         return np.ascontiguousarray(best)
+
+    def _nmf(self, k: int, init: Literal["nndsvda", "random", "custom"], start: int = 0
+             ) -> NMF:
+        c = self.config
+        return NMF(n_components=k, init=init, solver=_solver(c.beta_loss),
+                   beta_loss=c.beta_loss, max_iter=400, tol=1e-4, random_state=c.seed + start)
+
+    def _refit_merged(self, features: np.ndarray, w: np.ndarray, h: np.ndarray,
+                      groups: np.ndarray) -> tuple[np.ndarray, float]:
+        """Refit the basis from merged traits: a group's customer weights summed, its basis
+        rows averaged by their total weight (so the start reconstructs what the parts did)."""
+        k = int(groups.max()) + 1
+        member = np.eye(k)[groups]  # traits x groups
+        mass = w.sum(axis=0) + 1e-12
+        w0 = np.ascontiguousarray(w @ member)
+        h0 = np.ascontiguousarray((member * mass[:, None]).T @ h / (mass @ member)[:, None])
+        nmf = self._nmf(k, "custom")
+        nmf.fit_transform(features, W=w0, H=h0)
+        log.info("profile: %d traits merged into %d", self.n_traits_, k)
+        self.n_traits_ = k
+        return nmf.components_, float(nmf.reconstruction_err_)
 
     def _fit_aggregator(self, seq: Sequences, tokens: np.ndarray, n_items: int) -> None:
         """Train the attention aggregation on next-item prediction over known events."""
