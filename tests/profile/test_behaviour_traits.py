@@ -9,6 +9,7 @@ import pytest
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.profile.interpret import behaviour_name
 from funnelprint.profile.joint import BALANCE_GRID, ELBOW
 from funnelprint.profile.model import ProfileModel
 from funnelprint.profile.quality import align, persona_columns, trait_recovery
@@ -86,3 +87,21 @@ def test_without_prices_the_price_features_are_left_out(independent, caplog):
     assert "price-position behaviour features are omitted" in caplog.text
     features = {row["feature"] for info in model.trait_info_ for row in info["evidence"]}
     assert features and not {f for f in features if "price" in f}
+
+
+def test_price_names_need_the_items_side_of_the_category_median_too():
+    """Where many customers seek low prices, everyone else ranks above the population's
+    median; that alone is not premium-seeking."""
+    effects = {"carted_price_position": 0.3, "viewed_price_position": 0.25,
+               "bought_price_position": 0.2, "view_to_purchase": 0.05}
+    cheap_shop = {"carted_price_position": 0.45, "viewed_price_position": 0.42,
+                  "bought_price_position": 0.44}
+    dear_items = {"carted_price_position": 0.75, "viewed_price_position": 0.7,
+                  "bought_price_position": 0.72}
+    assert behaviour_name(effects, "fallback") == "premium-seeking"
+    assert behaviour_name(effects, "fallback", dear_items) == "premium-seeking"
+    assert behaviour_name(effects, "fallback", cheap_shop) == "fallback"
+    seeking = {f: -v for f, v in effects.items()}
+    low = {f: 1 - v for f, v in dear_items.items()}
+    assert behaviour_name(seeking, "fallback", low) == "price-seeking"
+    assert behaviour_name(seeking, "fallback", dear_items) == "fallback"

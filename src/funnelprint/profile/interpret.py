@@ -151,6 +151,12 @@ BEHAVIOUR_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
     "regular": (("visit_regularity", 1), ("visits_per_week", 1), ("repeat_views", 1),
                 ("repeat_purchases", 1)),
 }
+#: Features with a neutral value of their own (the median-priced item of a category): a
+#: behaviour named by their direction must also lie on that side of it, not only of the
+#: population's median — where many customers seek low prices, everyone else ranks "above
+#: the median" without choosing dear items.
+NEUTRAL = {"carted_price_position": 0.5, "viewed_price_position": 0.5,
+           "bought_price_position": 0.5}
 #: Least mean percentile shift (typical customers against the median) of a named
 #: behaviour's features for a trait to take its name: 0.1 is the 60th percentile.
 NAME_MIN_EFFECT = 0.1
@@ -206,7 +212,8 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
         } for f in order]
         how = behaviour_name(dict(zip(names, (rank - 0.5).tolist(), strict=True)),
                              trait["evidence"][0]["reads"] if trait["evidence"]
-                             else "typical shopper")
+                             else "typical shopper",
+                             dict(zip(names, value.tolist(), strict=True)))
         trait["behaviour"] = how
         what = (trait.get("top_categories") or trait.get("top_products") or ["mixed"])[0]
         trait["name"] = (what if trait["kind"] == "taste" else how
@@ -214,29 +221,39 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
     _make_unique([t["name"] for t in traits], traits)
 
 
-def name_scores(effects: dict[str, float]) -> dict[str, float]:
+def name_scores(effects: dict[str, float], values: dict[str, float] | None = None
+                ) -> dict[str, float]:
     """How clearly a trait's typical customers show each named behaviour
     (:data:`BEHAVIOUR_NAMES`): the mean of the two largest signed percentile shifts among
     its features (``effects``: mean population percentile minus one half, per feature).
     Two, not all: a behaviour shows in some of its signs more than others (regular visitors
     need not visit more often than most); and both must point its way, for one alone (short
-    visits in a shop without carts) is not impulse buying."""
+    visits in a shop without carts) is not impulse buying. With the typical customers'
+    ``values``, a sign of a feature with a :data:`NEUTRAL` value counts only on its side."""
     out = {}
     for name, signs in BEHAVIOUR_NAMES.items():
-        shown = sorted((sign * effects[f] for f, sign in signs if f in effects), reverse=True)
+        shown = sorted((sign * effects[f] for f, sign in signs
+                        if f in effects and _beyond_neutral(f, sign, values)), reverse=True)
         if len(shown) >= 2 and shown[1] > 0:  # two of its signs, not one alone
             out[name] = float(np.mean(shown[:2]))
     return out
 
 
-def behaviour_name(effects: dict[str, float], fallback: str) -> str:
+def _beyond_neutral(feature: str, sign: int, values: dict[str, float] | None) -> bool:
+    if values is None or feature not in NEUTRAL or feature not in values:
+        return True
+    return bool(sign * (values[feature] - NEUTRAL[feature]) > 0)
+
+
+def behaviour_name(effects: dict[str, float], fallback: str,
+                   values: dict[str, float] | None = None) -> str:
     """The named behaviour (:data:`BEHAVIOUR_NAMES`) of the trait's most distinctive
     feature: walking the features from the largest percentile shift down, the first whose
     direction belongs to a named behaviour that the trait shows clearly (its
     :func:`name_scores` at least :data:`NAME_MIN_EFFECT`); else ``fallback``. The most
     distinctive feature leads, so that a trait of regular visitors who also buy quickly is
     "regular", not a second "impulse buyer"."""
-    scores = name_scores(effects)
+    scores = name_scores(effects, values)
     owner = {(f, sign): name for name, signs in BEHAVIOUR_NAMES.items() for f, sign in signs}
     for feature in sorted(effects, key=lambda f: -abs(effects[f])):
         name = owner.get((feature, 1 if effects[feature] > 0 else -1))
