@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 #: Fewest customers (with known events) a trait model is fitted on: the selection fits
 #: on half of them and predicts the other half.
 MIN_CUSTOMERS = 8
+#: Customers the traits to merge are fitted on (when the number of traits is selected).
+MERGE_SAMPLE = 2000
 BETA_LOSSES = ("kullback-leibler", "frobenius")
 CONTEXTS = ("journey", "session")
 #: Reads one learned array by name, checking its shape (None matches any size).
@@ -415,24 +417,24 @@ class ProfileModel:
         return np.hstack([b * w for b, w in zip(blocks, weights, strict=True) if b.shape[1]])
 
     def _fit_basis(self, features: np.ndarray) -> np.ndarray:
-        """NMF from several starts; keep the basis with the lowest training loss. Where the
-        number of traits was selected, traits that the same customers lean on are merged
-        (see :func:`~funnelprint.profile.joint.merge_groups`) and the basis refitted from
-        the merged start."""
+        """The NMF basis of the warm customers' ``features``.
+
+        With the number of traits given: NMF from ``n_init`` starts, the basis with the
+        lowest training loss kept. With it selected: NMF on a sample of customers, traits
+        that the same customers lean on merged (see
+        :func:`~funnelprint.profile.joint.merge_groups`), and one fit on every customer
+        from the merged start."""
         c = self.config
-        best, best_w, best_err = None, None, np.inf
-        for start in range(c.n_init):
-            nmf = self._nmf(self.n_traits_, "nndsvda" if start == 0 else "random", start)
-            w = nmf.fit_transform(features)
-            if nmf.reconstruction_err_ < best_err:
-                best, best_w, best_err = nmf.components_, w, nmf.reconstruction_err_
-        assert best is not None and best_w is not None  # n_init >= 1
-        groups = (merge_groups(best_w) if c.traits is None
-                  else np.arange(self.n_traits_, dtype=np.int64))
-        self.selection_["merged"] = {"fitted": int(self.n_traits_),
-                                     "kept": int(groups.max()) + 1}
-        if groups.max() + 1 < self.n_traits_:
-            best, best_err = self._refit_merged(features, best_w, best, groups)
+        if c.traits is None:
+            best, best_err = self._fit_merged(features)
+        else:
+            best, best_err = None, np.inf
+            for start in range(c.n_init):
+                nmf = self._nmf(self.n_traits_, "nndsvda" if start == 0 else "random", start)
+                nmf.fit(features)
+                if nmf.reconstruction_err_ < best_err:
+                    best, best_err = nmf.components_, nmf.reconstruction_err_
+            assert best is not None  # n_init >= 1
         self.reconstruction_err_ = float(best_err)
         # Row-major, as a loaded model holds it: the same layout gives bitwise the same
         # products (BLAS sums in a layout-dependent order).
@@ -444,18 +446,31 @@ class ProfileModel:
         return NMF(n_components=k, init=init, solver=_solver(c.beta_loss),
                    beta_loss=c.beta_loss, max_iter=400, tol=1e-4, random_state=c.seed + start)
 
-    def _refit_merged(self, features: np.ndarray, w: np.ndarray, h: np.ndarray,
-                      groups: np.ndarray) -> tuple[np.ndarray, float]:
-        """Refit the basis from merged traits: a group's customer weights summed, its basis
-        rows averaged by their total weight (so the start reconstructs what the parts did)."""
+    def _fit_merged(self, features: np.ndarray) -> tuple[np.ndarray, float]:
+        """Fit the selected number of traits on a sample of customers, merge the traits the
+        same customers lean on, and refit on every customer from the merged start: a
+        group's basis rows averaged by their total weight (so the start reconstructs what
+        the parts did), every customer's weights solved against it."""
+        rng = np.random.default_rng(self.config.seed)
+        rows = np.sort(rng.choice(features.shape[0], min(MERGE_SAMPLE, features.shape[0]),
+                                  replace=False))
+        sample = self._nmf(self.n_traits_, "nndsvda")
+        w = sample.fit_transform(features[rows])
+        groups = merge_groups(w)
         k = int(groups.max()) + 1
         member = np.eye(k)[groups]  # traits x groups
         mass = w.sum(axis=0) + 1e-12
-        w0 = np.ascontiguousarray(w @ member)
-        h0 = np.ascontiguousarray((member * mass[:, None]).T @ h / (mass @ member)[:, None])
+        h0 = np.ascontiguousarray((member * mass[:, None]).T @ sample.components_
+                                  / (mass @ member)[:, None])
+        w0, _, _ = non_negative_factorization(features, H=h0, n_components=k, update_H=False,
+                                              solver=_solver(self.config.beta_loss),
+                                              beta_loss=self.config.beta_loss, max_iter=100,
+                                              tol=1e-3)
         nmf = self._nmf(k, "custom")
-        nmf.fit_transform(features, W=w0, H=h0)
-        log.info("profile: %d traits merged into %d", self.n_traits_, k)
+        nmf.fit_transform(features, W=np.ascontiguousarray(w0), H=h0)
+        self.selection_["merged"] = {"fitted": int(self.n_traits_), "kept": k}
+        if k < self.n_traits_:
+            log.info("profile: %d traits merged into %d", self.n_traits_, k)
         self.n_traits_ = k
         return nmf.components_, float(nmf.reconstruction_err_)
 
