@@ -39,7 +39,7 @@ columns ``taste:<name>`` and ``behaviour:<name>``, and ``dominant_persona``: the
 taste and behaviour). ``main`` fits a profile on a few shops and prints one JSON line with
 the trait recovery of every true dimension, beside the literal pipeline's.
 
-    python benchmarks/outside_shop.py
+    python benchmarks/bench_outside.py
 """
 
 from __future__ import annotations
@@ -401,7 +401,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [check(work=Path(tmp), **config) for config in CONFIGS]
-    json.dump({"benchmark": "outside_shop", "runs": runs}, sys.stdout)
+    json.dump({"benchmark": "outside", "runs": runs}, sys.stdout)
     sys.stdout.write("\n")
 
 
