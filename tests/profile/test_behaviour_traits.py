@@ -52,6 +52,8 @@ def test_every_trait_has_a_kind_a_name_and_checkable_evidence(independent):
             assert {"feature", "value", "population", "lift", "reads"} <= set(row)
             assert row["lift"] == pytest.approx(row["value"] / row["population"], rel=0.01)
         assert sum(info["action_mix"].values()) == pytest.approx(1.0, abs=0.01)
+        if info["kind"] == "mixed":  # behaviour words only where behaviour stands out
+            assert max(abs(row["percentile"] - 50) for row in info["evidence"]) >= 10
 
 
 def test_balance_and_number_of_traits_come_from_the_selection(independent):

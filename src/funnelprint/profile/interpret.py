@@ -160,6 +160,9 @@ NEUTRAL = {"carted_price_position": 0.5, "viewed_price_position": 0.5,
 #: Least mean percentile shift (typical customers against the median) of a named
 #: behaviour's features for a trait to take its name: 0.1 is the 60th percentile.
 NAME_MIN_EFFECT = 0.1
+#: Least percentile shift of a trait's most distinctive behaviour feature for a trait of
+#: mixed mass without a named behaviour to carry behaviour words (else it is a taste trait).
+DISTINCT_EFFECT = 0.15
 #: Share of customers, those leaning most on a trait, whose behaviour is its evidence.
 TYPICAL_SHARE = 0.1
 
@@ -210,10 +213,15 @@ def describe_behaviour(traits: list[dict[str, Any]], components: np.ndarray, n_t
             "lift": round(float(lift[f]), 3), "percentile": round(100 * float(rank[f]), 1),
             "reads": meaning[names[f]].high if rank[f] >= 0.5 else meaning[names[f]].low,
         } for f in order]
-        how = behaviour_name(dict(zip(names, (rank - 0.5).tolist(), strict=True)),
-                             trait["evidence"][0]["reads"] if trait["evidence"]
-                             else "typical shopper",
-                             dict(zip(names, value.tolist(), strict=True)))
+        shifts = rank - 0.5
+        named = behaviour_name(dict(zip(names, shifts.tolist(), strict=True)), "",
+                               dict(zip(names, value.tolist(), strict=True)))
+        how = named or (trait["evidence"][0]["reads"] if trait["evidence"]
+                        else "typical shopper")
+        if kind == "mixed" and not named and np.abs(shifts).max(initial=0.0) < DISTINCT_EFFECT:
+            # Behaviour mass alone (every customer has some) without behaviour that sets
+            # the trait's customers apart: a taste trait, named by what they shop.
+            kind = trait["kind"] = "taste"
         trait["behaviour"] = how
         what = (trait.get("top_categories") or trait.get("top_products") or ["mixed"])[0]
         trait["name"] = (what if trait["kind"] == "taste" else how
