@@ -1,16 +1,22 @@
 """Model keys (``--models``, ``--model-type``) to classes; building a model by its key.
 
 The built-in models register themselves when :mod:`funnelprint.models` is imported (it
-imports :mod:`funnelprint.models.catalog`), which importing this module always does first.
+imports :mod:`funnelprint.models.catalog`), which importing this module always does first;
+the neural ones when their key is first asked for (:data:`DEFERRED`), so that commands
+that use none of them do not pay for importing PyTorch.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, TypeVar
 
 from funnelprint.models.contract import Recommender
 
 REGISTRY: dict[str, type[Recommender[Any]]] = {}
+#: Keys of built-in models registered by importing their module on first use.
+DEFERRED: dict[str, str] = {key: "funnelprint.models.neural.models"
+                            for key in ("sasrec", "funnelformer", "bert4rec", "gru4rec", "bst")}
 R = TypeVar("R", bound=type[Recommender[Any]])
 
 
@@ -26,10 +32,12 @@ def register(cls: R) -> R:
 
 
 def available() -> list[str]:
-    return sorted(REGISTRY)
+    return sorted(set(REGISTRY) | set(DEFERRED))
 
 
 def model_class(key: str) -> type[Recommender[Any]]:
+    if key not in REGISTRY and key in DEFERRED:
+        importlib.import_module(DEFERRED[key])
     if key not in REGISTRY:
         raise ValueError(f"unknown model {key!r}; available: {', '.join(sorted(REGISTRY))}")
     return REGISTRY[key]
