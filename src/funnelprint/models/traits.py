@@ -36,7 +36,7 @@ from funnelprint.models.contract import (
 )
 from funnelprint.models.registry import register
 from funnelprint.profile.features import unit_rows
-from funnelprint.profile.model import ProfileConfig, ProfileModel
+from funnelprint.profile.model import ProfileConfig, ProfileModel, one_thread
 
 log = logging.getLogger(__name__)
 #: Least cosine between an item and a recent one for the reason to name the recent one.
@@ -83,6 +83,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
     profile_: ProfileModel
     popularity_: np.ndarray
 
+    @one_thread
     def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
         """Fit the profile on every training sequence (item metadata comes with ``train``;
         see :meth:`~funnelprint.data.dataset.Dataset.with_products`)."""
