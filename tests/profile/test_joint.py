@@ -82,11 +82,18 @@ def test_the_elbow_stops_where_a_larger_basis_splits_hairs():
 
 def test_elbow_stops_only_where_the_splits_agree_the_gain_is_small():
     flat = {4: np.array([2.0, 2.1, 2.0]), 6: np.array([1.6, 1.7, 1.6]),
-            8: np.array([1.59, 1.69, 1.59]), 10: np.array([1.2, 1.3, 1.2])}
-    assert _elbow(flat) == 6  # 6 -> 8 gains under 1% on every split
+            8: np.array([1.59, 1.69, 1.59]), 10: np.array([1.585, 1.68, 1.585]),
+            12: np.array([1.2, 1.3, 1.2])}
+    assert _elbow(flat, final=True) == 6  # neither 8 nor 10 gains 2% on 6
+    later = {4: np.array([2.0, 2.1, 2.0]), 6: np.array([1.6, 1.7, 1.6]),
+             8: np.array([1.59, 1.69, 1.59]), 10: np.array([1.2, 1.3, 1.2]),
+             12: np.array([1.19, 1.29, 1.19]), 14: np.array([1.185, 1.28, 1.185])}
+    assert _elbow(later, final=True) == 10  # a flat step at 8, then a quarter lower at 10
+    assert _elbow({k: v for k, v in flat.items() if k <= 10}) == 6
+    assert _elbow({k: v for k, v in flat.items() if k <= 8}) is None  # one step seen
     noisy = {**flat, 8: np.array([1.59, 1.2, 1.65])}  # one split gains 30%
-    assert _elbow(noisy) == 10  # no step is confidently small: the largest
-    assert _elbow({4: np.array([2.0]), 6: np.array([1.0])}) == 6
+    assert _elbow(noisy, final=True) == 12  # no step is confidently small: the largest
+    assert _elbow({4: np.array([2.0]), 6: np.array([1.0])}, final=True) == 6
     assert ELBOW > 0
 
 

@@ -21,7 +21,6 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -36,6 +35,8 @@ BALANCE_GRID = (0.5, 0.71, 1.0, 1.41, 2.0)
 #: Relative change of the criterion below which a larger candidate is not worth it (see
 #: :func:`_elbow`): about the spread of the criterion between random splits.
 ELBOW = 0.02
+#: Larger candidates that must all fail to gain :data:`ELBOW` before the walk stops.
+LOOKAHEAD = 2
 #: Random splits each candidate's criterion is averaged over.
 REPEATS = 4
 #: Traits whose customer weights correlate above this (average linkage) are one trait
@@ -162,7 +163,8 @@ def _select(blocks: list[np.ndarray], traits: int | None, seed: int,
         k_parts = splits(x.shape[0], x.shape[1], seed, repeats=REPEATS)
         per_split = _walk_traits(grid, lambda gs: _split_errors(pool, x, labels, gs, k_parts,
                                                                 seed))
-        k = _elbow(per_split)
+        k = _elbow(per_split, final=True)
+        assert k is not None  # final: always decided
         k_scores = {g: float(v.mean()) for g, v in per_split.items()}
     balance_scores: dict[float, float] = {}
     balance = 1.0
@@ -198,34 +200,45 @@ def _split_errors(pool: Executor, x: np.ndarray, labels: np.ndarray, ks: list[in
 
 def _walk_traits(grid: list[int], score: Callable[[list[int]], list[np.ndarray]]
                  ) -> dict[int, np.ndarray]:
-    """Per-split criteria along the ascending ``grid``, two candidates at a time, up to the
-    first candidate past the elbow (see :func:`_elbow`)."""
+    """Per-split criteria along the ascending ``grid``, two candidates at a time, until the
+    elbow is decided (see :func:`_elbow`)."""
     scores: dict[int, np.ndarray] = {}
     for start in range(0, len(grid), 2):
         batch = grid[start:start + 2]
         scores.update(zip(batch, score(batch), strict=True))
-        if _elbow(scores) != max(scores):
+        if _elbow(scores) is not None:
             break
     return scores
 
 
-def _elbow(scores: dict[int, np.ndarray]) -> int:
-    """The smallest number of traits whose next larger candidate is, with confidence,
-    worth less than :data:`ELBOW`: the mean relative gain over the splits plus its standard
-    error is below it (the largest scored when there is none).
+def _elbow(scores: dict[int, np.ndarray], final: bool = False) -> int | None:
+    """The smallest number of traits that neither of the next :data:`LOOKAHEAD` larger
+    candidates improves on, with confidence, by :data:`ELBOW` or more: the mean relative
+    gain over the splits plus its standard error is below it. None while undecided (fewer
+    successors scored than needed), unless ``final`` (the grid is exhausted: the largest
+    scored when no candidate qualifies).
 
     The held-out criterion goes on falling slowly past the data's rank, as extra traits
     split true dimensions into correlated parts; those small gains are not worth a trait a
-    marketer has to read. A gain that the splits disagree on is not taken as small: stopping
-    too early loses whole dimensions, while traits split in parts are merged again after the
-    fit (:func:`merge_groups`)."""
+    marketer has to read. A gain that the splits disagree on, or one that comes a step
+    later, is not taken as small: stopping too early loses whole dimensions, while traits
+    split in parts are merged again after the fit (:func:`merge_groups`)."""
     ks = sorted(scores)
-    for smaller, larger in pairwise(ks):
-        gains = (scores[smaller] - scores[larger]) / scores[smaller]
-        spread = gains.std(ddof=1) / np.sqrt(gains.size) if gains.size > 1 else 0.0
-        if gains.mean() + spread < ELBOW:
+    for i, smaller in enumerate(ks[:-1]):
+        following = ks[i + 1:i + 1 + LOOKAHEAD]
+        if len(following) < LOOKAHEAD and not final:
+            return None
+        if all(_confident_gain(scores[smaller], scores[k]) < ELBOW for k in following):
             return smaller
-    return ks[-1]
+    return ks[-1] if final else None
+
+
+def _confident_gain(before: np.ndarray, after: np.ndarray) -> float:
+    """Upper bound of the relative gain from ``before`` to ``after`` over paired splits:
+    the mean plus one standard error."""
+    gains = (before - after) / before
+    spread = gains.std(ddof=1) / np.sqrt(gains.size) if gains.size > 1 else 0.0
+    return float(gains.mean() + spread)
 
 
 def _parsimonious_balance(scores: dict[float, float]) -> float:
