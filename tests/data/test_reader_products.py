@@ -49,7 +49,8 @@ def test_non_numeric_price_is_counted_and_set_to_null(write, caplog):
     assert products["price"].to_list() == [9.5, None, None, None, None]
     assert report.nulled == {"bad_price": 2}
     assert "2 price(s) set to null: bad_price" in caplog.text
-    assert "products.csv:3: column 'price': not a finite, non-negative number (value 'abc')" in caplog.text
+    assert ("products.csv:3: column 'price': not a finite, non-negative number (value 'abc')"
+            in caplog.text)
 
 
 def test_non_numeric_price_raises_with_file_line_column_and_value(write):
