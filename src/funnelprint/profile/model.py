@@ -651,21 +651,29 @@ class ProfileModel:
     def similar(self, customer_id: str, k: int = 10) -> pl.DataFrame:
         """The ``k`` training customers with the most similar trait mix (cosine), with the
         trait they share most; ``k`` is cut to the other customers there are."""
+        row = self.customer_row(customer_id)
+        return self.similar_to(self.customer_traits_[row], k, exclude=row)
+
+    def similar_to(self, mix: np.ndarray, k: int = 10, exclude: int | None = None
+                   ) -> pl.DataFrame:
+        """The ``k`` training customers closest to the trait mix ``mix`` (cosine), with the
+        trait they share most, leaving out training row ``exclude``."""
+        self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        row = self.customer_row(customer_id)
+        mix = np.asarray(mix, dtype=np.float64)
         traits = self.customer_traits_
         unit = unit_rows(traits)
-        sim = unit @ unit[row]
-        others = np.flatnonzero(np.arange(sim.size) != row)
+        sim = unit @ unit_rows(mix[None, :])[0]
+        others = np.flatnonzero(np.arange(sim.size) != (-1 if exclude is None else exclude))
         top = others[np.argsort(-sim[others], kind="stable")[:k]]
-        shared = np.argmax(traits[top] * traits[row], axis=1)
+        shared = np.argmax(traits[top] * mix, axis=1)
         return pl.DataFrame({
             "customer_id": self.customer_ids_[top].astype(str),
             "similarity": sim[top].astype(np.float64),
             "reason": [f"both lean on '{self.trait_info_[j]['name']}' "
-                       f"({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
-                       if min(traits[row, j], traits[t, j]) >= 0.005
+                       f"({mix[j]:.0%} vs {traits[t, j]:.0%})"
+                       if min(mix[j], traits[t, j]) >= 0.005
                        else "the closest mix of traits (no trait both lean on)"
                        for j, t in zip(shared, top, strict=True)],
         }, schema={"customer_id": pl.String, "similarity": pl.Float64, "reason": pl.String})
