@@ -14,7 +14,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,7 @@ class Store(ABC):
                              (version, _now_us()))
         return SCHEMA_VERSION
 
-    def _lock_schema(self, conn: Any) -> None:
+    def _lock_schema(self, conn: Any) -> None:  # noqa: B027  (SQLite: BEGIN IMMEDIATE does it)
         """Serialise concurrent migrations (several workers starting at once)."""
 
     def schema_version(self) -> int:
@@ -386,17 +386,13 @@ def _now_us() -> int:
 
 
 def _close_quietly(conn: Any) -> None:
-    try:
+    with suppress(Exception):
         conn.close()
-    except Exception:
-        pass
 
 
 def _rollback_quietly(conn: Any) -> None:
-    try:
+    with suppress(Exception):
         conn.execute("ROLLBACK")
-    except Exception:
-        pass
 
 
 __all__ = ["SCHEMA_VERSION", "Added", "PostgresStore", "SQLiteStore", "Store", "StoreError",

@@ -1,0 +1,671 @@
+"""The HTTP application: versioned routes, their request and response schemas, API-key
+checks, request limits, JSON errors, metrics and structured request logs.
+
+Handlers are plain functions run in the server's thread pool (the store and the models
+block); each takes the model set current when it starts, so a reload never changes the
+models under a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import numpy as np
+import polars as pl
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from funnelprint.artifacts import ArtifactError
+from funnelprint.data.records import check_records
+from funnelprint.models.serving import History, history_for, recommend_history
+from funnelprint.models.traits import TraitsRecommender
+from funnelprint.serve.auth import KeyRing, Scope, allows, load_keys
+from funnelprint.serve.metrics import Metrics
+from funnelprint.serve.models import Models, ModelSet
+from funnelprint.serve.store import Store, open_store
+
+log = logging.getLogger("funnelprint.serve")
+
+API_VERSION = "v1"
+DEFAULT_STORE = "sqlite:///funnelprint-events.sqlite"
+SETTINGS_ENV = "FUNNELPRINT_SERVE_SETTINGS"
+_EVENT_ID_CHARS = 200
+_ID = Annotated[str, PathParam(min_length=1, max_length=200, description="Customer id")]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a service runs. ``max_body_bytes`` and ``max_batch`` bound a request (413
+    beyond); ``history_limit``: most recent stored events read per customer."""
+
+    models: tuple[str, ...]
+    store: str = DEFAULT_STORE
+    api_keys_file: str | None = None
+    insecure: bool = False
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 5000
+    history_limit: int = 1000
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        data = json.loads(text)
+        data["models"] = tuple(data["models"])
+        data["cors_origins"] = tuple(data.get("cors_origins") or ())
+        return cls(**data)
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP status, a stable code and a message."""
+
+    def __init__(self, status: int, code: str, detail: Any) -> None:
+        super().__init__(str(detail))
+        self.status, self.code, self.detail = status, code, detail
+
+
+# ---------------------------------------------------------------------- schemas
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One event. Field names, action synonyms and timestamp forms as in event "
+                   "files (user_id for customer_id, buy for purchase, epoch or ISO-8601 "
+                   "times...). event_id, when given, makes a retried event count once.",
+    "properties": {
+        "event_id": {"type": "string", "maxLength": _EVENT_ID_CHARS},
+        "customer_id": {"type": ["string", "integer"]},
+        "timestamp": {"type": ["string", "number"]},
+        "action": {"type": "string",
+                   "examples": ["view", "add_to_cart", "remove_from_cart", "purchase"]},
+        "product_id": {"type": ["string", "integer"]},
+        "session_id": {"type": ["string", "integer"]},
+        "category": {"type": "string"}, "brand": {"type": "string"},
+        "price": {"type": "number"}, "quantity": {"type": "number"},
+    },
+    "additionalProperties": True,
+}
+
+
+class EventBatch(BaseModel):
+    events: list[dict[str, Any]] = Field(
+        description="The events, at most the server's batch limit (413 beyond)",
+        json_schema_extra=cast(Any, {"items": _EVENT_SCHEMA}))
+
+
+class Rejected(BaseModel):
+    index: int
+    code: str
+    reason: str
+
+
+class EventsResult(BaseModel):
+    stored: int = Field(description="Events committed")
+    duplicates: int = Field(description="Events whose event_id was already stored")
+    unknown_products: int = Field(description="Valid events of products the default model "
+                                              "does not know (stored all the same)")
+    rejected: list[Rejected]
+
+
+class TraitShare(BaseModel):
+    name: str
+    share: float
+
+
+class Profile(BaseModel):
+    customer_id: str
+    traits: list[TraitShare]
+    segment: int
+    cold_start: bool
+    n_events: int = Field(description="Stored events the profile rests on (beyond the "
+                                      "model's fitted history of the customer)")
+    fitted_events: int = Field(description="Events of the customer in the model's data")
+
+
+class Item(BaseModel):
+    product_id: str
+    score: float
+    reason: str
+
+
+class Recommendations(BaseModel):
+    customer_id: str
+    model: str
+    items: list[Item]
+
+
+class Neighbour(BaseModel):
+    customer_id: str
+    similarity: float
+    reason: str
+
+
+class Similar(BaseModel):
+    customer_id: str
+    customers: list[Neighbour]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    key: str
+    version: str
+    path: str
+
+
+class ReloadRequest(BaseModel):
+    models: list[str] | None = Field(
+        None, max_length=16, description="Model directories to serve instead (default: the "
+                                         "current ones, read again)")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody} for s in (401, 403, 404, 413, 422)}
+
+
+# ---------------------------------------------------------------------- the service
+
+
+class Service:
+    """What the routes share: settings, keys, store, models and metrics."""
+
+    def __init__(self, settings: Settings, models: Models | None = None,
+                 store: Store | None = None) -> None:
+        self.settings = settings
+        self.keys = KeyRing(load_keys(Path(settings.api_keys_file)
+                                      if settings.api_keys_file else None))
+        if not self.keys and not settings.insecure:
+            raise ValueError("no API key configured: set FUNNELPRINT_API_KEYS or "
+                             "--api-keys FILE (KEY:read or KEY:write entries), or run with "
+                             "--insecure")
+        self.metrics = Metrics()
+        self.store = store or open_store(settings.store)
+        self._models = models
+        self._item_sets: dict[int, pl.Series] = {}
+
+    @property
+    def models(self) -> ModelSet:
+        if self._models is None:
+            raise ApiError(503, "not_ready", "models are still loading")
+        return self._models.current
+
+    def start(self) -> None:
+        self.store.migrate()
+        if self._models is None:
+            self._models = Models(self.settings.models)
+        self.metrics.set_models(self._models.current.versions())
+
+    def reload(self, paths: list[str] | None = None) -> ModelSet:
+        assert self._models is not None
+        try:
+            fresh = self._models.reload(paths)
+        except ArtifactError as exc:
+            self.metrics.reloads.labels("failed").inc()
+            log.warning("reload failed; the previous models keep serving: %s", exc)
+            raise
+        self.metrics.reloads.labels("ok").inc()
+        self.metrics.set_models(fresh.versions())
+        log.info("models reloaded: %s", ", ".join(f"{n} {v[1]}"
+                                                   for n, v in fresh.versions().items()))
+        return fresh
+
+    def known_items(self, models: ModelSet) -> pl.Series:
+        model = models.default.model
+        key = id(model)
+        if key not in self._item_sets:
+            self._item_sets = {key: pl.Series(model.dataset_.item_ids.astype(str))}
+        return self._item_sets[key]
+
+    def history(self, model: Any, customer_id: str, events: pl.DataFrame) -> History:
+        try:
+            return history_for(model, customer_id, events)
+        except KeyError:
+            raise ApiError(404, "unknown_customer",
+                           f"no events stored for customer {customer_id!r} and the model "
+                           "does not know them") from None
+
+
+_bearer = HTTPBearer(auto_error=False, description="API key (KEY:read or KEY:write)")
+
+
+def _require(needed: Scope) -> Callable[..., None]:
+    def check(request: Request,
+              credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        service: Service = request.app.state.service
+        if not service.keys:
+            return
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise ApiError(401, "unauthorized", "missing API key (Authorization: Bearer KEY)")
+        granted = service.keys.scope_of(credentials.credentials)
+        if granted is None:
+            raise ApiError(401, "unauthorized", "unknown API key")
+        if not allows(granted, needed):
+            raise ApiError(403, "forbidden", f"this key has {granted} scope; {needed} needed")
+    return check
+
+
+read_access = Depends(_require("read"))
+write_access = Depends(_require("write"))
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+# ---------------------------------------------------------------------- routes
+
+
+def post_events(batch: EventBatch, request: Request, _: None = write_access) -> Any:
+    """Store a batch: invalid events are reported by index and reason, valid ones stored;
+    the answer comes after the transaction commits."""
+    service = _service(request)
+    records = batch.events
+    if len(records) > service.settings.max_batch:
+        raise ApiError(413, "batch_too_large", f"{len(records)} events in one batch; at most "
+                       f"{service.settings.max_batch}")
+    ids: list[Any] = []
+    plain: list[dict[str, Any]] = []
+    for record in records:
+        body = dict(record)
+        ids.append(body.pop("event_id", None))
+        plain.append(body)
+    checked = check_records(plain)
+    rejected = [Rejected(index=p.index, code=p.code, reason=p.message)
+                for p in checked.problems]
+    bad_ids = {i for i, e in enumerate(ids) if e is not None and not _good_event_id(e)}
+    events = checked.events
+    if bad_ids:
+        flagged = [i for i in events["index"].to_list() if i in bad_ids]
+        rejected += [Rejected(index=i, code="bad_event_id", reason=f"event_id: a string of "
+                              f"1 to {_EVENT_ID_CHARS} characters") for i in flagged]
+        events = events.filter(~pl.col("index").is_in(flagged))
+        rejected.sort(key=lambda r: r.index)
+    for r in rejected:
+        service.metrics.events_refused.labels(r.code).inc()
+    if records and events.height == 0:
+        raise ApiError(422, "no_valid_event", [r.model_dump() for r in rejected])
+    added = service.store.add(events.drop("index"), [ids[i] for i in events["index"]])
+    unknown = int((~events["product_id"].is_in(service.known_items(service.models))).sum())
+    service.metrics.events_stored.inc(added.stored)
+    service.metrics.events_duplicate.inc(added.duplicates)
+    service.metrics.unknown_products.inc(unknown)
+    return EventsResult(stored=added.stored, duplicates=added.duplicates,
+                        unknown_products=unknown, rejected=rejected)
+
+
+def _good_event_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= _EVENT_ID_CHARS
+
+
+def _trait_model(models: ModelSet) -> TraitsRecommender:
+    if models.traits is None:
+        raise ApiError(404, "no_trait_model", "no trait model is loaded (fit one with "
+                       "funnelprint fit --model-type traits)")
+    return models.traits
+
+
+def get_profile(customer_id: _ID, request: Request, _: None = read_access) -> Any:
+    """The customer's trait profile, refreshed from the stored events (no retraining)."""
+    service = _service(request)
+    model = _trait_model(service.models)
+    events = service.store.customer_events(customer_id, service.settings.history_limit)
+    history = service.history(model, customer_id, events)
+    profiled = model.profile_.profile(history.sequences, model.dataset_.action_names)
+    names = [info["name"] for info in model.profile_.trait_info_]
+    shares = profiled.traits[0]
+    order = np.argsort(-shares, kind="stable")
+    fitted = history.sequences.items.size - (history.new_events - history.unknown_events)
+    return Profile(customer_id=customer_id,
+                   traits=[TraitShare(name=names[j], share=round(float(shares[j]), 4))
+                           for j in order],
+                   segment=int(profiled.segments[0]), cold_start=bool(profiled.cold[0]),
+                   n_events=history.new_events, fitted_events=int(fitted))
+
+
+def get_recommendations(
+    customer_id: _ID, request: Request, _: None = read_access,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    model: Annotated[str | None, Query(max_length=100, description="Model name (default: "
+                                                                   "the first loaded)")] = None,
+    exclude_purchased: bool = True,
+) -> Any:
+    """Top-k products with a reason each, from the customer's fitted and stored events."""
+    service = _service(request)
+    try:
+        served = service.models.get(model)
+    except KeyError as exc:
+        raise ApiError(404, "unknown_model", exc.args[0]) from None
+    events = service.store.customer_events(customer_id, service.settings.history_limit)
+    history = service.history(served.model, customer_id, events)
+    items = recommend_history(served.model, history, k,
+                              "purchased" if exclude_purchased else "none")
+    return Recommendations(customer_id=customer_id, model=served.name, items=[
+        Item(product_id=i["product_id"], score=_finite(i["score"]), reason=i["reason"])
+        for i in items])
+
+
+def get_similar(customer_id: _ID, request: Request, _: None = read_access,
+                k: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
+    """Customers of the model's data with the closest trait mix."""
+    service = _service(request)
+    model = _trait_model(service.models)
+    events = service.store.customer_events(customer_id, service.settings.history_limit)
+    history = service.history(model, customer_id, events)
+    mix = model.profile_.profile(history.sequences, model.dataset_.action_names).traits[0]
+    table = model.profile_.similar_to(mix, k, exclude=history.known_row)
+    return Similar(customer_id=customer_id, customers=[
+        Neighbour(customer_id=r["customer_id"], similarity=round(_finite(r["similarity"]), 4),
+                  reason=r["reason"]) for r in table.iter_rows(named=True)])
+
+
+def get_traits(request: Request, _: None = read_access) -> Any:
+    """Every trait of the trait model: name, kind and evidence."""
+    return _plain(_trait_model(_service(request).models).profile_.trait_info_)
+
+
+def get_segments(request: Request, _: None = read_access) -> Any:
+    """Size and leading traits of each segment."""
+    return _plain(_trait_model(_service(request).models).profile_.segment_summary())
+
+
+def get_models(request: Request, _: None = read_access) -> list[ModelInfo]:
+    """The models serving now (the first is the default)."""
+    return [ModelInfo(name=s.name, key=s.key, version=s.version, path=s.path)
+            for s in _service(request).models.models.values()]
+
+
+def post_reload(request: Request, body: ReloadRequest | None = None,
+                _: None = write_access) -> list[ModelInfo]:
+    """Load the model directories again (or the ones given) beside the serving ones, then
+    swap; if any fails to load, the serving ones stay and the answer says why."""
+    service = _service(request)
+    try:
+        fresh = service.reload(body.models if body is not None else None)
+    except ArtifactError as exc:
+        raise ApiError(422, "reload_failed", str(exc)) from None
+    return [ModelInfo(name=s.name, key=s.key, version=s.version, path=s.path)
+            for s in fresh.models.values()]
+
+
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+def readyz(request: Request) -> Any:
+    """The store answers and the models are loaded."""
+    service = _service(request)
+    try:
+        service.store.ping()
+        service.models  # noqa: B018  (raises while loading)
+    except Exception as exc:
+        log.warning("not ready: %s", exc)
+        return JSONResponse({"status": "not ready"}, status_code=503)
+    return {"status": "ready"}
+
+
+def metrics(request: Request, _: None = read_access) -> Response:
+    """Prometheus metrics."""
+    body, content_type = _service(request).metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def _finite(value: Any) -> float:
+    number = float(value)
+    return number if math.isfinite(number) else 0.0
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------- middleware
+
+
+class BodyTooLarge(HTTPException):
+    """The request body passed the size limit while being read."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body over the size limit")
+
+
+class Limits:
+    """Pure ASGI middleware: refuses bodies over the limit (413), times and counts every
+    request by route, and writes one structured log line per request."""
+
+    def __init__(self, app: Any, service: Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[
+            Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.service.settings.max_body_bytes
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await _send_error(sending, 413, "body_too_large",
+                                  f"request body over {limit} bytes")
+            else:
+                await self.app(scope, _counted(receive, limit), sending)
+        finally:
+            self._record(scope, status["code"], time.perf_counter() - start)
+
+    def _record(self, scope: MutableMapping[str, Any], status: int, elapsed: float) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        metrics = self.service.metrics
+        metrics.requests.labels(scope["method"], route, str(status)).inc()
+        metrics.latency.labels(scope["method"], route).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"fields": {
+                "method": scope["method"], "route": route, "status": status,
+                "ms": round(elapsed * 1000, 2)}})
+
+
+def _counted(receive: Callable[[], Awaitable[Any]], limit: int
+             ) -> Callable[[], Awaitable[Any]]:
+    seen = 0
+
+    async def receiving() -> Any:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise BodyTooLarge
+        return message
+
+    return receiving
+
+
+async def _send_error(send: Callable[[Any], Awaitable[None]], status: int, code: str,
+                      detail: str) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None
+           ) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.code, exc.detail, headers)
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+                  for e in exc.errors()[:20]]
+        return _error(422, "invalid_request", detail)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed",
+                413: "body_too_large"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return _error(500, "internal_error", "the server could not answer this request")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+# ---------------------------------------------------------------------- the app
+
+
+def create_app(settings: Settings, models: Models | None = None,
+               store: Store | None = None) -> FastAPI:
+    """The application. ``models`` and ``store`` are opened from ``settings`` when not
+    given; the store is migrated and the models loaded at startup."""
+    service = Service(settings, models, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(service.start)
+        _on_sighup(service)
+        log.info("serving", extra={"fields": {
+            "store": service.store.dialect, "models": service.models.versions()}})
+        try:
+            yield
+        finally:
+            service.store.close()
+            log.info("stopped; store closed")
+
+    app = FastAPI(title="funnelprint", version=API_VERSION, lifespan=lifespan,
+                  description="Funnel events in; customer trait profiles, similar customers "
+                              "and recommendations with reasons out.")
+    app.state.service = service
+    v1 = f"/{API_VERSION}"
+    app.post(f"{v1}/events", response_model=EventsResult, responses=_ERRORS,
+             tags=["events"])(post_events)
+    app.get(f"{v1}/customers/{{customer_id}}/profile", response_model=Profile,
+            responses=_ERRORS, tags=["customers"])(get_profile)
+    app.get(f"{v1}/customers/{{customer_id}}/recommendations", response_model=Recommendations,
+            responses=_ERRORS, tags=["customers"])(get_recommendations)
+    app.get(f"{v1}/customers/{{customer_id}}/similar", response_model=Similar,
+            responses=_ERRORS, tags=["customers"])(get_similar)
+    app.get(f"{v1}/traits", responses=_ERRORS, tags=["model"])(get_traits)
+    app.get(f"{v1}/segments", responses=_ERRORS, tags=["model"])(get_segments)
+    app.get(f"{v1}/models", response_model=list[ModelInfo], responses=_ERRORS,
+            tags=["model"])(get_models)
+    app.post(f"{v1}/admin/reload", response_model=list[ModelInfo], responses=_ERRORS,
+             tags=["admin"])(post_reload)
+    app.get("/healthz", tags=["operation"])(healthz)
+    app.get("/readyz", tags=["operation"])(readyz)
+    app.get("/metrics", tags=["operation"], response_class=Response,
+            responses=_ERRORS)(metrics)
+    _install_errors(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(Limits, service=service)
+    return app
+
+
+def _on_sighup(service: Service) -> None:
+    """SIGHUP reloads the models (where the process handles signals in this thread)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
+                                                                                 "SIGHUP"):
+        return
+
+    def reload_quietly() -> None:
+        with contextlib.suppress(ArtifactError):  # logged; the serving models stay
+            service.reload()
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None,
+                                                                             reload_quietly))
+    except (NotImplementedError, RuntimeError, ValueError):
+        return
+
+
+def app_from_env() -> FastAPI:
+    """The application of ``funnelprint serve`` worker processes, from the settings the
+    command passed in ``FUNNELPRINT_SERVE_SETTINGS``."""
+    configure_logging()
+    return create_app(Settings.from_json(os.environ[SETTINGS_ENV]))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name,
+            "message": record.getMessage(), "pid": record.process}
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Structured logs on stderr for the service and the server."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    for name in ("funnelprint", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+__all__ = ["DEFAULT_STORE", "SETTINGS_ENV", "Settings", "app_from_env", "configure_logging",
+           "create_app"]
