@@ -49,7 +49,7 @@ def check_records(
     """Validate and canonicalise parsed JSON objects as the file reader would.
 
     Field names follow the reader's aliases (``user_id`` for ``customer_id``, ...), resolved
-    over the whole batch. Each record failing a check is refused on its own with the first
+    record by record (a batch may mix them). Each record failing a check is refused on its own with the first
     failed check, in the reader's order; exact duplicates are kept (the caller decides).
 
     Returns
@@ -62,7 +62,9 @@ def check_records(
     problems = [RecordProblem(i, "bad_record", "expected a JSON object")
                 for i, r in enumerate(records) if not isinstance(r, Mapping)]
     kept = [i for i, r in enumerate(records) if isinstance(r, Mapping)]
-    raw = _records_frame([records[i] for i in kept]).with_columns(
+    renames: dict[tuple[str, ...], dict[str, str]] = {}
+    objects = [_canonical_names(records[i], mapping, renames) for i in kept]
+    raw = _records_frame(objects).with_columns(
         pl.Series(LINE, kept, dtype=pl.UInt32))
     resolved = mapping.resolve([c for c in raw.columns if c != LINE
                                 and not c.startswith(NESTED)])
@@ -86,10 +88,22 @@ def check_records(
     return CheckedRecords(events, sorted(problems, key=lambda p: p.index))
 
 
-def _records_frame(records: list[Mapping[str, Any]]) -> pl.DataFrame:
+def _canonical_names(record: Mapping[str, Any], mapping: ColumnMapping,
+                     cache: dict[tuple[str, ...], dict[str, str]]) -> dict[str, Any]:
+    """The record with the fields the reader recognises under their canonical names."""
+    keys = tuple(str(k) for k in record)
+    rename = cache.get(keys)
+    if rename is None:
+        resolved = mapping.resolve(keys)
+        rename = {col: CANONICAL_COLUMN[f] for f, col in resolved.items()
+                  if CANONICAL_COLUMN[f] not in keys or col == CANONICAL_COLUMN[f]}
+        cache[keys] = rename
+    return {rename.get(str(k), str(k)): v for k, v in record.items()}
+
+
+def _records_frame(objects: list[dict[str, Any]]) -> pl.DataFrame:
     """Every value as text (ids stay as written), with the reader's markers of cells that
     held a JSON object or array."""
-    objects = [dict(r) for r in records]
     frame = _frame_from_objects(objects)
     marks = []
     for name in frame.columns:

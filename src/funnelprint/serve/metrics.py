@@ -13,9 +13,12 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+
+disable_created_metrics()  # one series per counter is enough
 
 #: Buckets for request latency (seconds): the interesting range is 1 ms to 1 s.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

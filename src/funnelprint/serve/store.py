@@ -333,7 +333,7 @@ def open_store(url: str, pool_size: int = 8) -> Store:
         return PostgresStore(url, pool_size)
     if scheme == "sqlite":
         path = url[len("sqlite://"):]
-        if path.startswith("/") and not path.startswith("//"):
+        if path.startswith("/"):
             path = path[1:]  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
         if not path:
             raise StoreError(f"{url}: no file name; give sqlite:///PATH")
