@@ -49,8 +49,9 @@ def check_records(
     """Validate and canonicalise parsed JSON objects as the file reader would.
 
     Field names follow the reader's aliases (``user_id`` for ``customer_id``, ...), resolved
-    record by record (a batch may mix them). Each record failing a check is refused on its own with the first
-    failed check, in the reader's order; exact duplicates are kept (the caller decides).
+    record by record (a batch may mix them). Each record failing a check is refused on its
+    own with the first failed check, in the reader's order; exact duplicates are kept (the
+    caller decides).
 
     Returns
     -------

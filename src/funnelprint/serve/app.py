@@ -310,7 +310,8 @@ def post_events(batch: EventBatch, request: Request, _: None = write_access) -> 
     if records and events.height == 0:
         raise ApiError(422, "no_valid_event", [r.model_dump() for r in rejected])
     added = service.store.add(events.drop("index"), [ids[i] for i in events["index"]])
-    unknown = int((~events["product_id"].is_in(service.known_items(service.models))).sum())
+    known = service.known_items(service.models).implode()
+    unknown = int((~events["product_id"].is_in(known)).sum())
     service.metrics.events_stored.inc(added.stored)
     service.metrics.events_duplicate.inc(added.duplicates)
     service.metrics.unknown_products.inc(unknown)
