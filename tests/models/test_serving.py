@@ -1,0 +1,64 @@
+"""Recommendations and histories for customers the model knows, did not know, or knows
+with newer events."""
+
+from __future__ import annotations
+
+import time
+
+import polars as pl
+import pytest
+
+from funnelprint.data.dataset import Dataset
+from funnelprint.data.pipeline import prepare_events
+from funnelprint.data.records import check_records
+from funnelprint.data.simulate import SimulationConfig, simulate
+from funnelprint.models.serving import history_for, recommend_history, recommend_with_reasons
+from funnelprint.models.traits import TraitsRecommender
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    sim = simulate(SimulationConfig(customers=200, products=80, seed=5))
+    log = prepare_events(sim.write(tmp_path_factory.mktemp("shop"))["events"])
+    dataset = Dataset.from_events(log, collapse_repeats=False, products=sim.products)
+    return TraitsRecommender(traits=3, n_init=1, anchors=16, epochs=3).fit(dataset)
+
+
+def events(customer, *steps):
+    start = int(time.time()) - 86_400  # later than the simulated history
+    return check_records([{"customer_id": customer, "timestamp": start + 60 * i,
+                           "action": a, "product_id": p} for i, (a, p) in enumerate(steps)]
+                         ).events.drop("index")
+
+
+def test_a_known_customer_without_new_events_matches_the_fitted_path(model):
+    customer = str(model.dataset_.customer_ids[0])
+    history = history_for(model, customer)
+    assert history.known_row == 0 and history.new_events == 0
+    fitted = recommend_with_reasons(model, customer, k=5, exclude_seen=False)
+    served = recommend_history(model, history, k=5, exclude="none")
+    assert [i["product_id"] for i in served] == [i["product_id"] for i in fitted]
+
+
+def test_new_events_extend_the_fitted_history(model):
+    customer = str(model.dataset_.customer_ids[0])
+    base = history_for(model, customer).sequences.items.size
+    new = events(customer, ("view", "p0001"), ("add_to_cart", "p0001"), ("view", "nope"))
+    history = history_for(model, customer, new)
+    assert (history.new_events, history.unknown_events) == (3, 1)
+    assert history.sequences.items.size == base + 2
+    old = new.with_columns(pl.col("timestamp") - pl.duration(days=365 * 30))
+    assert history_for(model, customer, old).new_events == 0  # already in the fitted data
+
+
+def test_a_new_customer_from_events_alone(model):
+    history = history_for(model, "brand-new", events("brand-new", ("view", "p0002"),
+                                                     ("purchase", "p0002")))
+    assert history.known_row is None and history.sequences.n_rows == 1
+    items = recommend_history(model, history, k=4)
+    assert len(items) == 4 and "p0002" not in [i["product_id"] for i in items]
+    assert all(i["reason"] for i in items)
+    with pytest.raises(KeyError):
+        history_for(model, "nobody")
+    with pytest.raises(ValueError):
+        recommend_history(model, history, k=0)
