@@ -54,7 +54,8 @@ def postgres() -> Iterator[TempPostgres]:
             pytest.fail(f"PostgreSQL binaries not found and {REQUIRE_POSTGRES} is set")
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not installed: PostgreSQL tests "
                     "skipped")
-    server = start_postgres()
+    # The tests kill the service, never the database: its own fsyncs only cost time here.
+    server = start_postgres(settings={"fsync": "off"})
     yield server
     server.stop()
 

@@ -50,8 +50,10 @@ class TempPostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres(port: int = 55432, run_as: str | None = None) -> TempPostgres:
-    """Start a server; ``run_as`` defaults to ``nobody`` when running as root.
+def start_postgres(port: int = 55432, run_as: str | None = None,
+                   settings: dict[str, str] | None = None) -> TempPostgres:
+    """Start a server; ``run_as`` defaults to ``nobody`` when running as root; ``settings``
+    are server settings (``{"fsync": "off"}`` where only crashes of clients matter).
     ``RuntimeError`` when the binaries are missing or the server does not start."""
     binaries = find_binaries()
     if binaries is None:
@@ -67,6 +69,7 @@ def start_postgres(port: int = 55432, run_as: str | None = None) -> TempPostgres
         _run(run_as, [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-sync"])
         options = f"-k {directory} -p {port} -c listen_addresses='' -c max_connections=200"
+        options += "".join(f" -c {k}={v}" for k, v in (settings or {}).items())
         _run(run_as, [pg_ctl, "-D", str(data), "-l", str(directory / "log"), "-w", "-t", "60",
                       "-o", options, "start"])
     except (OSError, subprocess.CalledProcessError) as exc:
