@@ -81,6 +81,7 @@ def serve(
         return
     del models
     os.environ[SETTINGS_ENV] = settings.to_json()
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # read when a worker imports polars
     with tempfile.TemporaryDirectory(prefix="funnelprint-metrics-") as metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         uvicorn.run("funnelprint.serve.app:app_from_env", factory=True, workers=workers,

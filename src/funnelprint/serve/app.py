@@ -25,6 +25,7 @@ from typing import Annotated, Any, cast
 
 import numpy as np
 import polars as pl
+import torch
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from threadpoolctl import threadpool_limits
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.data.records import check_records
@@ -214,6 +216,10 @@ class Service:
         return self._models.current
 
     def start(self) -> None:
+        # One request is small: numerical libraries' own thread pools only add contention to
+        # the requests already running side by side.
+        threadpool_limits(limits=1)
+        torch.set_num_threads(1)
         self.store.migrate()
         if self._models is None:
             self._models = Models(self.settings.models)
