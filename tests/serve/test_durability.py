@@ -104,6 +104,12 @@ def test_acknowledged_events_survive_sigkill(model_dir, store_url, tmp_path):
                 assert response.status_code == 200, response.text
             again = client.post("/v1/events", json={"events": retried or batch(0, 0)})
             assert again.json()["stored"] == 0  # a second retry stores nothing
+            server.send_signal(signal.SIGHUP)  # reload the models in place
+            deadline = time.monotonic() + 30
+            while "models reloaded" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "models reloaded" in log.read_text()
+            assert client.get("/v1/customers/dur0/profile").status_code == 200
     finally:
         server.send_signal(signal.SIGTERM)
         # uvicorn shuts down, then ends by the signal it caught
