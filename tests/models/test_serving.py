@@ -62,3 +62,13 @@ def test_a_new_customer_from_events_alone(model):
         history_for(model, "nobody")
     with pytest.raises(ValueError):
         recommend_history(model, history, k=0)
+
+
+def test_one_row_profiles_are_remembered_as_copies(model):
+    history = history_for(model, str(model.dataset_.customer_ids[3])).sequences
+    first = model.profile_.profile(history)
+    first.traits[:] = -1  # a caller changing its copy does not change the next answer
+    second = model.profile_.profile(history)
+    assert (second.traits >= 0).all()
+    both = model.profile_.profile(model.dataset_.sequences.select([3, 4]))
+    assert abs(both.traits[0] - second.traits[0]).max() < 1e-5

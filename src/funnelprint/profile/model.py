@@ -17,6 +17,7 @@ It owns its configuration (:class:`ProfileConfig`), its learned arrays (listed o
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -198,6 +199,17 @@ class Profiles:
     unknown_tokens: int
 
 
+#: One-row profiles remembered by :meth:`ProfileModel.profile`.
+_MEMO_ROWS = 512
+
+
+def _history_key(sequences: Sequences, action_names: tuple[str, ...] | None
+                 ) -> tuple[Any, ...]:
+    sessions = None if sequences.sessions is None else sequences.sessions.tobytes()
+    return (sequences.items.tobytes(), sequences.actions.tobytes(), sequences.times.tobytes(),
+            sessions, None if action_names is None else tuple(action_names))
+
+
 class ProfileModel:
     """Interpretable customer traits from funnel events (see :class:`ProfileConfig`).
 
@@ -274,6 +286,7 @@ class ProfileModel:
         """Learn token embeddings, the trait basis, segments and trait descriptions from
         every customer's sequence. ``products`` (``product_id`` and any of ``category,
         brand, price``) adds to what ``dataset`` knows about its items."""
+        self.__dict__.pop("_one_row_memo", None)
         c = self.config
         if products is not None:
             dataset = dataset.with_products(products)
@@ -550,8 +563,29 @@ class ProfileModel:
     def profile(self, sequences: Sequences, action_names: tuple[str, ...] | None = None
                 ) -> Profiles:
         """Profiles of every row of ``sequences`` (item codes of the fitted dataset; actions
-        named by ``action_names``, default the fitted dataset's), without retraining."""
+        named by ``action_names``, default the fitted dataset's), without retraining.
+
+        One-row profiles are remembered (the last few hundred histories): serving one
+        customer profiles the same history for the scores, the reasons and the profile."""
         self._check_fitted()
+        if sequences.n_rows != 1:
+            return self._profile(sequences, action_names)
+        key = _history_key(sequences, action_names)
+        memo: dict[tuple[Any, ...], Profiles] = self.__dict__.setdefault("_one_row_memo", {})
+        lock: threading.Lock = self.__dict__.setdefault("_one_row_lock", threading.Lock())
+        with lock:
+            found = memo.get(key)
+        if found is None:
+            found = self._profile(sequences, action_names)
+            with lock:
+                if len(memo) >= _MEMO_ROWS:
+                    del memo[next(iter(memo))]  # the oldest entry
+                memo[key] = found
+        return Profiles(found.traits.copy(), found.raw.copy(), found.cold.copy(),
+                        found.known.copy(), found.segments.copy(), found.unknown_tokens)
+
+    def _profile(self, sequences: Sequences, action_names: tuple[str, ...] | None
+                 ) -> Profiles:
         tokens = self.event_tokens(sequences, action_names)
         matrix = self._aggregate(sequences, tokens)
         names = self.action_names_ if action_names is None else tuple(action_names)
