@@ -16,23 +16,21 @@ import math
 import os
 import signal
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import numpy as np
 import polars as pl
 import torch
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
@@ -41,8 +39,25 @@ from funnelprint.data.records import check_records
 from funnelprint.models.serving import History, history_for, recommend_history
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.serve.auth import KeyRing, Scope, allows, load_keys
+from funnelprint.serve.limits import Limits
+from funnelprint.serve.logs import configure_logging
 from funnelprint.serve.metrics import Metrics
 from funnelprint.serve.models import Models, ModelSet
+from funnelprint.serve.schemas import (
+    ERRORS,
+    EVENT_ID_CHARS,
+    EventBatch,
+    EventsResult,
+    Item,
+    ModelInfo,
+    Neighbour,
+    Profile,
+    Recommendations,
+    Rejected,
+    ReloadRequest,
+    Similar,
+    TraitShare,
+)
 from funnelprint.serve.store import Store, open_store
 
 log = logging.getLogger("funnelprint.serve")
@@ -50,7 +65,6 @@ log = logging.getLogger("funnelprint.serve")
 API_VERSION = "v1"
 DEFAULT_STORE = "sqlite:///funnelprint-events.sqlite"
 SETTINGS_ENV = "FUNNELPRINT_SERVE_SETTINGS"
-_EVENT_ID_CHARS = 200
 _ID = Annotated[str, PathParam(min_length=1, max_length=200, description="Customer id")]
 
 
@@ -85,108 +99,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: Any) -> None:
         super().__init__(str(detail))
         self.status, self.code, self.detail = status, code, detail
-
-
-# ---------------------------------------------------------------------- schemas
-
-_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "One event. Field names, action synonyms and timestamp forms as in event "
-                   "files (user_id for customer_id, buy for purchase, epoch or ISO-8601 "
-                   "times...). event_id, when given, makes a retried event count once.",
-    "properties": {
-        "event_id": {"type": "string", "maxLength": _EVENT_ID_CHARS},
-        "customer_id": {"type": ["string", "integer"]},
-        "timestamp": {"type": ["string", "number"]},
-        "action": {"type": "string",
-                   "examples": ["view", "add_to_cart", "remove_from_cart", "purchase"]},
-        "product_id": {"type": ["string", "integer"]},
-        "session_id": {"type": ["string", "integer"]},
-        "category": {"type": "string"}, "brand": {"type": "string"},
-        "price": {"type": "number"}, "quantity": {"type": "number"},
-    },
-    "additionalProperties": True,
-}
-
-
-class EventBatch(BaseModel):
-    events: list[dict[str, Any]] = Field(
-        description="The events, at most the server's batch limit (413 beyond)",
-        json_schema_extra=cast(Any, {"items": _EVENT_SCHEMA}))
-
-
-class Rejected(BaseModel):
-    index: int
-    code: str
-    reason: str
-
-
-class EventsResult(BaseModel):
-    stored: int = Field(description="Events committed")
-    duplicates: int = Field(description="Events whose event_id was already stored")
-    unknown_products: int = Field(description="Valid events of products the default model "
-                                              "does not know (stored all the same)")
-    rejected: list[Rejected]
-
-
-class TraitShare(BaseModel):
-    name: str
-    share: float
-
-
-class Profile(BaseModel):
-    customer_id: str
-    traits: list[TraitShare]
-    segment: int
-    cold_start: bool
-    n_events: int = Field(description="Stored events the profile rests on (beyond the "
-                                      "model's fitted history of the customer)")
-    fitted_events: int = Field(description="Events of the customer in the model's data")
-
-
-class Item(BaseModel):
-    product_id: str
-    score: float
-    reason: str
-
-
-class Recommendations(BaseModel):
-    customer_id: str
-    model: str
-    items: list[Item]
-
-
-class Neighbour(BaseModel):
-    customer_id: str
-    similarity: float
-    reason: str
-
-
-class Similar(BaseModel):
-    customer_id: str
-    customers: list[Neighbour]
-
-
-class ModelInfo(BaseModel):
-    name: str
-    key: str
-    version: str
-    path: str
-
-
-class ReloadRequest(BaseModel):
-    models: list[str] | None = Field(
-        None, max_length=16, description="Model directories to serve instead (default: the "
-                                         "current ones, read again)")
-
-
-class ErrorBody(BaseModel):
-    error: str
-    detail: Any
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    s: {"model": ErrorBody} for s in (401, 403, 404, 413, 422)}
 
 
 # ---------------------------------------------------------------------- the service
@@ -308,7 +220,7 @@ def post_events(batch: EventBatch, request: Request, _: None = write_access) -> 
     if bad_ids:
         flagged = [i for i in events["index"].to_list() if i in bad_ids]
         rejected += [Rejected(index=i, code="bad_event_id", reason=f"event_id: a string of "
-                              f"1 to {_EVENT_ID_CHARS} characters") for i in flagged]
+                              f"1 to {EVENT_ID_CHARS} characters") for i in flagged]
         events = events.filter(~pl.col("index").is_in(flagged))
         rejected.sort(key=lambda r: r.index)
     for r in rejected:
@@ -326,7 +238,7 @@ def post_events(batch: EventBatch, request: Request, _: None = write_access) -> 
 
 
 def _good_event_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= _EVENT_ID_CHARS
+    return isinstance(value, str) and 0 < len(value) <= EVENT_ID_CHARS
 
 
 def _trait_model(models: ModelSet) -> TraitsRecommender:
@@ -461,82 +373,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------------- middleware
-
-
-class BodyTooLarge(HTTPException):
-    """The request body passed the size limit while being read."""
-
-    def __init__(self) -> None:
-        super().__init__(413, "request body over the size limit")
-
-
-class Limits:
-    """Pure ASGI middleware: refuses bodies over the limit (413), times and counts every
-    request by route, and writes one structured log line per request."""
-
-    def __init__(self, app: Any, service: Service) -> None:
-        self.app, self.service = app, service
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[
-            Any]], send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.service.settings.max_body_bytes
-        start = time.perf_counter()
-        status = {"code": 500}
-
-        async def sending(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        try:
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                await _send_error(sending, 413, "body_too_large",
-                                  f"request body over {limit} bytes")
-            else:
-                await self.app(scope, _counted(receive, limit), sending)
-        finally:
-            self._record(scope, status["code"], time.perf_counter() - start)
-
-    def _record(self, scope: MutableMapping[str, Any], status: int, elapsed: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        metrics = self.service.metrics
-        metrics.requests.labels(scope["method"], route, str(status)).inc()
-        metrics.latency.labels(scope["method"], route).observe(elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info("request", extra={"fields": {
-                "method": scope["method"], "route": route, "status": status,
-                "ms": round(elapsed * 1000, 2)}})
-
-
-def _counted(receive: Callable[[], Awaitable[Any]], limit: int
-             ) -> Callable[[], Awaitable[Any]]:
-    seen = 0
-
-    async def receiving() -> Any:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise BodyTooLarge
-        return message
-
-    return receiving
-
-
-async def _send_error(send: Callable[[Any], Awaitable[None]], status: int, code: str,
-                      detail: str) -> None:
-    body = json.dumps({"error": code, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
 def _error(status: int, code: str, detail: Any, headers: dict[str, str] | None = None
            ) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
@@ -596,30 +432,30 @@ def create_app(settings: Settings, models: Models | None = None,
                               "and recommendations with reasons out.")
     app.state.service = service
     v1 = f"/{API_VERSION}"
-    app.post(f"{v1}/events", response_model=EventsResult, responses=_ERRORS,
+    app.post(f"{v1}/events", response_model=EventsResult, responses=ERRORS,
              tags=["events"])(post_events)
     app.get(f"{v1}/customers/{{customer_id}}/profile", response_model=Profile,
-            responses=_ERRORS, tags=["customers"])(get_profile)
+            responses=ERRORS, tags=["customers"])(get_profile)
     app.get(f"{v1}/customers/{{customer_id}}/recommendations", response_model=Recommendations,
-            responses=_ERRORS, tags=["customers"])(get_recommendations)
+            responses=ERRORS, tags=["customers"])(get_recommendations)
     app.get(f"{v1}/customers/{{customer_id}}/similar", response_model=Similar,
-            responses=_ERRORS, tags=["customers"])(get_similar)
-    app.get(f"{v1}/traits", responses=_ERRORS, tags=["model"])(get_traits)
-    app.get(f"{v1}/segments", responses=_ERRORS, tags=["model"])(get_segments)
-    app.get(f"{v1}/models", response_model=list[ModelInfo], responses=_ERRORS,
+            responses=ERRORS, tags=["customers"])(get_similar)
+    app.get(f"{v1}/traits", responses=ERRORS, tags=["model"])(get_traits)
+    app.get(f"{v1}/segments", responses=ERRORS, tags=["model"])(get_segments)
+    app.get(f"{v1}/models", response_model=list[ModelInfo], responses=ERRORS,
             tags=["model"])(get_models)
-    app.post(f"{v1}/admin/reload", response_model=list[ModelInfo], responses=_ERRORS,
+    app.post(f"{v1}/admin/reload", response_model=list[ModelInfo], responses=ERRORS,
              tags=["admin"])(post_reload)
     app.get("/healthz", tags=["operation"])(healthz)
     app.get("/readyz", tags=["operation"])(readyz)
     app.get("/metrics", tags=["operation"], response_class=Response,
-            responses=_ERRORS)(metrics)
+            responses=ERRORS)(metrics)
     _install_errors(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(Limits, service=service)
+    app.add_middleware(Limits, limit=settings.max_body_bytes, metrics=service.metrics)
     return app
 
 
@@ -646,32 +482,6 @@ def app_from_env() -> FastAPI:
     command passed in ``FUNNELPRINT_SERVE_SETTINGS``."""
     configure_logging()
     return create_app(Settings.from_json(os.environ[SETTINGS_ENV]))
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any ``fields``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name,
-            "message": record.getMessage(), "pid": record.process}
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Structured logs on stderr for the service and the server."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    for name in ("funnelprint", "uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
 
 
 __all__ = ["DEFAULT_STORE", "SETTINGS_ENV", "Settings", "app_from_env", "configure_logging",
