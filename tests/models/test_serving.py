@@ -12,7 +12,13 @@ from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.records import check_records
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.models.serving import history_for, recommend_history, recommend_with_reasons
+from funnelprint.models.serving import (
+    events_to_sequences,
+    history_for,
+    pipeline_sequences,
+    recommend_history,
+    recommend_with_reasons,
+)
 from funnelprint.models.traits import TraitsRecommender
 
 
@@ -72,3 +78,19 @@ def test_one_row_profiles_are_remembered_as_copies(model):
     assert (second.traits >= 0).all()
     both = model.profile_.profile(model.dataset_.sequences.select([3, 4]))
     assert abs(both.traits[0] - second.traits[0]).max() < 1e-5
+
+
+def test_the_direct_path_matches_the_event_pipeline(model):
+    steps = [("view", "p0003"), ("add_to_cart", "p0003"), ("view", "unknown"),
+             ("teleport", "p0004"), ("purchase", "p0003"), ("view", "p0007")]
+    frame = events("c", *steps)
+    late = frame.with_columns(  # a later visit, past the session gap, given out of order
+        pl.when(pl.int_range(pl.len()) >= 4).then(pl.col("timestamp") + pl.duration(hours=2))
+        .otherwise(pl.col("timestamp")).alias("timestamp")).reverse()
+    for table in (frame, late):
+        direct, skipped = events_to_sequences(model, table)
+        piped, piped_skipped = pipeline_sequences(model, table, 30.0)
+        assert skipped == piped_skipped == 2
+        for name in ("offsets", "items", "actions", "times", "sessions"):
+            assert (getattr(direct, name) == getattr(piped, name)).all(), name
+    assert len(set(events_to_sequences(model, late)[0].sessions.tolist())) == 2

@@ -4,6 +4,7 @@ refreshed with events the model never saw (no retraining)."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,8 +64,9 @@ def history_for(model: Recommender[Any], customer_id: str,
     later than its last fitted event. ``KeyError`` when neither has anything."""
     row = model.dataset_.customer_index().get(str(customer_id))
     base = None if row is None else model.dataset_.sequences.select(np.array([row]))
-    if events is not None and base is not None and base.times.size:
-        events = events.filter(pl.col("timestamp").dt.epoch("us") > int(base.times.max()))
+    if events is not None and events.height and base is not None and base.times.size:
+        later = events["timestamp"].dt.epoch("us").to_numpy() > int(base.times.max())
+        events = events.filter(pl.Series(later)) if not later.all() else events
     if events is None or events.height == 0:
         if base is None:
             raise KeyError(f"unknown customer {customer_id!r}")
@@ -77,18 +79,59 @@ def events_to_sequences(model: Recommender[Any], events: pl.DataFrame
                         ) -> tuple[Sequences, int]:
     """One customer's canonical events as a one-row history in the model's item and action
     codes, sessions cut with the model's gap; events of products or actions the model does
-    not know are skipped and counted."""
+    not know are skipped and counted.
+
+    A model that reads every event, given events without session ids, takes a direct path
+    (the same sessions and codes as the event pipeline, without building tables for a few
+    events); any other goes through :func:`pipeline_sequences`."""
     gap = float(getattr(model.config, "session_gap_minutes", 30.0))
-    sessions = SessionConfig(gap_minutes=gap, max_events_per_session=None,
+    direct = "every_event" in model.reads and (
+        "session_id" not in events.columns or events["session_id"].null_count() == events.height)
+    if not direct:
+        return pipeline_sequences(model, events, gap)
+    order = np.argsort(events["timestamp"].dt.epoch("us").to_numpy(), kind="stable")
+    times = events["timestamp"].dt.epoch("us").to_numpy()[order].astype(np.int64)
+    new = np.ones(times.size, dtype=bool)
+    new[1:] = np.diff(times) > int(gap * 60_000_000)  # the rule of data.sessions
+    sessions = np.cumsum(new) - 1
+    items_by_id, actions_by_name = _codes_of(model)
+    products, actions = events["product_id"].to_list(), events["action"].to_list()
+    items = np.array([items_by_id.get(products[i], -1) for i in order], dtype=np.int64)
+    codes = np.array([actions_by_name.get(actions[i], -1) for i in order], dtype=np.int64)
+    keep = (items >= 0) & (codes >= 0)
+    seq = Sequences(np.array([0, int(keep.sum())], dtype=np.int64), items[keep].astype(np.int32),
+                    codes[keep].astype(np.int8), times[keep], sessions[keep].astype(np.int64))
+    return seq, int((~keep).sum())
+
+
+_CODES: weakref.WeakKeyDictionary[Any, tuple[dict[str, int], dict[str, int]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _codes_of(model: Recommender[Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """The model's item index by product id and action index by name (built once)."""
+    found = _CODES.get(model)
+    if found is None:
+        found = ({str(p): i for i, p in enumerate(model.dataset_.item_ids)},
+                 {a: i for i, a in enumerate(model.dataset_.action_names)})
+        _CODES[model] = found
+    return found
+
+
+def pipeline_sequences(model: Recommender[Any], events: pl.DataFrame, gap_minutes: float
+                       ) -> tuple[Sequences, int]:
+    """:func:`events_to_sequences` through the event pipeline (sessionize, build a dataset,
+    align it on the model's items)."""
+    sessions = SessionConfig(gap_minutes=gap_minutes, max_events_per_session=None,
                              max_events_per_minute=None)
     log = prepare_frame(events, sessions=sessions)
     collapse = "every_event" not in model.reads
     aligned = Dataset.from_events(log, collapse_repeats=collapse).aligned_to(
         model.dataset_.item_ids)
     seq = aligned.dataset.sequences
-    names = model.dataset_.action_names
-    codes = np.array([names.index(a) if a in names else -1
-                      for a in aligned.dataset.action_names], dtype=np.int64)
+    _, actions_by_name = _codes_of(model)
+    codes = np.array([actions_by_name.get(a, -1) for a in aligned.dataset.action_names],
+                     dtype=np.int64)
     mapped = codes[seq.actions.astype(np.int64)] if seq.actions.size else seq.actions
     keep = mapped >= 0
     seq = seq.mask(keep)
