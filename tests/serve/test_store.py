@@ -39,6 +39,8 @@ def test_events_round_trip_in_time_order_with_optional_fields(store_url):
     assert got["price"].to_list() == [None, 9.5]
     assert store.customer_events("nobody").height == 0
     assert store.customer_events("c1", limit=1)["product_id"].to_list() == ["p2"]
+    after = int(got["timestamp"].dt.epoch("us")[0])
+    assert store.customer_events("c1", after_us=after)["product_id"].to_list() == ["p2"]
     store.close()
 
 

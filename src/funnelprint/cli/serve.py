@@ -45,6 +45,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    threads: Annotated[int, typer.Option(help="Requests each worker handles at once")] = 4,
     api_keys: Annotated[Path | None, typer.Option(
         "--api-keys", help="File of KEY:read or KEY:write entries, one a line (added to "
                            "FUNNELPRINT_API_KEYS)")] = None,
@@ -62,13 +63,14 @@ def serve(
     import uvicorn
 
     positive("--workers", workers)
+    positive("--threads", threads)
     positive("--max-body-bytes", max_body_bytes)
     positive("--max-batch", max_batch)
     if not 0 < port < 65536:
         raise ValueError(f"--port must be 1 to 65535, not {port}")
     settings = Settings(models=tuple(str(m) for m in model), store=store,
                         api_keys_file=str(api_keys) if api_keys else None, insecure=insecure,
-                        max_body_bytes=max_body_bytes, max_batch=max_batch,
+                        max_body_bytes=max_body_bytes, max_batch=max_batch, threads=threads,
                         cors_origins=tuple(cors_origin or ()))
     _check_keys(api_keys, insecure)
     models = Models(settings.models)  # a bad directory fails here, before anything listens

@@ -57,6 +57,16 @@ class History:
     unknown_events: int
 
 
+def fitted_until(model: Recommender[Any], customer_id: str) -> int | None:
+    """Time (microseconds) of the customer's last event in the model's data; None for a
+    customer it does not know (events after it are what :func:`history_for` adds)."""
+    row = model.dataset_.customer_index().get(str(customer_id))
+    if row is None:
+        return None
+    times = model.dataset_.sequences.select(np.array([row])).times
+    return int(times.max()) if times.size else None
+
+
 def history_for(model: Recommender[Any], customer_id: str,
                 events: pl.DataFrame | None = None) -> History:
     """A customer's history: what the model was fitted on (when it knows the customer)

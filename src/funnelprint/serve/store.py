@@ -239,14 +239,18 @@ class Store(ABC):
     def _bulk(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
         self._insert(conn, rows)
 
-    def customer_events(self, customer_id: str, limit: int = 1000) -> pl.DataFrame:
-        """The customer's ``limit`` most recent events, oldest first, as a canonical event
-        table (``customer_id, timestamp, action, product_id`` and the optional columns)."""
+    def customer_events(self, customer_id: str, limit: int = 1000,
+                        after_us: int | None = None) -> pl.DataFrame:
+        """The customer's ``limit`` most recent events (those later than ``after_us``
+        microseconds since the epoch, when given), oldest first, as a canonical event table
+        (``customer_id, timestamp, action, product_id`` and the optional columns)."""
+        later = "" if after_us is None else "AND ts > ? "
         sql = self._sql("SELECT customer_id, ts, action, product_id, session_id, category, "
-                        "brand, price, quantity FROM events WHERE customer_id = ? "
+                        f"brand, price, quantity FROM events WHERE customer_id = ? {later}"
                         "ORDER BY ts DESC, id DESC LIMIT ?")
+        params = (customer_id, limit) if after_us is None else (customer_id, after_us, limit)
         with self.connection() as conn:
-            rows = conn.execute(sql, (customer_id, limit)).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return _frame(rows[::-1])
 
     def count(self) -> int:
