@@ -1,7 +1,7 @@
 """The HTTP service on loopback, for SQLite and PostgreSQL: bulk ingest of a historical
 export, batched ingestion over HTTP, then mixed traffic (event batches, profiles,
-recommendations, similar customers) at a fixed request rate from concurrent clients (an
-asyncio driver on keep-alive connections).
+recommendations, similar customers) at fixed request rates (100 and 200 per second by
+default) from concurrent clients (an asyncio driver on keep-alive connections).
 
 Figures: events/s of each ingestion; for the mixed run, the request rate achieved, errors,
 and p50/p95/p99 latency (ms, measured by the client) per route, and the CPU time the server
@@ -218,8 +218,9 @@ def run_store(name: str, url: str, model: Path, events: Path, args: argparse.Nam
     known = pl.read_csv(events)["user_id"].unique().sort().to_list()
     try:
         http = asyncio.run(http_ingest(port, args.batches, args.batch, 4))
-        traffic = asyncio.run(mixed(port, known, args.requests, args.rate, args.clients,
-                                    server.pid))
+        traffic = {f"at_{rate:g}_per_s": asyncio.run(mixed(
+            port, known, args.requests, rate, args.clients, server.pid, seed))
+            for seed, rate in enumerate(float(r) for r in args.rates.split(","))}
     finally:
         stop(server)
     return {"bulk_ingest_events_per_s": round(bulk), "http_ingest": http, "mixed": traffic}
@@ -228,7 +229,7 @@ def run_store(name: str, url: str, model: Path, events: Path, args: argparse.Nam
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rate", type=float, default=250.0)
+    parser.add_argument("--rates", default="100,200", help="request rates of the mixed runs")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=80)
