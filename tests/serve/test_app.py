@@ -197,3 +197,16 @@ def test_openapi_documents_the_versioned_api(client):
             "/v1/traits", "/v1/segments", "/v1/admin/reload", "/healthz", "/readyz",
             "/metrics"} <= set(schema["paths"])
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_worker_processes_build_the_app_from_the_settings_passed_in_the_environment(
+        model_dir, tmp_path, keys, monkeypatch):
+    from funnelprint.serve.app import SETTINGS_ENV, app_from_env
+
+    settings = Settings(models=(str(model_dir),), store=f"sqlite:///{tmp_path / 'w.sqlite'}",
+                        max_batch=7, cors_origins=("https://a.example",), threads=2)
+    assert Settings.from_json(settings.to_json()) == settings
+    monkeypatch.setenv(SETTINGS_ENV, settings.to_json())
+    with TestClient(app_from_env()) as worker:
+        too_many = [event("b", i, "view", "p0001") for i in range(8)]
+        assert post(worker, *too_many).status_code == 413
