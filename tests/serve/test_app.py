@@ -207,6 +207,8 @@ def test_worker_processes_build_the_app_from_the_settings_passed_in_the_environm
                         max_batch=7, cors_origins=("https://a.example",), threads=2)
     assert Settings.from_json(settings.to_json()) == settings
     monkeypatch.setenv(SETTINGS_ENV, settings.to_json())
+    # the worker's JSON logging would stay installed for the rest of the test session
+    monkeypatch.setattr("funnelprint.serve.app.configure_logging", lambda *a, **k: None)
     with TestClient(app_from_env()) as worker:
         too_many = [event("b", i, "view", "p0001") for i in range(8)]
         assert post(worker, *too_many).status_code == 413
