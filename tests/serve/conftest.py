@@ -78,10 +78,10 @@ def keys(monkeypatch) -> None:
 
 
 @pytest.fixture
-def client(model_dir, tmp_path, keys) -> Iterator[TestClient]:
-    """A client of a service on the fitted model and a fresh SQLite store."""
-    settings = Settings(models=(str(model_dir),), store=f"sqlite:///{tmp_path / 'ev.sqlite'}",
-                        max_batch=50, max_body_bytes=64 * 1024)
+def client(model_dir, store_url, keys) -> Iterator[TestClient]:
+    """A client of a service on the fitted model and a fresh store (of each kind)."""
+    settings = Settings(models=(str(model_dir),), store=store_url, max_batch=50,
+                        max_body_bytes=64 * 1024)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 
