@@ -104,7 +104,7 @@ def events_to_sequences(model: Recommender[Any], events: pl.DataFrame
     new = np.ones(times.size, dtype=bool)
     new[1:] = np.diff(times) > int(gap * 60_000_000)  # the rule of data.sessions
     sessions = np.cumsum(new) - 1
-    items_by_id, actions_by_name = _codes_of(model)
+    items_by_id, actions_by_name = model_codes(model)
     products, actions = events["product_id"].to_list(), events["action"].to_list()
     items = np.array([items_by_id.get(products[i], -1) for i in order], dtype=np.int64)
     codes = np.array([actions_by_name.get(actions[i], -1) for i in order], dtype=np.int64)
@@ -118,7 +118,7 @@ _CODES: weakref.WeakKeyDictionary[Any, tuple[dict[str, int], dict[str, int]]] = 
     weakref.WeakKeyDictionary()
 
 
-def _codes_of(model: Recommender[Any]) -> tuple[dict[str, int], dict[str, int]]:
+def model_codes(model: Recommender[Any]) -> tuple[dict[str, int], dict[str, int]]:
     """The model's item index by product id and action index by name (built once)."""
     found = _CODES.get(model)
     if found is None:
@@ -139,7 +139,7 @@ def pipeline_sequences(model: Recommender[Any], events: pl.DataFrame, gap_minute
     aligned = Dataset.from_events(log, collapse_repeats=collapse).aligned_to(
         model.dataset_.item_ids)
     seq = aligned.dataset.sequences
-    _, actions_by_name = _codes_of(model)
+    _, actions_by_name = model_codes(model)
     codes = np.array([actions_by_name.get(a, -1) for a in aligned.dataset.action_names],
                      dtype=np.int64)
     mapped = codes[seq.actions.astype(np.int64)] if seq.actions.size else seq.actions

@@ -1,5 +1,6 @@
-"""The HTTP application: versioned routes, their request and response schemas, API-key
-checks, request limits, JSON errors, metrics and structured request logs.
+"""The HTTP application: what its routes share (:class:`Service`), the versioned routes,
+API-key checks, JSON errors and the lifecycle (startup, SIGHUP reload, shutdown). Schemas
+live in :mod:`.schemas`, the per-request limits, metrics and logs in :mod:`.limits`.
 
 Handlers are plain functions run in the server's thread pool (the store and the models
 block); each takes the model set current when it starts, so a reload never changes the
@@ -37,7 +38,13 @@ from threadpoolctl import threadpool_limits
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.data.records import check_records
-from funnelprint.models.serving import History, fitted_until, history_for, recommend_history
+from funnelprint.models.serving import (
+    History,
+    fitted_until,
+    history_for,
+    model_codes,
+    recommend_history,
+)
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.serve.auth import KeyRing, Scope, allows, load_keys
 from funnelprint.serve.limits import Limits
@@ -122,7 +129,6 @@ class Service:
         self.metrics = Metrics()
         self.store = store or open_store(settings.store)
         self._models = models
-        self._item_sets: dict[int, pl.Series] = {}
 
     @property
     def models(self) -> ModelSet:
@@ -153,13 +159,6 @@ class Service:
         log.info("models reloaded: %s", ", ".join(f"{n} {v[1]}"
                                                    for n, v in fresh.versions().items()))
         return fresh
-
-    def known_items(self, models: ModelSet) -> pl.Series:
-        model = models.default.model
-        key = id(model)
-        if key not in self._item_sets:
-            self._item_sets = {key: pl.Series(model.dataset_.item_ids.astype(str))}
-        return self._item_sets[key]
 
     def history(self, model: Any, customer_id: str) -> History:
         """The customer's history for ``model``: its fitted one and the stored events after."""
@@ -234,8 +233,8 @@ def post_events(batch: EventBatch, request: Request, _: None = write_access) -> 
     if records and events.height == 0:
         raise ApiError(422, "no_valid_event", [r.model_dump() for r in rejected])
     added = service.store.add(events.drop("index"), [ids[i] for i in events["index"]])
-    known = service.known_items(service.models).implode()
-    unknown = int((~events["product_id"].is_in(known)).sum())
+    known = model_codes(service.models.default.model)[0]
+    unknown = sum(product not in known for product in events["product_id"].to_list())
     service.metrics.events_stored.inc(added.stored)
     service.metrics.events_duplicate.inc(added.duplicates)
     service.metrics.unknown_products.inc(unknown)
