@@ -16,6 +16,7 @@ from funnelprint.models.serving import (
     events_to_sequences,
     history_for,
     pipeline_sequences,
+    profile_history,
     recommend_history,
     recommend_with_reasons,
 )
@@ -94,3 +95,14 @@ def test_the_direct_path_matches_the_event_pipeline(model):
         for name in ("offsets", "items", "actions", "times", "sessions"):
             assert (getattr(direct, name) == getattr(piped, name)).all(), name
     assert len(set(events_to_sequences(model, late)[0].sessions.tolist())) == 2
+
+
+def test_a_history_without_new_events_keeps_the_fitted_profile(model):
+    customer = str(model.dataset_.customer_ids[2])
+    history = history_for(model, customer)
+    fitted = profile_history(model, customer, history)
+    solved = model.profile_.profile(history.sequences, model.dataset_.action_names)
+    assert abs(fitted.traits - solved.traits).max() < 1e-5
+    assert (fitted.segments == solved.segments).all()
+    extended = history_for(model, customer, events(customer, *[("purchase", "p0005")] * 3))
+    assert abs(profile_history(model, customer, extended).traits - fitted.traits).max() > 1e-4

@@ -17,6 +17,8 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.data.sessions import SessionConfig
 from funnelprint.models.contract import Explainer, Recommender
 from funnelprint.models.ranking import mask_seen, top_k
+from funnelprint.models.traits import TraitsRecommender
+from funnelprint.profile.model import Profiles
 
 
 def top_items(model: Recommender[Any], customer_id: str, k: int = 10,
@@ -194,3 +196,22 @@ def _with_reasons(model: Recommender[Any], history: Sequences, items: np.ndarray
              "evidence": reason["evidence"]}
             for rank, (item, score, reason) in enumerate(zip(items, scores, reasons,
                                                              strict=True), start=1)]
+
+
+def profile_history(model: TraitsRecommender, customer_id: str, history: History) -> Profiles:
+    """The trait profile of ``history`` (see :func:`history_for`): the fitted profile when
+    it adds nothing to what the model was fitted on, else solved from it (no retraining)."""
+    profile = model.profile_
+    row: int | None = history.known_row
+    if row is not None and history.new_events == 0:
+        try:
+            row = profile.customer_row(customer_id)  # the profile's own row of the customer
+        except KeyError:
+            row = None
+        if row is not None:
+            traits = profile.customer_traits_[row:row + 1]
+            return Profiles(traits.copy(), profile.customer_raw_[row:row + 1].copy(),
+                            profile.customer_cold_[row:row + 1].copy(),
+                            profile.customer_known_[row:row + 1].copy(),
+                            profile.assign_segments(traits), 0)
+    return profile.profile(history.sequences, model.dataset_.action_names)
