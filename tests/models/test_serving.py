@@ -100,9 +100,9 @@ def test_the_direct_path_matches_the_event_pipeline(model):
 def test_a_history_without_new_events_keeps_the_fitted_profile(model):
     customer = str(model.dataset_.customer_ids[2])
     history = history_for(model, customer)
-    fitted = profile_history(model, customer, history)
+    fitted = profile_history(model, history)
     solved = model.profile_.profile(history.sequences, model.dataset_.action_names)
     assert abs(fitted.traits - solved.traits).max() < 1e-5
     assert (fitted.segments == solved.segments).all()
     extended = history_for(model, customer, events(customer, *[("purchase", "p0005")] * 3))
-    assert abs(profile_history(model, customer, extended).traits - fitted.traits).max() > 1e-4
+    assert abs(profile_history(model, extended).traits - fitted.traits).max() > 1e-4

@@ -172,6 +172,8 @@ def recommend_history(model: Recommender[Any], history: History, k: int = 10,
     if k < 1:
         raise ValueError(f"k must be at least 1, not {k}")
     seq = history.sequences
+    if isinstance(model, TraitsRecommender):
+        profile_history(model, history)  # a known customer's fitted profile, for the scores
     customers = None if history.known_row is None else np.array([history.known_row])
     scores = model.score(seq, customers).astype(np.float32, copy=True)
     scores = np.where(np.isfinite(scores), scores, -np.inf)
@@ -198,20 +200,22 @@ def _with_reasons(model: Recommender[Any], history: Sequences, items: np.ndarray
                                                              strict=True), start=1)]
 
 
-def profile_history(model: TraitsRecommender, customer_id: str, history: History) -> Profiles:
+def profile_history(model: TraitsRecommender, history: History) -> Profiles:
     """The trait profile of ``history`` (see :func:`history_for`): the fitted profile when
-    it adds nothing to what the model was fitted on, else solved from it (no retraining)."""
+    it adds nothing to what the model was fitted on (remembered for the model's own scores
+    and reasons of the same history), else solved from it (no retraining)."""
     profile = model.profile_
-    row: int | None = history.known_row
-    if row is not None and history.new_events == 0:
+    if history.known_row is not None and history.new_events == 0:
+        customer = str(model.dataset_.customer_ids[history.known_row])
         try:
-            row = profile.customer_row(customer_id)  # the profile's own row of the customer
+            row = profile.customer_row(customer)  # the profile's own row of the customer
         except KeyError:
             row = None
         if row is not None:
             traits = profile.customer_traits_[row:row + 1]
-            return Profiles(traits.copy(), profile.customer_raw_[row:row + 1].copy(),
-                            profile.customer_cold_[row:row + 1].copy(),
-                            profile.customer_known_[row:row + 1].copy(),
-                            profile.assign_segments(traits), 0)
+            fitted = Profiles(traits, profile.customer_raw_[row:row + 1],
+                              profile.customer_cold_[row:row + 1],
+                              profile.customer_known_[row:row + 1],
+                              profile.assign_segments(traits), 0)
+            profile.remember(history.sequences, fitted)
     return profile.profile(history.sequences, model.dataset_.action_names)

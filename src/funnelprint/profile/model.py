@@ -203,11 +203,9 @@ class Profiles:
 _MEMO_ROWS = 512
 
 
-def _history_key(sequences: Sequences, action_names: tuple[str, ...] | None
-                 ) -> tuple[Any, ...]:
-    sessions = None if sequences.sessions is None else sequences.sessions.tobytes()
-    return (sequences.items.tobytes(), sequences.actions.tobytes(), sequences.times.tobytes(),
-            sessions, None if action_names is None else tuple(action_names))
+def _copied(profiles: Profiles) -> Profiles:
+    return Profiles(profiles.traits.copy(), profiles.raw.copy(), profiles.cold.copy(),
+                    profiles.known.copy(), profiles.segments.copy(), profiles.unknown_tokens)
 
 
 class ProfileModel:
@@ -570,19 +568,40 @@ class ProfileModel:
         self._check_fitted()
         if sequences.n_rows != 1:
             return self._profile(sequences, action_names)
-        key = _history_key(sequences, action_names)
-        memo: dict[tuple[Any, ...], Profiles] = self.__dict__.setdefault("_one_row_memo", {})
-        lock: threading.Lock = self.__dict__.setdefault("_one_row_lock", threading.Lock())
-        with lock:
-            found = memo.get(key)
+        key = self._history_key(sequences, action_names)
+        with self._memo_lock():
+            found = self._memo().get(key)
         if found is None:
             found = self._profile(sequences, action_names)
-            with lock:
-                if len(memo) >= _MEMO_ROWS:
-                    del memo[next(iter(memo))]  # the oldest entry
-                memo[key] = found
-        return Profiles(found.traits.copy(), found.raw.copy(), found.cold.copy(),
-                        found.known.copy(), found.segments.copy(), found.unknown_tokens)
+            self.remember(sequences, found, action_names)
+        return _copied(found)
+
+    def remember(self, sequences: Sequences, profiles: Profiles,
+                 action_names: tuple[str, ...] | None = None) -> None:
+        """Answer :meth:`profile` of this one-row history with ``profiles`` (known already,
+        e.g. the fitted profile of a training customer)."""
+        key = self._history_key(sequences, action_names)
+        with self._memo_lock():
+            memo = self._memo()
+            if len(memo) >= _MEMO_ROWS:
+                del memo[next(iter(memo))]  # the oldest entry
+            memo[key] = _copied(profiles)
+
+    def _memo(self) -> dict[tuple[Any, ...], Profiles]:
+        memo: dict[tuple[Any, ...], Profiles] = self.__dict__.setdefault("_one_row_memo", {})
+        return memo
+
+    def _memo_lock(self) -> threading.Lock:
+        lock: threading.Lock = self.__dict__.setdefault("_one_row_lock", threading.Lock())
+        return lock
+
+    def _history_key(self, sequences: Sequences, action_names: tuple[str, ...] | None
+                     ) -> tuple[Any, ...]:
+        names = None if action_names is None or tuple(action_names) == self.action_names_ \
+            else tuple(action_names)
+        sessions = None if sequences.sessions is None else sequences.sessions.tobytes()
+        return (sequences.items.tobytes(), sequences.actions.tobytes(),
+                sequences.times.tobytes(), sessions, names)
 
     def _profile(self, sequences: Sequences, action_names: tuple[str, ...] | None
                  ) -> Profiles:

@@ -259,7 +259,7 @@ def get_profile(customer_id: _ID, request: Request, _: None = read_access) -> An
     service = _service(request)
     model = _trait_model(service.models)
     history = service.history(model, customer_id)
-    profiled = profile_history(model, customer_id, history)
+    profiled = profile_history(model, history)
     names = [info["name"] for info in model.profile_.trait_info_]
     shares = profiled.traits[0]
     order = np.argsort(-shares, kind="stable")
@@ -298,7 +298,7 @@ def get_similar(customer_id: _ID, request: Request, _: None = read_access,
     service = _service(request)
     model = _trait_model(service.models)
     history = service.history(model, customer_id)
-    mix = profile_history(model, customer_id, history).traits[0]
+    mix = profile_history(model, history).traits[0]
     table = model.profile_.similar_to(mix, k, exclude=history.known_row)
     return Similar(customer_id=customer_id, customers=[
         Neighbour(customer_id=r["customer_id"], similarity=round(_finite(r["similarity"]), 4),
