@@ -223,8 +223,7 @@ class Store(ABC):
         marks = ", ".join("?" * len(COLUMNS))
         sql = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({marks}) "
                "ON CONFLICT (event_id) DO NOTHING")
-        conn.executemany(self._sql(sql), rows) if self.dialect == "sqlite" else \
-            conn.cursor().executemany(self._sql(sql), rows)
+        conn.cursor().executemany(self._sql(sql), rows)
 
     def bulk_load(self, events: pl.DataFrame, chunk: int = 100_000) -> int:
         """Store a whole validated event table (no event ids), a chunk per transaction."""
