@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # starlette's notice that its test client will 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.models import persist
+from funnelprint.models import make_model, persist
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.serve.app import Settings, create_app
 from funnelprint.serve.testing import TempPostgres, find_binaries, start_postgres
@@ -45,6 +45,14 @@ def model_dir(shop, tmp_path_factory) -> Path:
     dataset = Dataset.from_events(log, collapse_repeats=False, products=products)
     model = TraitsRecommender(traits=4, n_init=2, anchors=32, epochs=5).fit(dataset)
     return persist.save(model, tmp_path_factory.mktemp("model") / "traits")
+
+
+@pytest.fixture(scope="session")
+def markov_dir(shop, tmp_path_factory) -> Path:
+    """A sequential baseline (first-order transitions between collapsed steps)."""
+    dataset = Dataset.from_events(prepare_events(shop["events"]))
+    return persist.save(make_model("markov").fit(dataset),
+                        tmp_path_factory.mktemp("model") / "markov")
 
 
 @pytest.fixture(scope="session")

@@ -212,3 +212,26 @@ def test_worker_processes_build_the_app_from_the_settings_passed_in_the_environm
     with TestClient(app_from_env()) as worker:
         too_many = [event("b", i, "view", "p0001") for i in range(8)]
         assert post(worker, *too_many).status_code == 413
+
+
+def test_a_sequential_model_serves_beside_the_trait_model(model_dir, markov_dir, tmp_path,
+                                                          keys):
+    settings = Settings(models=(str(model_dir), str(markov_dir)),
+                        store=f"sqlite:///{tmp_path / 's.sqlite'}")
+    with TestClient(create_app(settings)) as both:
+        assert [m["name"] for m in both.get("/v1/models", headers=READ).json()] == [
+            "traits", "markov"]
+        post(both, event("seq", 1, "view", "p0010"), event("seq", 2, "view", "p0010"),
+             event("seq", 3, "add_to_cart", "p0011"))
+        recs = both.get("/v1/customers/seq/recommendations?model=markov&k=4",
+                        headers=READ).json()
+        assert recs["model"] == "markov" and len(recs["items"]) == 4
+        assert all(i["reason"] == "ranked by markov" for i in recs["items"])
+        post(both, event("seq2", 1, "view", "p0090"), event("seq2", 2, "purchase", "p0091"))
+        other = both.get("/v1/customers/seq2/recommendations?model=markov&k=4",
+                         headers=READ).json()
+        assert other["items"] != recs["items"]  # the stored history steers the ranking
+        known = both.get("/v1/customers/u0001/recommendations?model=markov", headers=READ)
+        assert known.status_code == 200 and len(known.json()["items"]) == 10
+        default = both.get("/v1/customers/seq/recommendations", headers=READ).json()
+        assert default["model"] == "traits"
