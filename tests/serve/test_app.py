@@ -235,3 +235,11 @@ def test_a_sequential_model_serves_beside_the_trait_model(model_dir, markov_dir,
         assert known.status_code == 200 and len(known.json()["items"]) == 10
         default = both.get("/v1/customers/seq/recommendations", headers=READ).json()
         assert default["model"] == "traits"
+
+
+def test_a_store_that_does_not_answer_is_503_with_a_retry_hint(client):
+    client.app.state.service.store.close()
+    response = post(client, event("x", 1, "view", "p0001"))
+    assert response.status_code == 503 and response.json()["error"] == "store_unavailable"
+    assert response.headers["retry-after"] == "1"
+    assert client.get("/readyz").status_code == 503

@@ -67,7 +67,7 @@ from funnelprint.serve.schemas import (
     Similar,
     TraitShare,
 )
-from funnelprint.serve.store import Store, open_store
+from funnelprint.serve.store import STORE_FAILURES, Store, open_store
 
 log = logging.getLogger("funnelprint.serve")
 
@@ -399,6 +399,11 @@ def _install_errors(app: FastAPI) -> None:
                 413: "body_too_large"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("store unavailable: %s", " ".join(str(exc).split()))
+        return _error(503, "store_unavailable", "the event store did not answer; retry",
+                      {"Retry-After": "1"})
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error", exc_info=exc)
         return _error(500, "internal_error", "the server could not answer this request")
@@ -406,6 +411,8 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    for failure in STORE_FAILURES:
+        app.add_exception_handler(failure, store_down)
     app.add_exception_handler(Exception, unexpected)
 
 

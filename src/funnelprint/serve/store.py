@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import polars as pl
+import psycopg
 
 from funnelprint.data.timestamps import TIMESTAMP_DTYPE
 
@@ -59,6 +60,11 @@ _PG_LOCK = 0x66756E6C  # advisory lock held while migrating
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used (bad URL, unreachable server, newer schema)."""
+
+
+#: What a store that is down or busy raises (answered 503: the client should retry).
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, sqlite3.OperationalError,
+                                               psycopg.OperationalError)
 
 
 @dataclass(frozen=True)
@@ -302,8 +308,6 @@ class PostgresStore(Store):
     dialect = "postgresql"
 
     def _connect(self) -> Any:
-        import psycopg
-
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
@@ -398,5 +402,5 @@ def _rollback_quietly(conn: Any) -> None:
         conn.execute("ROLLBACK")
 
 
-__all__ = ["SCHEMA_VERSION", "Added", "PostgresStore", "SQLiteStore", "Store", "StoreError",
-           "open_store"]
+__all__ = ["SCHEMA_VERSION", "STORE_FAILURES", "Added", "PostgresStore", "SQLiteStore", "Store",
+           "StoreError", "open_store"]
