@@ -45,7 +45,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
-    threads: Annotated[int, typer.Option(help="Requests each worker handles at once")] = 4,
+    threads: Annotated[int, typer.Option(help="Requests each worker handles at once")] = 2,
     api_keys: Annotated[Path | None, typer.Option(
         "--api-keys", help="File of KEY:read or KEY:write entries, one a line (added to "
                            "FUNNELPRINT_API_KEYS)")] = None,

