@@ -1,12 +1,23 @@
-"""``make demo``: the main job end to end on a simulated shop."""
+"""``make demo``: the main job end to end on a simulated shop, then the service answering
+a new customer's events as they arrive."""
 
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
+
+import httpx
+import polars as pl
 
 from funnelprint.cli import run as run_cli
 from funnelprint.cli.evaluate import print_leaderboard
@@ -62,7 +73,87 @@ def main() -> None:
     report = args.out / "report.html"
     run(["report", "--model", model, "--events", events, "--products", products,
          "--leaderboard", str(board), "--sequential", sequential, "--out", str(report)])
+    serve_demo([model, sequential], Path(products), args.out)
     print(f"\nreport: {report.resolve()}  (open it in a browser)")
+
+
+def serve_demo(models: list[str], products: Path, out: Path) -> None:
+    """Start the service, post a new customer's events in three batches and show the
+    profile and recommendations after each, then stop the server with SIGTERM."""
+    store = out / "events.sqlite"
+    for old in out.glob("events.sqlite*"):
+        old.unlink()
+    key = secrets.token_urlsafe(24)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = ["serve", *[a for m in models for a in ("--model", m)], "--store",
+               f"sqlite:///{store}", "--port", str(port)]
+    print(f"\n$ FUNNELPRINT_API_KEYS=...:write funnelprint {' '.join(command)} &", flush=True)
+    log = (out / "serve.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "funnelprint.cli", *command],
+                              env={**os.environ, "FUNNELPRINT_API_KEYS": f"{key}:write"},
+                              stdout=log, stderr=log)
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                          timeout=30) as client:
+            _wait_ready(client, server)
+            for number, batch in enumerate(_new_customer(products), start=1):
+                stored = client.post("/v1/events", json={"events": batch}).json()
+                print(f"\nbatch {number}: {len(batch)} events posted, {stored['stored']} "
+                      "stored", flush=True)
+                _show(client, "demo-new")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+        log.close()
+    # uvicorn finishes its requests, closes the store, then ends by the signal it caught
+    how = "cleanly" if code in (0, -signal.SIGTERM) else f"with exit code {code}"
+    print(f"\nserver stopped {how} (log in {out / 'serve.log'})", flush=True)
+
+
+def _wait_ready(client: httpx.Client, server: subprocess.Popen) -> None:
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit("the service did not start; see serve.log")
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the service did not become ready in 60 s")
+
+
+def _new_customer(products: Path) -> list[list[dict]]:
+    """Three batches: browsing one category, buying there, then browsing another."""
+    table = pl.read_csv(products).filter(pl.col("category").is_not_null())
+    first, second = table["category"].unique(maintain_order=True).to_list()[:2]
+    a = table.filter(pl.col("category") == first)["product_id"].to_list()[:3]
+    b = table.filter(pl.col("category") == second)["product_id"].to_list()[:3]
+    start = int(time.time()) - 3600
+
+    def events(steps: list[tuple[str, str]], offset: int) -> list[dict]:
+        return [{"event_id": f"demo-{offset + i}", "customer_id": "demo-new",
+                 "timestamp": start + 60 * (offset + i), "action": action,
+                 "product_id": product} for i, (action, product) in enumerate(steps)]
+
+    return [events([("view", p) for p in a], 0),
+            events([("add_to_cart", a[0]), ("purchase", a[0]), ("view", a[1])], 10),
+            events([("view", p) for p in b] + [("add_to_cart", b[0])], 20)]
+
+
+def _show(client: httpx.Client, customer: str) -> None:
+    profile = client.get(f"/v1/customers/{customer}/profile").json()
+    traits = ", ".join(f"{t['name']} {t['share']:.0%}" for t in profile["traits"][:3])
+    print(f"  profile ({profile['n_events']} events, segment {profile['segment']}"
+          f"{', cold start' if profile['cold_start'] else ''}): {traits}")
+    for model in [m["name"] for m in client.get("/v1/models").json()]:
+        recs = client.get(f"/v1/customers/{customer}/recommendations",
+                          params={"k": 3, "model": model}).json()
+        print(f"  {model}: " + "; ".join(f"{i['product_id']} ({i['reason']})"
+                                         for i in recs["items"]))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import typer
 # Typer carries its own copy of click: usage errors are that copy's exceptions.
 from typer._click.exceptions import ClickException as TyperClickException
 
-from funnelprint.cli import data, evaluate, fit, profiles, recommend, report
+from funnelprint.cli import data, evaluate, fit, profiles, recommend, report, serve
 from funnelprint.cli.common import KNOWN_ERRORS, err_console, setup_logging
 
 app = typer.Typer(
@@ -33,7 +33,7 @@ def main_options(
     setup_logging(verbose)
 
 
-for group in (data, fit, profiles, recommend, evaluate, report):
+for group in (data, fit, profiles, recommend, evaluate, report, serve):
     group.register(app)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -221,6 +222,15 @@ class Profiles:
     unknown_tokens: int
 
 
+#: One-row profiles remembered by :meth:`ProfileModel.profile`.
+_MEMO_ROWS = 512
+
+
+def _copied(profiles: Profiles) -> Profiles:
+    return Profiles(profiles.traits.copy(), profiles.raw.copy(), profiles.cold.copy(),
+                    profiles.known.copy(), profiles.segments.copy(), profiles.unknown_tokens)
+
+
 class ProfileModel:
     """Interpretable customer traits from funnel events (see :class:`ProfileConfig`).
 
@@ -298,6 +308,7 @@ class ProfileModel:
         """Learn token embeddings, the trait basis, segments and trait descriptions from
         every customer's sequence. ``products`` (``product_id`` and any of ``category,
         brand, price``) adds to what ``dataset`` knows about its items."""
+        self.__dict__.pop("_one_row_memo", None)
         c = self.config
         if products is not None:
             dataset = dataset.with_products(products)
@@ -615,8 +626,50 @@ class ProfileModel:
     def profile(self, sequences: Sequences, action_names: tuple[str, ...] | None = None
                 ) -> Profiles:
         """Profiles of every row of ``sequences`` (item codes of the fitted dataset; actions
-        named by ``action_names``, default the fitted dataset's), without retraining."""
+        named by ``action_names``, default the fitted dataset's), without retraining.
+
+        One-row profiles are remembered (the last few hundred histories): serving one
+        customer profiles the same history for the scores, the reasons and the profile."""
         self._check_fitted()
+        if sequences.n_rows != 1:
+            return self._profile(sequences, action_names)
+        key = self._history_key(sequences, action_names)
+        with self._memo_lock():
+            found = self._memo().get(key)
+        if found is None:
+            found = self._profile(sequences, action_names)
+            self.remember(sequences, found, action_names)
+        return _copied(found)
+
+    def remember(self, sequences: Sequences, profiles: Profiles,
+                 action_names: tuple[str, ...] | None = None) -> None:
+        """Answer :meth:`profile` of this one-row history with ``profiles`` (known already,
+        e.g. the fitted profile of a training customer)."""
+        key = self._history_key(sequences, action_names)
+        with self._memo_lock():
+            memo = self._memo()
+            if len(memo) >= _MEMO_ROWS:
+                del memo[next(iter(memo))]  # the oldest entry
+            memo[key] = _copied(profiles)
+
+    def _memo(self) -> dict[tuple[Any, ...], Profiles]:
+        memo: dict[tuple[Any, ...], Profiles] = self.__dict__.setdefault("_one_row_memo", {})
+        return memo
+
+    def _memo_lock(self) -> threading.Lock:
+        lock: threading.Lock = self.__dict__.setdefault("_one_row_lock", threading.Lock())
+        return lock
+
+    def _history_key(self, sequences: Sequences, action_names: tuple[str, ...] | None
+                     ) -> tuple[Any, ...]:
+        names = None if action_names is None or tuple(action_names) == self.action_names_ \
+            else tuple(action_names)
+        sessions = None if sequences.sessions is None else sequences.sessions.tobytes()
+        return (sequences.items.tobytes(), sequences.actions.tobytes(),
+                sequences.times.tobytes(), sessions, names)
+
+    def _profile(self, sequences: Sequences, action_names: tuple[str, ...] | None
+                 ) -> Profiles:
         tokens = self.event_tokens(sequences, action_names)
         matrix = self._aggregate(sequences, tokens)
         names = self.action_names_ if action_names is None else tuple(action_names)
@@ -716,21 +769,29 @@ class ProfileModel:
     def similar(self, customer_id: str, k: int = 10) -> pl.DataFrame:
         """The ``k`` training customers with the most similar trait mix (cosine), with the
         trait they share most; ``k`` is cut to the other customers there are."""
+        row = self.customer_row(customer_id)
+        return self.similar_to(self.customer_traits_[row], k, exclude=row)
+
+    def similar_to(self, mix: np.ndarray, k: int = 10, exclude: int | None = None
+                   ) -> pl.DataFrame:
+        """The ``k`` training customers closest to the trait mix ``mix`` (cosine), with the
+        trait they share most, leaving out training row ``exclude``."""
+        self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
-        row = self.customer_row(customer_id)
+        mix = np.asarray(mix, dtype=np.float64)
         traits = self.customer_traits_
         unit = unit_rows(traits)
-        sim = unit @ unit[row]
-        others = np.flatnonzero(np.arange(sim.size) != row)
+        sim = unit @ unit_rows(mix[None, :])[0]
+        others = np.flatnonzero(np.arange(sim.size) != (-1 if exclude is None else exclude))
         top = others[np.argsort(-sim[others], kind="stable")[:k]]
-        shared = np.argmax(traits[top] * traits[row], axis=1)
+        shared = np.argmax(traits[top] * mix, axis=1)
         return pl.DataFrame({
             "customer_id": self.customer_ids_[top].astype(str),
             "similarity": sim[top].astype(np.float64),
             "reason": [f"both lean on '{self.trait_info_[j]['name']}' "
-                       f"({traits[row, j]:.0%} vs {traits[t, j]:.0%})"
-                       if min(traits[row, j], traits[t, j]) >= 0.005
+                       f"({mix[j]:.0%} vs {traits[t, j]:.0%})"
+                       if min(mix[j], traits[t, j]) >= 0.005
                        else "the closest mix of traits (no trait both lean on)"
                        for j, t in zip(shared, top, strict=True)],
         }, schema={"customer_id": pl.String, "similarity": pl.Float64, "reason": pl.String})

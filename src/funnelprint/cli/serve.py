@@ -1,0 +1,148 @@
+"""serve: the HTTP service over an event store; ingest: bulk-load an event file into it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from funnelprint.cli.common import (
+    ActionsOpt,
+    ColumnsOpt,
+    NamesOpt,
+    OnErrorOpt,
+    console,
+    on_error_mode,
+    positive,
+)
+from funnelprint.data import ColumnMapping
+from funnelprint.data.load import read_events
+from funnelprint.serve.app import (
+    DEFAULT_STORE,
+    SETTINGS_ENV,
+    Settings,
+    configure_logging,
+    create_app,
+)
+from funnelprint.serve.auth import ApiKeyError, load_keys
+from funnelprint.serve.models import Models
+from funnelprint.serve.store import StoreError, open_store
+
+StoreOpt = Annotated[str, typer.Option(
+    "--store", help="sqlite:///PATH (default, a file in the current directory) or "
+                    "postgresql://USER@HOST/DB")]
+
+
+def serve(
+    model: Annotated[list[Path], typer.Option(
+        "--model", help="Model directory; repeat for several (the first is the default)")],
+    store: StoreOpt = DEFAULT_STORE,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    threads: Annotated[int, typer.Option(help="Requests each worker handles at once")] = 2,
+    api_keys: Annotated[Path | None, typer.Option(
+        "--api-keys", help="File of KEY:read or KEY:write entries, one a line (added to "
+                           "FUNNELPRINT_API_KEYS)")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Serve without API keys (only where nothing else can reach "
+                           "the port)")] = False,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body")] = 4 * 2**20,
+    max_batch: Annotated[int, typer.Option(help="Most events in one batch")] = 5000,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        "--cors-origin", help="Allow browser requests from this origin (repeatable); "
+                              "none by default")] = None,
+) -> None:
+    """Serve profiles, similar customers and recommendations over HTTP; events posted to
+    it are stored and used on the next request, without retraining."""
+    import uvicorn
+
+    positive("--workers", workers)
+    positive("--threads", threads)
+    positive("--max-body-bytes", max_body_bytes)
+    positive("--max-batch", max_batch)
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be 1 to 65535, not {port}")
+    settings = Settings(models=tuple(str(m) for m in model), store=store,
+                        api_keys_file=str(api_keys) if api_keys else None, insecure=insecure,
+                        max_body_bytes=max_body_bytes, max_batch=max_batch, threads=threads,
+                        cors_origins=tuple(cors_origin or ()))
+    _check_keys(api_keys, insecure)
+    models = Models(settings.models)  # a bad directory fails here, before anything listens
+    _migrate(store)
+    configure_logging(logging.INFO)
+    options = {"host": host, "port": port, "log_config": None, "access_log": False,
+               "timeout_graceful_shutdown": 30}
+    if workers == 1:
+        uvicorn.run(create_app(settings, models=models), **options)  # type: ignore[arg-type]
+        return
+    del models
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")  # read when a worker imports polars
+    with tempfile.TemporaryDirectory(prefix="funnelprint-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        uvicorn.run("funnelprint.serve.app:app_from_env", factory=True, workers=workers,
+                    **options)  # type: ignore[arg-type]
+
+
+def _check_keys(path: Path | None, insecure: bool) -> None:
+    try:
+        keys = load_keys(path)
+    except ApiKeyError as exc:
+        raise ValueError(str(exc)) from None
+    if not keys and not insecure:
+        raise ValueError("no API key configured: set FUNNELPRINT_API_KEYS or give --api-keys "
+                         "FILE (KEY:read or KEY:write entries), or run with --insecure")
+
+
+def _migrate(url: str) -> None:
+    try:
+        store = open_store(url)
+        try:
+            store.migrate()
+        finally:
+            store.close()
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def ingest(
+    events: Annotated[Path, typer.Argument(help="Event file (CSV, gzip'd CSV, Parquet, "
+                                                "JSON lines)")],
+    store: StoreOpt = DEFAULT_STORE,
+    columns: ColumnsOpt = None,
+    actions: ActionsOpt = None,
+    names: NamesOpt = None,
+    on_error: OnErrorOpt = "raise",
+) -> None:
+    """Bulk-load a historical event export into the store, validated as every command
+    validates event files."""
+    frame, report = read_events(events, ColumnMapping.from_options(columns, actions, names),
+                                on_error=on_error_mode(on_error))
+    if not report.rows_read:
+        raise ValueError(f"{events}: no events in the file (a header and no rows)")
+    start = time.perf_counter()
+    try:
+        target = open_store(store)
+        try:
+            target.migrate()
+            stored = target.bulk_load(frame)
+        finally:
+            target.close()
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+    seconds = time.perf_counter() - start
+    dropped = sum(report.dropped.values())
+    console.print(f"stored {stored:,} events in {seconds:.1f} s "
+                  f"({stored / max(seconds, 1e-9):,.0f} events/s)"
+                  + (f"; {dropped:,} rows dropped" if dropped else ""), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(ingest)
