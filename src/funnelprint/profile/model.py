@@ -29,7 +29,7 @@ import polars as pl
 import scipy.sparse as sp
 from sklearn.cluster import KMeans
 from sklearn.decomposition import NMF, non_negative_factorization
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from typing_extensions import Self
 
 from funnelprint.checks import at_least
@@ -78,9 +78,14 @@ def one_thread(method: Callable[P, T]) -> Callable[P, T]:
     selection still runs its independent fits side by side (``profile.joint``)."""
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        with threadpool_limits(limits=1):
+        with _THREADS.limit(limits=1):
             return method(*args, **kwargs)
     return run
+
+
+#: The numerical libraries loaded with this module, found once (finding them costs 2 ms,
+#: too much for a request that profiles one customer).
+_THREADS = ThreadpoolController()
 
 
 #: Fewest customers (with known events) a trait model is fitted on: the selection fits
