@@ -65,8 +65,10 @@ def test_a_new_customer_from_events_alone(model):
     items = recommend_history(model, history, k=4)
     assert len(items) == 4 and "p0002" not in [i["product_id"] for i in items]
     assert all(i["reason"] for i in items)
-    with pytest.raises(KeyError):
-        history_for(model, "nobody")
+    nobody = history_for(model, "nobody")  # no events anywhere: a cold start
+    assert nobody.known_row is None and nobody.sequences.items.size == 0
+    assert len(recommend_history(model, nobody, k=4)) == 4
+    assert profile_history(model, nobody).cold[0]
     with pytest.raises(ValueError):
         recommend_history(model, history, k=0)
 

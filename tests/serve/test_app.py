@@ -89,10 +89,16 @@ def test_known_customers_are_served_from_the_fitted_history(client):
     assert all(-1 <= c["similarity"] <= 1.0001 for c in similar["customers"])
 
 
-def test_unknown_customers_and_models_are_404(client):
-    for path in ("profile", "recommendations", "similar"):
-        response = client.get(f"/v1/customers/nobody/{path}", headers=READ)
-        assert response.status_code == 404 and response.json()["error"] == "unknown_customer"
+def test_a_visitor_with_no_events_is_a_cold_start_and_unknown_models_404(client):
+    profile = client.get("/v1/customers/nobody/profile", headers=READ).json()
+    assert profile["cold_start"] is True and profile["n_events"] == 0
+    assert profile["fitted_events"] == 0
+    shares = [t["share"] for t in profile["traits"]]
+    assert abs(sum(shares) - 1) < 1e-3 and max(shares) < 1
+    recs = client.get("/v1/customers/nobody/recommendations?k=5", headers=READ).json()
+    assert len(recs["items"]) == 5 and all(i["reason"] for i in recs["items"])
+    similar = client.get("/v1/customers/nobody/similar?k=3", headers=READ).json()
+    assert len(similar["customers"]) == 3
     response = client.get("/v1/customers/u0001/recommendations?model=nope", headers=READ)
     assert response.status_code == 404 and response.json()["error"] == "unknown_model"
 

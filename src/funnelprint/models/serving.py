@@ -73,18 +73,23 @@ def history_for(model: Recommender[Any], customer_id: str,
                 events: pl.DataFrame | None = None) -> History:
     """A customer's history: what the model was fitted on (when it knows the customer)
     followed by ``events`` (a canonical event table of that customer, e.g. from a store)
-    later than its last fitted event. ``KeyError`` when neither has anything."""
+    later than its last fitted event. A customer with neither has an empty history: models
+    answer it as a new visitor (the trait model with its new-customer prior)."""
     row = model.dataset_.customer_index().get(str(customer_id))
     base = None if row is None else model.dataset_.sequences.select(np.array([row]))
     if events is not None and events.height and base is not None and base.times.size:
         later = events["timestamp"].dt.epoch("us").to_numpy() > int(base.times.max())
         events = events.filter(pl.Series(later)) if not later.all() else events
     if events is None or events.height == 0:
-        if base is None:
-            raise KeyError(f"unknown customer {customer_id!r}")
-        return History(base, row, 0, 0)
+        return History(base if base is not None else _no_events(), row, 0, 0)
     new, unknown = events_to_sequences(model, events)
     return History(new if base is None else _concat(base, new), row, events.height, unknown)
+
+
+def _no_events() -> Sequences:
+    return Sequences(np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int32),
+                     np.zeros(0, dtype=np.int8), np.zeros(0, dtype=np.int64),
+                     np.zeros(0, dtype=np.int64))
 
 
 def events_to_sequences(model: Recommender[Any], events: pl.DataFrame

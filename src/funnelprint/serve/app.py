@@ -162,15 +162,11 @@ class Service:
         return fresh
 
     def history(self, model: Any, customer_id: str) -> History:
-        """The customer's history for ``model``: its fitted one and the stored events after."""
+        """The customer's history for ``model``: its fitted one and the stored events after
+        (empty for a visitor with neither: a cold start)."""
         events = self.store.customer_events(customer_id, self.settings.history_limit,
                                             after_us=fitted_until(model, customer_id))
-        try:
-            return history_for(model, customer_id, events)
-        except KeyError:
-            raise ApiError(404, "unknown_customer",
-                           f"no events stored for customer {customer_id!r} and the model "
-                           "does not know them") from None
+        return history_for(model, customer_id, events)
 
 
 _bearer = HTTPBearer(auto_error=False, description="API key (KEY:read or KEY:write)")
