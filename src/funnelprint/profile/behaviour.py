@@ -140,14 +140,7 @@ def behaviour_features(sequences: Sequences, action_names: tuple[str, ...],
     names = tuple(f.name for f in FEATURES if price_position is not None or not f.needs_price)
     n_rows = sequences.n_rows
     n = sequences.items.size
-    codes = {a: i for i, a in enumerate(action_names)}
-    act = sequences.actions.astype(np.int64)
-
-    def flag(name: str) -> np.ndarray:
-        return act == codes[name] if name in codes else np.zeros(n, dtype=bool)
-
-    view, cart, remove, buy = (flag(a) for a in ("view", "add_to_cart", "remove_from_cart",
-                                                 "purchase"))
+    view, cart, remove, buy = funnel_flags(sequences, action_names)
     rows = row_of(sequences.offsets)
     times = sequences.times.astype(np.int64)
     raw: dict[str, tuple[np.ndarray, np.ndarray] | np.ndarray] = {}
@@ -359,18 +352,26 @@ class VisitTable:
     values: np.ndarray
 
 
-def visit_features(sequences: Sequences, action_names: tuple[str, ...],
-                   price_position: np.ndarray | None, gap_us: int) -> VisitTable:
-    """Per-visit values of :data:`VISIT_FEATURES` (price position NaN without prices)."""
-    n = sequences.items.size
+def funnel_flags(sequences: Sequences, action_names: tuple[str, ...]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per event: is it a view, an add to cart, a removal, a purchase (all False for an
+    action the log does not have)."""
     codes = {a: i for i, a in enumerate(action_names)}
     act = sequences.actions.astype(np.int64)
 
     def flag(name: str) -> np.ndarray:
-        return act == codes[name] if name in codes else np.zeros(n, dtype=bool)
+        return act == codes[name] if name in codes else np.zeros(act.size, dtype=bool)
 
     view, cart, remove, buy = (flag(a) for a in ("view", "add_to_cart", "remove_from_cart",
                                                  "purchase"))
+    return view, cart, remove, buy
+
+
+def visit_features(sequences: Sequences, action_names: tuple[str, ...],
+                   price_position: np.ndarray | None, gap_us: int) -> VisitTable:
+    """Per-visit values of :data:`VISIT_FEATURES` (price position NaN without prices)."""
+    n = sequences.items.size
+    view, cart, remove, buy = funnel_flags(sequences, action_names)
     rows = row_of(sequences.offsets)
     visit = session_ids(sequences, gap_us)
     n_visits = int(visit.max(initial=-1)) + 1
