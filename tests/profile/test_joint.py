@@ -106,3 +106,48 @@ def test_merge_groups_joins_traits_the_same_customers_lean_on():
     assert merge_groups(np.column_stack([a, b])).tolist() == [0, 1]
     assert merge_groups(np.ones((10, 1))).tolist() == [0]
     assert merge_groups(np.column_stack([a, np.ones(500)])).tolist() == [0, 1]  # constant
+
+
+def test_one_thread_limits_hold_across_overlapping_calls_and_are_restored():
+    """Calls on two threads overlap, the first leaving while the second is still inside:
+    the second still runs on one BLAS thread, and once both are out the process has its own
+    limits back (setting and restoring per call would give 2 inside and 1 after)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from funnelprint.profile.model import one_thread
+
+    def blas_threads() -> int:
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = blas_threads()
+    inside: list[int] = []
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    @one_thread
+    def first() -> None:
+        first_in.set()
+        second_in.wait(5)
+
+    @one_thread
+    def second() -> None:
+        second_in.set()
+        first_out.wait(5)
+        inside.append(blas_threads())
+
+    def run_first() -> None:
+        first()
+        first_out.set()
+
+    def run_second() -> None:
+        first_in.wait(5)
+        second()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert inside == [1]
+    assert blas_threads() == before

@@ -249,3 +249,24 @@ def test_a_store_that_does_not_answer_is_503_with_a_retry_hint(client):
     assert response.status_code == 503 and response.json()["error"] == "store_unavailable"
     assert response.headers["retry-after"] == "1"
     assert client.get("/readyz").status_code == 503
+
+
+def test_nul_characters_are_refused_per_event_on_every_store(client):
+    batch = {"events": [
+        {"customer_id": "c\x00x", "timestamp": 1772359200, "action": "view",
+         "product_id": "p0001"},
+        {"event_id": "id\x00", "customer_id": "c-ok", "timestamp": 1772359260,
+         "action": "view", "product_id": "p0001"},
+        {"customer_id": "c-ok", "timestamp": 1772359320, "action": "view",
+         "product_id": "p0002", "brand": "b\x00"},
+        {"customer_id": "c-ok", "timestamp": 1772359380, "action": "view",
+         "product_id": "p0003"}]}
+    answer = client.post("/v1/events", json=batch, headers=WRITE)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["stored"] == 1
+    assert [(r["index"], r["code"]) for r in body["rejected"]] == [
+        (0, "bad_value"), (1, "bad_event_id"), (2, "bad_value")]
+    profile = client.get("/v1/customers/c%00x/profile", headers=READ)
+    assert profile.status_code == 422 and profile.json()["error"]
+    assert client.get("/v1/customers/c-ok/profile", headers=READ).json()["n_events"] == 1

@@ -22,16 +22,7 @@ from funnelprint.cli.common import (
 )
 from funnelprint.data import ColumnMapping
 from funnelprint.data.load import read_events
-from funnelprint.serve.app import (
-    DEFAULT_STORE,
-    SETTINGS_ENV,
-    Settings,
-    configure_logging,
-    create_app,
-)
-from funnelprint.serve.auth import ApiKeyError, load_keys
-from funnelprint.serve.models import Models
-from funnelprint.serve.store import StoreError, open_store
+from funnelprint.serve import DEFAULT_STORE, SETTINGS_ENV
 
 StoreOpt = Annotated[str, typer.Option(
     "--store", help="sqlite:///PATH (default, a file in the current directory) or "
@@ -62,6 +53,9 @@ def serve(
     it are stored and used on the next request, without retraining."""
     import uvicorn
 
+    from funnelprint.serve.app import Settings, configure_logging, create_app
+    from funnelprint.serve.models import Models
+
     positive("--workers", workers)
     positive("--threads", threads)
     positive("--max-body-bytes", max_body_bytes)
@@ -91,6 +85,8 @@ def serve(
 
 
 def _check_keys(path: Path | None, insecure: bool) -> None:
+    from funnelprint.serve.auth import ApiKeyError, load_keys
+
     try:
         keys = load_keys(path)
     except ApiKeyError as exc:
@@ -101,6 +97,8 @@ def _check_keys(path: Path | None, insecure: bool) -> None:
 
 
 def _migrate(url: str) -> None:
+    from funnelprint.serve.store import StoreError, open_store
+
     try:
         store = open_store(url)
         try:
@@ -122,6 +120,8 @@ def ingest(
 ) -> None:
     """Bulk-load a historical event export into the store, validated as every command
     validates event files."""
+    from funnelprint.serve.store import StoreError, open_store
+
     frame, report = read_events(events, ColumnMapping.from_options(columns, actions, names),
                                 on_error=on_error_mode(on_error))
     if not report.rows_read:

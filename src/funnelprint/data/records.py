@@ -62,7 +62,11 @@ def check_records(
     mapping = mapping or ColumnMapping()
     problems = [RecordProblem(i, "bad_record", "expected a JSON object")
                 for i, r in enumerate(records) if not isinstance(r, Mapping)]
-    kept = [i for i, r in enumerate(records) if isinstance(r, Mapping)]
+    problems += [RecordProblem(i, "bad_value", f"{field}: contains a NUL character")
+                 for i, r in enumerate(records) if isinstance(r, Mapping)
+                 for field in _nul_fields(r)[:1]]
+    refused = {p.index for p in problems}
+    kept = [i for i, r in enumerate(records) if i not in refused]
     renames: dict[tuple[str, ...], dict[str, str]] = {}
     objects = [_canonical_names(records[i], mapping, renames) for i in kept]
     raw = _records_frame(objects).with_columns(
@@ -87,6 +91,12 @@ def check_records(
     events = frame.drop(flags).rename({LINE: "index"}).with_columns(pl.col("index").cast(
         pl.Int64))
     return CheckedRecords(events, sorted(problems, key=lambda p: p.index))
+
+
+def _nul_fields(record: Mapping[str, Any]) -> list[str]:
+    """Fields whose name or text holds a NUL character (no store keeps one in text)."""
+    return [str(k) for k, v in record.items()
+            if "\x00" in str(k) or (isinstance(v, str) and "\x00" in v)]
 
 
 def _canonical_names(record: Mapping[str, Any], mapping: ColumnMapping,

@@ -16,10 +16,11 @@ It owns its configuration (:class:`ProfileConfig`), its learned arrays (listed o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
@@ -78,7 +79,7 @@ def one_thread(method: Callable[P, T]) -> Callable[P, T]:
     selection still runs its independent fits side by side (``profile.joint``)."""
     @functools.wraps(method)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        with _THREADS.limit(limits=1):
+        with _single_threaded():
             return method(*args, **kwargs)
     return run
 
@@ -86,6 +87,24 @@ def one_thread(method: Callable[P, T]) -> Callable[P, T]:
 #: The numerical libraries loaded with this module, found once (finding them costs 2 ms,
 #: too much for a request that profiles one customer).
 _THREADS = ThreadpoolController()
+_users_lock = threading.Lock()
+_users: list[Any] = []  # the limiter in force while calls are inside, one entry per call
+
+
+@contextlib.contextmanager
+def _single_threaded() -> Iterator[None]:
+    """One thread in the libraries while any call is inside. Their limits are global to
+    the process: the first call in sets them and the last one out restores them, so calls
+    on several threads neither lift each other's limit early nor leave it on for good."""
+    with _users_lock:
+        _users.append(_THREADS.limit(limits=1) if not _users else _users[0])
+    try:
+        yield
+    finally:
+        with _users_lock:
+            limiter = _users.pop()
+            if not _users:
+                limiter.restore_original_limits()
 
 
 #: Fewest customers (with known events) a trait model is fitted on: the selection fits

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +27,6 @@ from typing import Annotated, Any
 import anyio
 import numpy as np
 import polars as pl
-import torch
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -47,6 +47,7 @@ from funnelprint.models.serving import (
     recommend_history,
 )
 from funnelprint.models.traits import TraitsRecommender
+from funnelprint.serve import DEFAULT_STORE, SETTINGS_ENV
 from funnelprint.serve.auth import KeyRing, Scope, allows, load_keys
 from funnelprint.serve.limits import Limits
 from funnelprint.serve.logs import configure_logging
@@ -72,9 +73,8 @@ from funnelprint.serve.store import STORE_FAILURES, Store, open_store
 log = logging.getLogger("funnelprint.serve")
 
 API_VERSION = "v1"
-DEFAULT_STORE = "sqlite:///funnelprint-events.sqlite"
-SETTINGS_ENV = "FUNNELPRINT_SERVE_SETTINGS"
-_ID = Annotated[str, PathParam(min_length=1, max_length=200, description="Customer id")]
+_ID = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00]+$",
+                               description="Customer id")]
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,8 @@ class Service:
         # One request is small: numerical libraries' own thread pools only add contention to
         # the requests already running side by side.
         threadpool_limits(limits=1)
-        torch.set_num_threads(1)
+        if "torch" in sys.modules:  # a neural model is loaded
+            sys.modules["torch"].set_num_threads(1)
         self.store.migrate()
         if self._models is None:
             self._models = Models(self.settings.models)
@@ -240,7 +241,7 @@ def post_events(batch: EventBatch, request: Request, _: None = write_access) -> 
 
 
 def _good_event_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= EVENT_ID_CHARS
+    return isinstance(value, str) and 0 < len(value) <= EVENT_ID_CHARS and "\x00" not in value
 
 
 def _trait_model(models: ModelSet) -> TraitsRecommender:
@@ -295,7 +296,11 @@ def get_similar(customer_id: _ID, request: Request, _: None = read_access,
     model = _trait_model(service.models)
     history = service.history(model, customer_id)
     mix = profile_history(model, history).traits[0]
-    table = model.profile_.similar_to(mix, k, exclude=history.known_row)
+    try:  # the customer's row among the profile's customers, not the model dataset's
+        own: int | None = model.profile_.customer_row(customer_id)
+    except KeyError:
+        own = None
+    table = model.profile_.similar_to(mix, k, exclude=own)
     return Similar(customer_id=customer_id, customers=[
         Neighbour(customer_id=r["customer_id"], similarity=round(_finite(r["similarity"]), 4),
                   reason=r["reason"]) for r in table.iter_rows(named=True)])
@@ -330,8 +335,9 @@ def post_reload(request: Request, body: ReloadRequest | None = None,
             for s in fresh.models.values()]
 
 
-def healthz() -> dict[str, str]:
-    """The process is up."""
+async def healthz() -> dict[str, str]:
+    """The process is up (answered on the event loop: never queued behind busy request
+    threads)."""
     return {"status": "ok"}
 
 
