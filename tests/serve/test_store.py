@@ -77,6 +77,30 @@ def test_concurrent_writers_all_commit(store_url):
     store.close()
 
 
+def test_concurrent_retries_of_one_batch_count_each_event_once(store_url):
+    """A client retries a batch while the first attempt is still committing: across the
+    answers every event is stored once and counted as stored once."""
+    store = open_store(store_url, pool_size=4)
+    store.migrate()
+    batch = events(*(event("c1", i, "view", f"p{i}") for i in range(20)))
+    ids = [f"r-{i}" for i in range(20)]
+    answers = []
+    start = threading.Barrier(4)
+
+    def retry() -> None:
+        start.wait(5)
+        answers.append(store.add(batch, ids))
+
+    threads = [threading.Thread(target=retry) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(a.stored for a in answers) == 20 == store.count()
+    assert sum(a.duplicates for a in answers) == 60
+    store.close()
+
+
 def test_bulk_load(store_url):
     store = open_store(store_url)
     store.migrate()

@@ -200,10 +200,11 @@ class Store(ABC):
         an id already stored, or repeated in the batch, is skipped and counted."""
         rows = _rows(events, event_ids)
         with self.transaction() as conn:
-            rows, duplicates = self._new_rows(conn, rows)
-            if rows:
-                self._insert(conn, rows)
-        return Added(len(rows), duplicates)
+            fresh, _ = self._new_rows(conn, rows)
+            # What the insert really added: a concurrent batch with the same ids may have
+            # committed between the look-up and the insert (ON CONFLICT skips those rows).
+            stored = self._insert(conn, fresh) if fresh else 0
+        return Added(stored, len(rows) - stored)
 
     def _new_rows(self, conn: Any, rows: list[tuple[Any, ...]]
                   ) -> tuple[list[tuple[Any, ...]], int]:
@@ -225,11 +226,14 @@ class Store(ABC):
             fresh.append(row)
         return fresh, len(rows) - len(fresh)
 
-    def _insert(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    def _insert(self, conn: Any, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows``, skipping event ids already stored; returns how many were added."""
         marks = ", ".join("?" * len(COLUMNS))
         sql = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({marks}) "
                "ON CONFLICT (event_id) DO NOTHING")
-        conn.cursor().executemany(self._sql(sql), rows)
+        cursor = conn.cursor()
+        cursor.executemany(self._sql(sql), rows)
+        return int(cursor.rowcount)
 
     def bulk_load(self, events: pl.DataFrame, chunk: int = 100_000) -> int:
         """Store a whole validated event table (no event ids), a chunk per transaction."""
