@@ -4,6 +4,7 @@ errors, reload and metrics."""
 from __future__ import annotations
 
 import shutil
+import uuid
 
 import pytest
 
@@ -171,7 +172,11 @@ def test_no_cors_unless_configured(client, model_dir, tmp_path):
 
 
 def test_reload_swaps_models_and_keeps_them_on_failure(client, model_dir, tmp_path):
-    copy = shutil.copytree(model_dir, tmp_path / "copy")
+    elsewhere = shutil.copytree(model_dir, tmp_path / "elsewhere")
+    refused = client.post("/v1/admin/reload", json={"models": [str(elsewhere)]},
+                          headers=WRITE)
+    assert refused.status_code == 403 and refused.json()["error"] == "path_not_allowed"
+    copy = shutil.copytree(model_dir, model_dir.parent / f"copy-{uuid.uuid4().hex[:8]}")
     ok = client.post("/v1/admin/reload", json={"models": [str(copy)]}, headers=WRITE)
     assert ok.status_code == 200 and ok.json()[0]["path"] == str(copy)
     (copy / "arrays.safetensors").write_bytes(b"broken")

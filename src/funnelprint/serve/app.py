@@ -327,12 +327,27 @@ def post_reload(request: Request, body: ReloadRequest | None = None,
     """Load the model directories again (or the ones given) beside the serving ones, then
     swap; if any fails to load, the serving ones stay and the answer says why."""
     service = _service(request)
+    paths = body.models if body is not None else None
+    if paths:
+        _check_model_paths(paths, service.settings.models)
     try:
-        fresh = service.reload(body.models if body is not None else None)
+        fresh = service.reload(paths)
     except ArtifactError as exc:
         raise ApiError(422, "reload_failed", str(exc)) from None
     return [ModelInfo(name=s.name, key=s.key, version=s.version, path=s.path)
             for s in fresh.models.values()]
+
+
+def _check_model_paths(paths: list[str], configured: tuple[str, ...]) -> None:
+    """A reload may name model directories only inside the folders of the ones the server
+    was started with: a write key is for posting events, not for making the server read
+    any path on its machine."""
+    roots = {os.path.realpath(os.path.dirname(os.path.abspath(p))) for p in configured}
+    for path in paths:
+        parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        if parent not in roots:
+            raise ApiError(403, "path_not_allowed", "a reload may name model directories only "
+                           "beside the ones the server was started with")
 
 
 async def healthz() -> dict[str, str]:
