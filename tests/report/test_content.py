@@ -90,3 +90,17 @@ def test_tables_escape_what_they_show():
     cell = table(["<b>"], [["<script>alert(1)</script>"]])
     assert "<script>" not in cell and "&lt;script&gt;" in cell
     assert esc('"x"') == "&quot;x&quot;"
+
+
+def test_funnel_chart_labels_no_rate_where_there_is_nothing_to_rate():
+    """A segment with views and no carts has no cart-to-purchase rate: no "nan%" label."""
+    import json
+
+    from funnelprint.report.charts import funnels
+
+    table = pl.DataFrame({"segment": [-1, 0], "view_to_cart": [0.2, 0.0],
+                          "cart_to_purchase": [0.5, float("nan")]})
+    fig = funnels(table, {0: "segment 0"}, [("view_to_cart", "view → cart"),
+                                            ("cart_to_purchase", "cart → purchase")])
+    text = json.dumps(fig.to_plotly_json(), default=str)
+    assert "nan%" not in text and "50%" in text and "0%" in text

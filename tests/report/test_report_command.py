@@ -107,3 +107,18 @@ def test_events_of_other_customers_still_give_journeys(shop, tmp_path, cli):  # 
     assert page.count("last 30 events</caption>") >= 1
     assert not re.search(r"last 30 events</caption><thead>.*?</thead><tbody></tbody>", page)
     assert "<td>everyone</td><td>" in page
+
+
+def test_events_of_other_customers_are_reported_as_such(shop, cli, tmp_path):  # noqa: F811
+    import polars as pl
+
+    events = pl.read_csv(shop.data / "events.csv", schema_overrides={"user_id": pl.String})
+    other = tmp_path / "other.csv"
+    events.head(200).with_columns(("x" + pl.col("user_id")).alias("user_id")).write_csv(other)
+    result = cli(["report", "--model", shop.model, "--events", other,
+                  "--out", tmp_path / "other.html"])
+    assert result.code == 0, result.output
+    assert "customers of the model" in result.output and "only 0 of" in result.output
+    same = cli(["report", "--model", shop.model, "--events", shop.data / "events.csv",
+                "--out", tmp_path / "same.html"])
+    assert same.code == 0 and "customers of the model" not in same.output

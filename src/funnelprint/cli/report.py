@@ -17,6 +17,7 @@ from funnelprint.cli.common import (
     OnErrorOpt,
     check_output_suffix,
     console,
+    err_console,
     load_log,
 )
 from funnelprint.cli.profiles import load_traits
@@ -56,10 +57,23 @@ def report(
     if events is not None:
         log = load_log(events, columns, actions, names, on_error,
                        fitted.config.session_gap_minutes)
+        warn_other_customers(events, log.events["customer_id"].unique().to_list(),
+                             fitted.profile_.customer_ids_)
     with console.status("writing the report"):
         path = write_report(out, fitted, log, catalogue, records, seq, customers)
     size = path.stat().st_size / 2**20
     console.print(f"wrote the report to {path} ({size:.1f} MiB); open it in a browser")
+
+
+def warn_other_customers(path: Path, customers: list[str], fitted: Any) -> None:
+    """Say so when ``--events`` is mostly not the log the model was fitted on: its data
+    section and funnels then describe other customers than the traits and segments."""
+    known = set(map(str, fitted))
+    shared = sum(str(c) in known for c in customers)
+    if shared < 0.5 * max(len(customers), 1):
+        err_console.print(f"[yellow]warning:[/] only {shared:,} of the {len(customers):,} "
+                          f"customers in {path} are customers of the model; the report's data "
+                          "section and segment funnels describe this file", highlight=False)
 
 
 def read_leaderboard(path: Path) -> dict[str, Any]:

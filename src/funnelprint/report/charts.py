@@ -12,6 +12,7 @@ import base64
 import gzip
 import html
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -196,7 +197,8 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
 
 
 def _pct_text(value: float | None) -> str:
-    return "" if value is None else f"{value:.0%}"
+    """A rate as a label; none where there is nothing to rate (no carts: no cart rate)."""
+    return "" if value is None or not math.isfinite(value) else f"{value:.0%}"
 
 
 def timeline(steps: pl.DataFrame) -> go.Figure:
@@ -273,7 +275,9 @@ def mix_svg(trait: dict[str, float], population: dict[str, float], width: int = 
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(float(value), digits)
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return round(float(value), digits)
 
 
 def _action_rank(action: str) -> int:
