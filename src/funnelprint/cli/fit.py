@@ -52,7 +52,8 @@ def fit(
     nonneg: Annotated[str | None, typer.Option(help="anchors, split or shift (traits)")] = None,
     time_budget: Annotated[float | None, typer.Option(
         help="Training seconds at most (sequential models)")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs at most (sequential models)")]
+    epochs: Annotated[int | None, typer.Option(
+        help="Epochs at most (sequential models); Item2Vec's epochs (traits, item2vec)")]
     = None,
     valid_protocol: Annotated[str | None, typer.Option(
         help="full or sampledN: checkpoints are chosen on the held-out last item under this "

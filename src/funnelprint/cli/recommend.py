@@ -62,6 +62,9 @@ def recommend(
                          schema={"rank": pl.Int64, "product_id": pl.String,
                                  "score": pl.Float64, "reason": pl.String})
     print_rows(table, False, f"{fitted.key} recommendations for {customer}")
+    if not rows and not include_seen:
+        err_console.print(f"nothing to recommend: every product {customer} could be shown "
+                          "is in their history (--include-seen lists those too)")
 
 
 def register(app: typer.Typer) -> None:

@@ -93,7 +93,8 @@ def load_products(
         if name == "price":
             text = clean_text_or_null(source)
             number = text.cast(pl.Float64, strict=False)
-            bad = text.is_not_null() & (number.is_null() | number.is_infinite() | (number < 0))
+            bad = text.is_not_null() & (number.is_null() | number.is_nan() | number.is_infinite()
+                                         | (number < 0))
             exprs += [pl.when(bad).then(None).otherwise(number).alias("price"),
                       bad.alias("__bad_price")]
         else:
