@@ -125,11 +125,35 @@ def trait_name(trait: dict, overall: dict[str, float]) -> str:
 
 
 def _make_unique(names: list[str], traits: list[dict]) -> None:
-    seen: dict[str, int] = {}
-    for name, trait in zip(names, traits, strict=True):
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] > 1:
-            trait["name"] = f"{name} ({seen[name]})"
+    """Traits that share a name get what sets each apart (see :func:`_distinct_mark`); a
+    number only where nothing does."""
+    groups: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        groups.setdefault(name, []).append(j)
+    for name, members in groups.items():
+        if len(members) < 2:
+            continue
+        for rank, j in enumerate(members, start=1):
+            others = [traits[i] for i in members if i != j]
+            mark = _distinct_mark(traits[j], others)
+            traits[j]["name"] = f"{name} · {mark}" if mark else f"{name} ({rank})"
+
+
+def _distinct_mark(trait: dict, others: list[dict]) -> str:
+    """A behaviour trait's first piece of evidence the others do not lead with; a taste
+    trait's first brand, else product."""
+    if trait.get("kind") in ("behaviour", "mixed") and trait.get("evidence"):
+        taken = {o["evidence"][0]["reads"] for o in others if o.get("evidence")}
+        for row in trait["evidence"][:3]:
+            if row["reads"] not in taken and row["reads"] != trait.get("behaviour"):
+                return str(row["reads"])
+        return ""
+    for key in ("top_brands", "top_products"):
+        taken = {o[key][0] for o in others if o.get(key)}
+        for value in trait.get(key, [])[:3]:
+            if value not in taken:
+                return str(value)
+    return ""
 
 
 # ------------------------------------------------------------------ behaviour
