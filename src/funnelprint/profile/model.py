@@ -112,6 +112,8 @@ def _single_threaded() -> Iterator[None]:
 MIN_CUSTOMERS = 8
 #: Customers the traits to merge are fitted on (when the number of traits is selected).
 MERGE_SAMPLE = 2000
+#: Tolerance of the fit on every customer from the merged start.
+FINAL_TOL = 1e-3
 BETA_LOSSES = ("kullback-leibler", "frobenius")
 CONTEXTS = ("journey", "session")
 #: Reads one learned array by name, checking its shape (None matches any size).
@@ -498,11 +500,11 @@ class ProfileModel:
         # products (BLAS sums in a layout-dependent order).
         return np.ascontiguousarray(best)
 
-    def _nmf(self, k: int, init: Literal["nndsvda", "random", "custom"], start: int = 0
-             ) -> NMF:
+    def _nmf(self, k: int, init: Literal["nndsvda", "random", "custom"], start: int = 0,
+             tol: float = 1e-4) -> NMF:
         c = self.config
         return NMF(n_components=k, init=init, solver=_solver(c.beta_loss),
-                   beta_loss=c.beta_loss, max_iter=400, tol=1e-4, random_state=c.seed + start)
+                   beta_loss=c.beta_loss, max_iter=400, tol=tol, random_state=c.seed + start)
 
     def _fit_merged(self, features: np.ndarray) -> tuple[np.ndarray, float]:
         """Fit the selected number of traits on a sample of customers, merge the traits the
@@ -524,7 +526,8 @@ class ProfileModel:
                                               solver=_solver(self.config.beta_loss),
                                               beta_loss=self.config.beta_loss, max_iter=100,
                                               tol=1e-3)
-        nmf = self._nmf(k, "custom")
+        # From a start this close, the tolerance of the sample's fit is enough.
+        nmf = self._nmf(k, "custom", tol=FINAL_TOL)
         nmf.fit_transform(features, W=np.ascontiguousarray(w0), H=h0)
         self.selection_["merged"] = {"fitted": int(self.n_traits_), "kept": k}
         if k < self.n_traits_:
