@@ -69,7 +69,14 @@ class Dataset:
         return self.sequences.items.size
 
     def customer_index(self) -> dict[str, int]:
-        return {str(c): i for i, c in enumerate(self.customer_ids)}
+        """External customer id -> row. Built once per id array (a service asks for it on
+        every request); a dataset given other ``customer_ids`` builds its own."""
+        cached = self.__dict__.get("_customer_index")
+        if cached is None or cached[0] is not self.customer_ids:
+            cached = (self.customer_ids, {str(c): i for i, c in enumerate(self.customer_ids)})
+            self.__dict__["_customer_index"] = cached
+        index: dict[str, int] = cached[1]
+        return index
 
     def with_sequences(self, sequences: Sequences, **changes: Any) -> Dataset:
         """The same id maps with other sequences (a split's training part, say)."""
