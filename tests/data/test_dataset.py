@@ -120,3 +120,16 @@ def test_kcore_keeps_item_metadata():
     assert sorted(core.item_ids.tolist()) == ["1", "2"]
     assert dict(zip(core.item_ids, core.item_brands, strict=True)) == {"1": "x", "2": "y"}
     assert core.item_prices.size == 2
+
+
+def test_a_products_table_of_another_shop_is_refused():
+    frame = pl.DataFrame({"customer_id": ["u1", "u1"], "product_id": ["p1", "p2"],
+                          "action": ["view", "purchase"],
+                          "timestamp": [1_700_000_000_000_000, 1_700_000_060_000_000]})
+    dataset = Dataset.from_events(prepare_frame(frame.with_columns(
+        pl.col("timestamp").cast(pl.Datetime("us", "UTC")))))
+    other = pl.DataFrame({"product_id": ["SKU-1", "SKU-2"], "price": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="describes none of the 2 items"):
+        dataset.with_products(other)
+    half = pl.DataFrame({"product_id": ["p1", "SKU-2"], "price": [1.0, 2.0]})
+    assert dataset.with_products(half).item_prices is not None

@@ -175,6 +175,11 @@ class Dataset:
         ``category, brand, price``): its non-null values replace what the dataset knew."""
         meta = _item_meta(self.item_ids, products)
         matched = int(meta.pop("_matched").sum())
+        if matched == 0 and self.n_items and products.height:
+            sample = ", ".join(map(repr, products["product_id"].head(3).to_list()))
+            raise ValueError(f"the products table describes none of the {self.n_items:,} "
+                             f"items of the events (its ids begin {sample}; the events' "
+                             f"{self.item_ids[0]!r}): is it the products file of this shop?")
         # Under half described usually means the ids are written differently in the two files.
         (log.warning if matched < self.n_items / 2 else log.info)(
             "products table describes %d of %d items", matched, self.n_items)
