@@ -401,7 +401,12 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [check(work=Path(tmp), **config) for config in CONFIGS]
-    json.dump({"benchmark": "outside", "runs": runs}, sys.stdout)
+    summary = {f"t{r['tastes']}b{r['behaviours']}c{r['customers']}s{r['seed']}": {
+        "funnelprint_corr": r["mean_correlation"],
+        "literal_corr": r["literal_mean_correlation"],
+        "traits": r["traits"], "funnelprint_s": r["profile_seconds"],
+        "literal_s": r["literal_seconds"]} for r in runs}
+    json.dump({"summary": summary, "runs": runs}, sys.stdout)
     sys.stdout.write("\n")
 
 
