@@ -169,9 +169,10 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
     from plotly.subplots import make_subplots
 
     rows = sorted(table.iter_rows(named=True), key=lambda r: int(r["segment"]))
-    names = ["everyone" if r["segment"] < 0 else labels.get(int(r["segment"]),
-                                                            f"segment {r['segment']}")
-             for r in rows]
+    # Long labels would squeeze the panels into overlapping titles: shortened here, in
+    # full on the map and in the table beside the chart.
+    names = ["everyone" if r["segment"] < 0 else _shorten(labels.get(
+        int(r["segment"]), f"segment {r['segment']}")) for r in rows]
     colours = [POPULATION if r["segment"] < 0 else colour(int(r["segment"])) for r in rows]
     fig = make_subplots(rows=1, cols=len(rates), shared_yaxes=True, horizontal_spacing=0.015,
                         subplot_titles=[label for _, label in rates])
@@ -194,6 +195,10 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
     fig.update_layout(title="Funnel per segment (dashed line: everyone)", bargap=0.25)
     fig.update_annotations(font_size=12)
     return fig
+
+
+def _shorten(text: str, limit: int = 36) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _pct_text(value: float | None) -> str:
