@@ -19,30 +19,22 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import polars as pl
 
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.serve.testing import find_binaries, start_postgres
+from funnelprint.serve.testing import find_binaries, free_port, start_postgres, start_service
 
 CUSTOMERS, PRODUCTS = 2000, 600
 #: Mixed traffic: share of each kind of request.
 MIX = {"events": 0.1, "profile": 0.4, "recommendations": 0.35, "similar": 0.15}
 MIXED_EVENTS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -52,23 +44,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def start_server(model: Path, store: str, port: int, workers: int, log: Path
                  ) -> subprocess.Popen:
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "funnelprint.cli", "serve", "--model", str(model),
-             "--store", store, "--port", str(port), "--workers", str(workers), "--insecure",
-             "--max-batch", "5000"], stdout=out, stderr=out)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("server not ready in 180 s")
+    return start_service(["--model", str(model), "--store", store, "--workers", str(workers),
+                          "--insecure", "--max-batch", "5000"], port, log, timeout_s=180)
 
 
 def stop(server: subprocess.Popen) -> None:

@@ -9,9 +9,6 @@ import json
 import os
 import secrets
 import signal
-import socket
-import subprocess
-import sys
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -21,6 +18,7 @@ import polars as pl
 
 from funnelprint.cli import run as run_cli
 from funnelprint.cli.evaluate import print_leaderboard
+from funnelprint.serve.testing import free_port, start_service
 
 
 def run(args: list[str]) -> None:
@@ -84,21 +82,21 @@ def serve_demo(models: list[str], products: Path, out: Path) -> None:
     for old in out.glob("events.sqlite*"):
         old.unlink()
     key = secrets.token_urlsafe(24)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = ["serve", *[a for m in models for a in ("--model", m)], "--store",
-               f"sqlite:///{store}", "--port", str(port)]
-    print(f"\n$ FUNNELPRINT_API_KEYS=...:write funnelprint {' '.join(command)} &", flush=True)
-    log = (out / "serve.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "funnelprint.cli", *command],
-                              env={**os.environ, "FUNNELPRINT_API_KEYS": f"{key}:write"},
-                              stdout=log, stderr=log)
+    port = free_port()
+    args = [*[a for m in models for a in ("--model", m)], "--store", f"sqlite:///{store}"]
+    print(f"\n$ FUNNELPRINT_API_KEYS=...:write funnelprint serve {' '.join(args)} "
+          f"--port {port} &", flush=True)
+    log = out / "serve.log"
+    log.unlink(missing_ok=True)
+    try:
+        server = start_service(args, port, log, timeout_s=60,
+                               env={**os.environ, "FUNNELPRINT_API_KEYS": f"{key}:write"})
+    except RuntimeError as exc:
+        raise SystemExit(f"the service did not start; see {log}") from exc
     headers = {"Authorization": f"Bearer {key}"}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
                           timeout=30) as client:
-            _wait_ready(client, server)
             for number, batch in enumerate(_new_customer(products), start=1):
                 stored = client.post("/v1/events", json={"events": batch}).json()
                 print(f"\nbatch {number}: {len(batch)} events posted, {stored['stored']} "
@@ -107,23 +105,9 @@ def serve_demo(models: list[str], products: Path, out: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
-        log.close()
     # uvicorn finishes its requests, closes the store, then ends by the signal it caught
     how = "cleanly" if code in (0, -signal.SIGTERM) else f"with exit code {code}"
     print(f"\nserver stopped {how} (log in {out / 'serve.log'})", flush=True)
-
-
-def _wait_ready(client: httpx.Client, server: subprocess.Popen) -> None:
-    for _ in range(600):
-        if server.poll() is not None:
-            raise SystemExit("the service did not start; see serve.log")
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the service did not become ready in 60 s")
 
 
 def _new_customer(products: Path) -> list[list[dict]]:

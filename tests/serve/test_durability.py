@@ -7,9 +7,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,35 +15,15 @@ from pathlib import Path
 import httpx
 
 from funnelprint.serve.store import open_store
+from funnelprint.serve.testing import free_port, start_service
 
 BATCH = 25
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(model_dir: Path, store_url: str, port: int, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "FUNNELPRINT_API_KEYS"}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "funnelprint.cli", "serve", "--model", str(model_dir),
-             "--store", store_url, "--port", str(port), "--insecure"],
-            stdout=out, stderr=out, env=env)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"server not ready: {log.read_text()[-2000:]}")
+    return start_service(["--model", str(model_dir), "--store", store_url, "--insecure"], port,
+                         log, env=env)
 
 
 def batch(client_id: int, number: int) -> list[dict]:

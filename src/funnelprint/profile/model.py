@@ -168,7 +168,8 @@ class ProfileConfig:
         Inactivity that ends a visit where events carry no session ids (their log's own
         sessionisation uses the same gap when the command line prepares it).
     n_init
-        NMF starts; the basis with the lowest training loss is kept.
+        NMF starts where ``traits`` is given; the basis with the lowest training loss is
+        kept. (A selected number of traits is fitted once, from the merged start.)
     rare_product_min_count
         Items with fewer training events become (action, category) tokens where their
         category is known; 0 keeps every item token.

@@ -1,13 +1,17 @@
-"""A throwaway PostgreSQL server in a temporary directory (for tests and benchmarks): initdb,
-pg_ctl start on a Unix socket only, and removal on stop. As root, the server runs as an
-unprivileged user (PostgreSQL refuses to run as root)."""
+"""Servers for tests, benchmarks and the demo: a throwaway PostgreSQL server in a temporary
+directory (initdb, pg_ctl start on a Unix socket only, removal on stop; as root it runs as an
+unprivileged user, since PostgreSQL refuses to run as root), and ``funnelprint serve`` as a
+child process, started and waited for until it is ready."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +84,39 @@ def start_postgres(port: int = 55432, run_as: str | None = None,
     return TempPostgres(directory, pg_ctl, port, run_as)
 
 
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_service(args: list[str], port: int, log: Path, env: dict[str, str] | None = None,
+                  timeout_s: float = 90.0) -> subprocess.Popen:
+    """``funnelprint serve ARGS --port PORT`` as a child process writing to ``log``,
+    returned once ``/readyz`` answers 200. ``RuntimeError`` with the log's tail when it
+    exits or is not ready within ``timeout_s`` (it is killed then)."""
+    import httpx
+
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "funnelprint.cli", "serve", *args, "--port", str(port)],
+            stdout=out, stderr=out, env=env)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"the service was not ready in {timeout_s:.0f} s: "
+                       f"{log.read_text()[-2000:]}")
+
+
 def _run(user: str | None, command: list[str], check: bool = True) -> None:
     if user is not None:
         command = ["runuser", "-u", user, "--", *command]
@@ -87,4 +124,4 @@ def _run(user: str | None, command: list[str], check: bool = True) -> None:
                    timeout=120)
 
 
-__all__ = ["TempPostgres", "find_binaries", "start_postgres"]
+__all__ = ["TempPostgres", "find_binaries", "free_port", "start_postgres", "start_service"]
