@@ -27,10 +27,11 @@ def test_cli_bad_row_exits_nonzero_with_location(cli, write):
     result = cli(["inspect", str(path)])
     assert result.code == 2
     assert "bad.csv:2" in result.output and "timestamp" in result.output
+    # Skipping every row leaves nothing to inspect: one line with the counts, exit 2.
     result = cli(["inspect", str(path), "--on-error", "skip", "--json"])
-    assert result.code == 0
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["dropped"] == {"bad_timestamp": 1} and summary["events"] == 0
+    assert result.code == 2
+    assert "no events left to use (dropped: 1 bad_timestamp)" in result.stderr
+    assert "bad.csv:2: column 'timestamp'" in result.stderr and "yesterday" in result.stderr
 
 
 def test_cli_names_for_headerless(cli, write):
