@@ -200,6 +200,9 @@ def read_events(
         hint = ("map them with --columns customer=COL,timestamp=COL,action=COL,product=COL"
                 + ("; a log without actions takes one for every row with --action view"
                    if "action" in missing else ""))
+        if "product" in resolved and {"customer", "timestamp"} <= set(missing) and (
+                {"category", "brand", "price"} & set(resolved)):
+            hint = "a products file? fit, evaluate and report take one with --products"
         raise EventDataError(
             f"missing required column(s) {names}; the file has {', '.join(columns)} ({hint})",
             path=str(path),
@@ -261,6 +264,10 @@ def _no_purchase(other: dict[str, int], counts: pl.DataFrame) -> str:
     if other:
         listed = ", ".join(f"{a!r} ({n:,})" for a, n in list(other.items())[:8])
         more = f" and {len(other) - 8} more" if len(other) > 8 else ""
+        if all(a.isdigit() for a in other):
+            return (f"no purchase among the actions, which are codes: {listed}{more}; name "
+                    "them with --actions CODE=NAME,... (e.g. 1=view,2=add_to_cart,4=purchase; "
+                    "a name outside the funnel is an action type of its own)")
         return (f"no purchase among the actions; not recognised: {listed}{more}; if one of "
                 "them is the purchase, name it with --actions VALUE=purchase")
     found = ", ".join(counts["action"].to_list())

@@ -82,14 +82,15 @@ def action_names(text: pl.Expr, mapping: ColumnMapping) -> pl.Expr:
 
 
 def renamed_actions(raw: pl.Series, mapping: ColumnMapping) -> dict[str, str]:
-    """Each distinct raw action value (stripped) that is read under another name -> that
-    name: ``{"pay": "purchase", "fav": "favorite"}``. Values that differ from their name only
-    in case are left out. Looks at the distinct values only."""
-    distinct = pl.DataFrame({"raw": raw.cast(pl.String).str.strip_chars().unique()})
+    """Each distinct raw action value (stripped, in lower case) that is read under another
+    name -> that name: ``{"pay": "purchase", "fav": "favorite"}``. Looks at the distinct
+    values only."""
+    distinct = pl.DataFrame({"raw": raw.cast(pl.String).str.strip_chars().str.to_lowercase()
+                             .unique()})
     pairs = (
         distinct.select("raw", action_names(pl.col("raw"), mapping).alias("name"))
         .drop_nulls()
-        .filter(pl.col("raw").str.to_lowercase() != pl.col("name"))
+        .filter(pl.col("raw") != pl.col("name"))
         .sort("raw")
     )
     return dict(zip(pairs["raw"].to_list(), pairs["name"].to_list(), strict=True))
