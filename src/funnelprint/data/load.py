@@ -46,12 +46,11 @@ from funnelprint.data.timestamps import (
     parse_timestamps,
 )
 from funnelprint.data.values import (
-    action_names,
     clean_text,
     clean_text_or_null,
     drop_missing_markers,
     integral_ids,
-    renamed_actions,
+    read_actions,
 )
 
 log = logging.getLogger(__name__)
@@ -220,8 +219,6 @@ def read_events(
                         path, ignored, mapping.constant_action)
     events, checks = _canonicalise(raw, resolved, mapping, report, time_bounds)
     events = _validate(events, raw, checks, on_error, report, problems)
-    if "action" in resolved:
-        report.action_mapping = renamed_actions(raw[resolved["action"]], mapping)
     del raw
     events = _drop_duplicates(sort_journeys(events), report)
     return _finish(events.drop(LINE), report, mapping.constant_action is not None)
@@ -981,7 +978,8 @@ def _canonicalise(
             check(f"bad_{fld}", col, bad, "not a number", on_raw=True)
             continue
         if fld == "action":
-            exprs.append(action_names(clean_text(col), mapping).alias(name))
+            names, report.action_mapping = read_actions(raw[col], mapping)
+            exprs.append(pl.lit(names).alias(name))
         elif fld == "category":
             exprs.append(_category_expr(raw.columns, col).alias(name))
         else:
