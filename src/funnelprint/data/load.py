@@ -36,6 +36,7 @@ from funnelprint.data.schema import (
     KNOWN_ACTIONS,
     REQUIRED_FIELDS,
     ColumnMapping,
+    listed,
     looks_like_header,
 )
 from funnelprint.data.timestamps import (
@@ -203,13 +204,13 @@ def read_events(
                 {"category", "brand", "price"} & set(resolved)):
             hint = "a products file? fit, evaluate and report take one with --products"
         raise EventDataError(
-            f"missing required column(s) {names}; the file has {', '.join(columns)} ({hint})",
+            f"missing required column(s) {names}; the file has {listed(columns)} ({hint})",
             path=str(path),
         )
     if mapping.missing_customer == "session" and "session" not in resolved:
         raise EventDataError(
             f"--missing-customer session needs a session column; the file has "
-            f"{', '.join(columns)} (map one with --columns session=COL)", path=str(path))
+            f"{listed(columns)} (map one with --columns session=COL)", path=str(path))
     report.mapping = {CANONICAL_COLUMN[f]: c for f, c in resolved.items()}
     if mapping.constant_action is not None:
         report.mapping["action"] = f"constant: {mapping.constant_action}"

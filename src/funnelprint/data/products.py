@@ -24,6 +24,7 @@ from funnelprint.data.schema import (
     CATEGORY_FALLBACKS,
     COLUMN_ALIASES,
     ColumnMapping,
+    listed,
     parse_product_columns,
     plain_column_name,
 )
@@ -186,7 +187,7 @@ def _select_columns(available: list[str], explicit: dict[str, str], path: str
     for fld, column in explicit.items():
         if column not in available:
             raise EventDataError(f"--product-columns {fld}={column}: no such column; the file "
-                                 f"has {', '.join(available)}", path=path)
+                                 f"has {listed(available)}", path=path)
     if len(set(explicit.values())) < len(explicit):
         raise ValueError("--product-columns maps two fields to the same column")
     lower: dict[str, str] = {}
@@ -201,7 +202,7 @@ def _select_columns(available: list[str], explicit: dict[str, str], path: str
         if source is not None and source not in selected.values():
             selected[name] = source
     if "product_id" not in selected:
-        raise EventDataError(f"no product id column; the file has {', '.join(available)} "
+        raise EventDataError(f"no product id column; the file has {listed(available)} "
                              "(map one with --product-columns product=COL)", path=path)
     return selected
 

@@ -204,7 +204,7 @@ class ColumnMapping:
         for fld, col in self.columns.items():
             if col not in available:
                 raise ValueError(
-                    f"--columns {fld}={col}: no such column; the file has {', '.join(available)}"
+                    f"--columns {fld}={col}: no such column; the file has {listed(available)}"
                 )
             resolved[fld] = col
         taken = set(resolved.values())
@@ -229,6 +229,13 @@ class ColumnMapping:
         if not lowered or lowered in MISSING_VALUES:
             return None
         return ACTION_SYNONYMS.get(folded, lowered)
+
+
+def listed(columns: Iterable[str], most: int = 12) -> str:
+    """Column names for a message: the first ``most``, then how many in all."""
+    names = list(columns)
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown}, ... ({len(names):,} columns)"
 
 
 def plain_column_name(name: str) -> str:
