@@ -22,10 +22,10 @@ from funnelprint.data import (
     ColumnMapping,
     EventDataError,
     EventLog,
-    LoadReport,
     SessionConfig,
     TokenConfig,
 )
+from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import prepare_events
 
 #: Failures caused by what the user handed us: one line, exit code 2.
@@ -122,27 +122,8 @@ def load_log(
     )
     log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
                          tokens=TokenConfig(rare_product_min_count))
-    check_events_left(events, log.load_report, log.events.height, log.dropped)
+    check_events_left(log.load_report, log.events.height, log.dropped)
     return log
-
-
-def check_events_left(path: Path, report: LoadReport, events: int,
-                      dropped: dict[str, int] | None = None) -> None:
-    """A file without rows, or whose rows were all dropped, is an error: one line with the
-    counts by reason and the first dropped value."""
-    if not report.rows_read:
-        raise ValueError(f"{path}: no events in the file (a header and no rows)")
-    if events:
-        return
-    dropped = dict(report.dropped) if dropped is None else dropped
-    counts = ", ".join(f"{n:,} {reason}" for reason, n in
-                       sorted(dropped.items(), key=lambda item: -item[1]))
-    first = next((report.examples[r] for r, _ in sorted(dropped.items(), key=lambda i: -i[1])
-                  if r in report.examples), None)
-    raise ValueError(f"{path}: no events left to use (" +
-                     (f"dropped: {counts}" if counts else "the file has no rows") + ")" +
-                     (f"; first: {first}" if first else "; check the file and the session "
-                      "options"))
 
 
 def write_json(value: Any) -> None:

@@ -18,13 +18,12 @@ from funnelprint.cli.common import (
     MissingCustomerOpt,
     NamesOpt,
     OnErrorOpt,
-    check_events_left,
     console,
     on_error_mode,
     positive,
 )
 from funnelprint.data import ColumnMapping
-from funnelprint.data.load import read_events
+from funnelprint.data.load import check_events_left, read_events
 from funnelprint.serve import DEFAULT_STORE, SETTINGS_ENV
 
 StoreOpt = Annotated[str, typer.Option(
@@ -129,7 +128,7 @@ def ingest(
 
     mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
     frame, report = read_events(events, mapping, on_error=on_error_mode(on_error))
-    check_events_left(events, report, frame.height)
+    check_events_left(report, frame.height)
     start = time.perf_counter()
     try:
         target = open_store(store)

@@ -225,6 +225,26 @@ def read_events(
     return _finish(events.drop(LINE), report, mapping.constant_action is not None)
 
 
+def check_events_left(report: LoadReport, events: int,
+                      dropped: dict[str, int] | None = None) -> None:
+    """Refuse a file without rows, or whose rows were all dropped (``dropped``: every drop by
+    reason, the report's own by default): one line with the counts by reason and the first
+    dropped value, so that a run never goes on with nothing."""
+    if not report.rows_read:
+        raise EventDataError("no events in the file (a header and no rows)", path=report.path)
+    if events:
+        return
+    dropped = dict(report.dropped) if dropped is None else dropped
+    order = sorted(dropped, key=lambda reason: -dropped[reason])
+    counts = ", ".join(f"{dropped[reason]:,} {reason}" for reason in order)
+    first = next((report.examples[reason] for reason in order if reason in report.examples),
+                 None)
+    raise EventDataError(
+        "no events left to use (" + (f"dropped: {counts}" if counts else "the file has no rows")
+        + ")" + (f"; first: {first}" if first else "; check the file and the session options"),
+        path=report.path)
+
+
 def _count_problems(problems: ReadProblems, report: LoadReport) -> None:
     report.dropped.update(problems.counts)
     for code, example in problems.examples.items():
