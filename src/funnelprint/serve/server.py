@@ -69,13 +69,13 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
+        counting = self._reading_headers
+        super().data_received(data)
+        if counting and self._reading_headers:  # the headers are still not complete
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
                 self._refuse(431, "request_headers_too_large",
                              f"request headers over {MAX_HEADER_BYTES} bytes")
-                return
-        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -207,11 +207,11 @@ def watch_parent(run_dir: str | None, interval_s: float = 0.2) -> None:
         while os.getppid() == parent:
             time.sleep(interval_s)
         log.warning("the main process %d is gone; this worker stops", parent)
+        if run_dir:  # nobody else will: files open in the workers stay usable until they end
+            shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(ORPHAN_EXIT_S)
-        if run_dir:
-            shutil.rmtree(run_dir, ignore_errors=True)
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
