@@ -205,6 +205,8 @@ def _problem(element: Any) -> tuple[str, str] | None:
                                   f"{EVENT_CHARS}"
     if not isinstance(element, dict):
         return "bad_record", f"expected a JSON object, got {_kind(element)}"
+    if not element:
+        return "missing_field", "missing field(s) customer_id, timestamp, action, product_id"
     for path, text in _strings(element, ""):
         if "\x00" in text:
             return "bad_value", f"{path or 'a field name'}: contains a NUL character"
