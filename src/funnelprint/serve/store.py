@@ -522,15 +522,25 @@ def _rows(events: pl.DataFrame, event_ids: Sequence[str | None] | None
     return list(zip(*columns, strict=True))
 
 
+_FRAME_SCHEMA = {"customer_id": pl.String, "timestamp": pl.Int64, "action": pl.String,
+                 "product_id": pl.String, "session_id": pl.String, "category": pl.String,
+                 "brand": pl.String, "price": pl.Float64, "quantity": pl.Float64}
+
+
 def _frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
-    schema = {"customer_id": pl.String, "timestamp": pl.Int64, "action": pl.String,
-              "product_id": pl.String, "session_id": pl.String, "category": pl.String,
-              "brand": pl.String, "price": pl.Float64, "quantity": pl.Float64}
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
-    frame = frame.with_columns(pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone(
-        "UTC").cast(TIMESTAMP_DTYPE))
-    empty = [c for c in OPTIONAL if frame[c].null_count() == frame.height]
-    return frame.drop(empty)
+    """Rows of ``customer_events`` as a canonical event table, built eagerly column by
+    column: this runs on every request, where a lazy query's planning cost more than the
+    few rows it converts (and most requests read none)."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(_FRAME_SCHEMA)
+    series = []
+    for (name, dtype), values in zip(_FRAME_SCHEMA.items(), columns, strict=True):
+        if name in OPTIONAL and all(v is None for v in values):
+            continue  # an optional column no stored event has
+        column = pl.Series(name, values, dtype=dtype)
+        if name == "timestamp":
+            column = column.cast(pl.Datetime("us", "UTC")).cast(TIMESTAMP_DTYPE)
+        series.append(column)
+    return pl.DataFrame(series)
 
 
 def _now_us() -> int:
