@@ -60,7 +60,7 @@ def test_a_database_that_restarts_freezes_or_dies_costs_bounded_503s_and_no_even
 
             with Prober(port, READ, rate=20, seconds=60) as probe, \
                     Streamer(port, "chaos", WRITE, seconds=60, pause_s=0.05) as stream:
-                time.sleep(1)
+                probe.wait_until_answering()
                 frozen_at = probe.mark()
                 database.freeze()
                 ready = None

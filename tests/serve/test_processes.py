@@ -79,7 +79,7 @@ def test_reloads_under_traffic_fail_no_request_and_reach_every_worker(
     try:
         with Prober(port, READ, rate=60, seconds=30) as probe, \
                 Streamer(port, "reload", WRITE, batch=5, seconds=30, pause_s=0.05) as stream:
-            time.sleep(1)
+            probe.wait_until_answering()
             start_at = probe.mark()
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 answer = client.post("/v1/admin/reload", json={"models": [str(model_copy)]},

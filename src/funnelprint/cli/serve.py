@@ -63,6 +63,7 @@ def serve(
 ) -> None:
     """Serve profiles, similar customers and recommendations over HTTP; events posted to
     it are stored and used on the next request, without retraining."""
+    _check_keys(api_keys, insecure)  # before the heavy imports: a refusal comes at once
     import uvicorn
 
     from funnelprint.serve.app import Settings, configure_logging, create_app
@@ -91,7 +92,6 @@ def serve(
                         header_timeout_s=header_timeout, body_timeout_s=body_timeout,
                         keep_alive_s=keep_alive, max_connections=max_connections,
                         writes_per_key=writes_per_key)
-    _check_keys(api_keys, insecure)
     models = Models(settings.models)  # a bad directory fails here, before anything listens
     _migrate(store)
     configure_logging(logging.INFO)

@@ -221,6 +221,13 @@ class Prober:
     def mark(self) -> float:
         return time.monotonic()
 
+    def wait_until_answering(self, timeout_s: float = 120.0) -> None:
+        """Block until the first answer came back (the server's first request may be
+        slow: lazy initialisation; it is not part of what is measured)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.samples and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def between(self, start: float, end: float) -> list[tuple[float, float, int]]:
         return [s for s in self.samples if start <= s[0] < end]
 
