@@ -250,11 +250,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--reload-seconds", type=float, default=20)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--customers", type=int, default=2000)
     args = parser.parse_args()
     out: dict = {"cpus": os.cpu_count(), "load_average_at_start": load()}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        shop = simulate(SimulationConfig(customers=2000, products=600, seed=0)).write(
+        shop = simulate(SimulationConfig(customers=args.customers, products=600, seed=0)).write(
             tmp / "shop")
         model = tmp / "model"
         subprocess.run([sys.executable, "-m", "funnelprint.cli", "fit", str(shop["events"]),
