@@ -134,8 +134,10 @@ class Watchdog:
                     self._cancelled.discard(token)
                     continue
                 self._expired.add(token)
-            with suppress(Exception):
-                cut()
+                # Cut under the lock: the call's owner cannot close the connection (and
+                # free its socket for another) between the decision and the cut.
+                with suppress(Exception):
+                    cut()
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,10 @@ class Store(ABC):
         """Whether a pooled connection is known dead before use (the server went away)."""
         return False
 
+    def _bound(self, conn: Any, seconds: float) -> None:  # noqa: B027  (PostgreSQL: fixed)
+        """Make waits inside the database end within ``seconds`` (where it has such a
+        setting per use)."""
+
     @contextmanager
     def connection(self, timeout_s: float | None = None) -> Iterator[Any]:
         """A pooled connection, returned to the pool afterwards (closed if it failed). The
@@ -193,6 +199,11 @@ class Store(ABC):
         deadline = time.monotonic() + limit
         conn = self._checkout(deadline)
         healthy = True
+        try:
+            self._bound(conn, max(deadline - time.monotonic(), 0.001))
+        except BaseException:
+            self._checkin(conn, healthy=False)
+            raise
         token = self._watchdog.arm(max(deadline - time.monotonic(), 0.0), self._cutter(conn))
         try:
             yield conn
@@ -416,6 +427,11 @@ class SQLiteStore(Store):
 
     def _cutter(self, conn: Any) -> Any:
         return conn.interrupt
+
+    def _bound(self, conn: Any, seconds: float) -> None:
+        # A wait for another writer's lock is not interrupted by the watchdog: the busy
+        # timeout must end it, and it depends on this call's own limit.
+        conn.execute(f"PRAGMA busy_timeout = {max(int(seconds * 1000), 1)}")
 
 
 class PostgresStore(Store):
