@@ -54,12 +54,14 @@ class Refusal:
     reason: str
 
 
-def parse_batch(body: bytes, max_batch: int) -> list[Any]:
+def parse_batch(body: bytes, max_batch: int, partial: bool = False) -> list[Any]:
     """The elements of ``{"events": [...]}``; ``BatchError`` for a body that is not such
     an object or that holds more than ``max_batch`` elements (found while parsing, before
-    the rest is read). An element over :data:`EVENT_CHARS` is kept as ``TooLarge``."""
+    the rest is read). An element over :data:`EVENT_CHARS` is kept as ``TooLarge``.
+    ``partial``: ``body`` is the start of a body (a character cut at its end is ignored).
+    """
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8", errors="ignore" if partial else "strict")
     except UnicodeDecodeError as exc:
         raise BatchError(400, "invalid_json", f"the body is not UTF-8 (byte {exc.start})"
                          ) from None
@@ -82,6 +84,18 @@ def parse_batch(body: bytes, max_batch: int) -> list[Any]:
         raise BatchError(400, "invalid_json", f"unexpected data after the batch at "
                          f"character {pos + 1}")
     return events
+
+
+def over_batch_limit(prefix: bytes, max_batch: int) -> bool:
+    """Whether the start of a body already holds more than ``max_batch`` elements: a
+    check made while the body is still arriving, so that a flood of small elements is
+    refused without reading the rest. Anything else (a body cut in the middle of an
+    element, invalid JSON) is left to the full parse."""
+    try:
+        parse_batch(prefix, max_batch, partial=True)
+    except BatchError as exc:
+        return exc.status == 413
+    return False
 
 
 @dataclass(frozen=True)
@@ -244,4 +258,4 @@ def _kind(value: Any) -> str:
 
 
 __all__ = ["EVENT_CHARS", "ID_CHARS", "ID_FIELDS", "TEXT_CHARS", "BatchError", "Refusal",
-           "TooLarge", "parse_batch", "screen"]
+           "TooLarge", "over_batch_limit", "parse_batch", "screen"]

@@ -22,7 +22,14 @@ from funnelprint.artifacts import ArtifactError
 from funnelprint.data.records import check_records
 from funnelprint.models.serving import model_codes, profile_history, recommend_history
 from funnelprint.models.traits import TraitsRecommender
-from funnelprint.serve.batches import ID_CHARS, ID_FIELDS, BatchError, parse_batch, screen
+from funnelprint.serve.batches import (
+    ID_CHARS,
+    ID_FIELDS,
+    BatchError,
+    over_batch_limit,
+    parse_batch,
+    screen,
+)
 from funnelprint.serve.errors import ApiError
 from funnelprint.serve.models import ModelSet
 from funnelprint.serve.schemas import (
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 
 CustomerId = Annotated[str, PathParam(min_length=1, max_length=ID_CHARS,
                                       pattern=r"^[^\x00]+$", description="Customer id")]
+#: Body bytes after which the batch limit is checked on what has arrived so far.
+EARLY_CHECK_BYTES = 64 * 1024
 #: Largest body of a reload request.
 RELOAD_BODY_BYTES = 64 * 1024
 #: Seconds /readyz waits for the store.
@@ -61,8 +70,19 @@ async def post_events(request: Request) -> Any:
     """Store a batch: invalid events are reported by index and reason, valid ones stored;
     the answer comes after the transaction commits."""
     service = _service(request)
-    body = await request.body()
-    return await run_in_threadpool(store_batch, service, body)
+    limit = service.settings.max_batch
+    body = bytearray()
+    checked = False
+    async for chunk in request.stream():
+        body += chunk
+        if not checked and len(body) >= EARLY_CHECK_BYTES:
+            # The batch limit while the body arrives: a flood of small elements passes it
+            # in its first kilobytes, and is refused without reading (or parsing) the rest.
+            checked = True
+            if await run_in_threadpool(over_batch_limit, bytes(body), limit):
+                raise ApiError(413, "batch_too_large", f"more than {limit} events in one "
+                               "batch")
+    return await run_in_threadpool(store_batch, service, bytes(body))
 
 
 def store_batch(service: Service, body: bytes) -> EventsResult:
