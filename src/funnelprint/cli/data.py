@@ -17,6 +17,7 @@ from funnelprint.cli.common import (
     check_output_directory,
     console,
     load_log,
+    positive,
     write_json,
 )
 
@@ -48,23 +49,56 @@ def simulate(
         help="Mixed scenarios: number of behaviour archetypes (1-6; default per scenario)")
     ] = None,
     days: Annotated[int, typer.Option(help="Days of activity")] = 60,
+    sessions: Annotated[float, typer.Option(
+        help="Typical number of sessions per customer (about 10 events each)")] = 8.0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    block_customers: Annotated[int, typer.Option(
+        help="Draw and write customers in blocks of this many, in bounded memory (for "
+             "shops of millions of customers; 0: the whole shop at once). A shop written in "
+             "blocks follows the same distributions but is a different draw")] = 0,
+    event_format: Annotated[str, typer.Option(
+        "--format", help="Events file: csv, or parquet (with --block-customers)")] = "csv",
+    workers: Annotated[int, typer.Option(
+        help="Processes drawing blocks side by side (with --block-customers)")] = 1,
 ) -> None:
     """Write a simulated shop: events.csv, products.csv, truth.csv (the mixes behind each
     customer) and personas.json (bundled) or archetypes.json (the other scenarios)."""
     from funnelprint.data.simulate import SimulationConfig
     from funnelprint.data.simulate import simulate as run_simulation
 
-    for flag, value, most in (("--customers", customers, 10_000_000),
+    for flag, value, most in (("--customers", customers, 100_000_000),
                               ("--products", products, 1_000_000), ("--days", days, 36_500)):
         if not 1 <= value <= most:
             raise ValueError(f"{flag} must be between 1 and {most:,}, not {value}")
     if seed < 0:
         raise ValueError(f"--seed must be 0 or more, not {seed}")
+    positive("--sessions", sessions)
+    positive("--block-customers", block_customers, allow_zero=True)
+    positive("--workers", workers)
+    if event_format not in ("csv", "parquet"):
+        raise ValueError(f"--format must be csv or parquet, not {event_format!r}")
+    if not block_customers and (event_format != "csv" or workers != 1):
+        raise ValueError("--format parquet and --workers apply with --block-customers")
+    if not block_customers and customers > 10_000_000:
+        raise ValueError(f"--customers {customers:,} at once would not fit in memory; "
+                         "draw them with --block-customers (e.g. 100000)")
     check_output_directory(out)
     config = SimulationConfig(customers=customers, products=products, personas=personas,
                               days=days, seed=seed, scenario=scenario, tastes=tastes,
-                              behaviours=behaviours)
+                              behaviours=behaviours, sessions_mean=sessions)
+    if block_customers:
+        from funnelprint.data.simulate_blocks import write_blocks
+
+        with console.status("simulating blocks"):
+            done = write_blocks(config, out, block_customers, event_format,  # type: ignore[arg-type]
+                                workers)
+        bots = f", {done.bots:,} bots" if done.bots else ""
+        console.print(f"wrote {done.events:,} events from {done.customers:,} customers{bots} "
+                      f"over {products:,} products ({scenario}, {done.blocks:,} blocks of up "
+                      f"to {block_customers:,} customers) to {out}")
+        for name, path in done.paths.items():
+            console.print(f"  {name:<10} {path}")
+        return
     sim = run_simulation(config)
     paths = sim.write(out)
     mixes = (f"{len(sim.personas)} personas" if scenario == "bundled" else
