@@ -47,6 +47,26 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="Model directory")]
 CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
 KOpt = Annotated[int, typer.Option("--k", help="How many results")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+EngineOpt = Annotated[str, typer.Option(
+    help="local (this process) or spark (Apache Spark; pip install 'funnelprint[spark]')")]
+SparkMasterOpt = Annotated[str | None, typer.Option(
+    help="Spark master URL with --engine spark (default local[2]; spark://HOST:PORT for a "
+         "standalone cluster)")]
+
+
+def check_engine(engine: str, spark_master: str | None, spark_only: dict[str, Any]) -> None:
+    """Refuse an unknown engine, and Spark options without ``--engine spark``."""
+    if engine not in ("local", "spark"):
+        raise ValueError(f"--engine must be local or spark, not {engine!r}")
+    if engine != "spark":
+        given = [flag for flag, value in {"--spark-master": spark_master, **spark_only}.items()
+                 if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies with --engine spark")
+    else:
+        from funnelprint.spark.session import require_spark
+
+        require_spark()
 
 
 def setup_logging(verbose: bool) -> None:
