@@ -4,6 +4,8 @@ by ``funnelprint serve``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -95,3 +97,28 @@ def test_a_spark_fitted_model_is_served(fitted, tmp_path):
     finally:
         service.terminate()
         service.wait(30)
+
+
+def test_fit_and_profile_on_a_standalone_cluster(fitted, shop, tmp_path):
+    """A master and a worker on 127.0.0.1, driven through the command line."""
+    from funnelprint.spark.testing import start_standalone
+
+    cluster = start_standalone(cores=1, memory="1g")
+    try:
+        def cli(*args: str) -> None:
+            done = subprocess.run([sys.executable, "-m", "funnelprint.cli", *args,
+                                   "--engine", "spark", "--spark-master", cluster.url],
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:] + cluster.logs()
+
+        cli("fit", str(shop["events"]), "--products", str(shop["products"]), "--traits", "5",
+            "--seed", "2", "--out", str(tmp_path / "model"))
+        cli("profile", str(shop["events"]), "--model", str(tmp_path / "model"),
+            "--out", str(tmp_path / "profiles.parquet"))
+    finally:
+        cluster.stop()
+    local = load_file(fitted["local"] / "arrays.safetensors")
+    on_cluster = load_file(tmp_path / "model" / "arrays.safetensors")
+    assert all(np.array_equal(values, on_cluster[name]) for name, values in local.items())
+    profiles = pl.read_parquet(tmp_path / "profiles.parquet" / "*.parquet")
+    assert profiles["customer_id"].n_unique() == profiles.height > 250

@@ -53,6 +53,10 @@ SparkMasterOpt = Annotated[str | None, typer.Option(
     help="Spark master URL with --engine spark (default local[2]; spark://HOST:PORT for a "
          "standalone cluster)")]
 
+MemoryOpt = Annotated[str | None, typer.Option(
+    help="Memory budget, e.g. 6GB: read the file in parts into partitions of whole "
+         "customers on disk and work one partition at a time (logs larger than memory)")]
+
 
 def check_engine(engine: str, spark_master: str | None, spark_only: dict[str, Any]) -> None:
     """Refuse an unknown engine, and Spark options without ``--engine spark``."""

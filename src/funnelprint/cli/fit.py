@@ -18,6 +18,7 @@ from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     EngineOpt,
+    MemoryOpt,
     NamesOpt,
     SparkMasterOpt,
     check_engine,
@@ -78,14 +79,20 @@ def fit(
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
     sample_events: Annotated[int | None, typer.Option(
-        help="Spark engine: fit on a hash sample of customers holding about this many "
-             "events (default 10,000,000; a smaller log is taken whole)")] = None,
+        help="With --engine spark or --memory: fit on a hash sample of customers holding "
+             "about this many events (default: 10,000,000 on Spark, what the memory budget "
+             "allows locally; a smaller log is taken whole)")] = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Fit a model and save it. Models that read a validator (the sequential ones) train on
     each customer's history without its last two items, choose checkpoints on the item
     before the last, and are saved with every customer's full history to recommend from."""
     cls = model_class(model_type)
-    check_engine(engine, spark_master, {"--sample-events": sample_events})
+    check_engine(engine, spark_master, {})
+    if sample_events is not None and engine != "spark" and memory is None:
+        raise ValueError("--sample-events applies with --engine spark or --memory")
+    if memory is not None and (engine == "spark" or model_type != "traits"):
+        raise ValueError("--memory fits the traits model on the local engine")
     if engine == "spark" and model_type != "traits":
         raise ValueError(f"--engine spark fits the traits model, not {model_type!r}")
     given = {"--traits": traits, "--aggregation": aggregation, "--nonneg": nonneg,
@@ -117,6 +124,13 @@ def fit(
         dataset = spark_fit_dataset(Path(events), columns, actions, names, on_error or "raise",
                                     float(params.get("session_gap_minutes", 30.0)), products,
                                     spark_master, sample_events, int(params.get("seed", 0)))
+    elif memory is not None:
+        from funnelprint.cli.outofcore import sample_dataset
+
+        positive("--sample-events", sample_events)
+        dataset = sample_dataset(Path(events), columns, actions, names, on_error or "raise",
+                                 float(params.get("session_gap_minutes", 30.0)), products,
+                                 memory, sample_events, int(params.get("seed", 0)))
     else:
         dataset = events_dataset(cls, Path(events), columns, actions, names, on_error or "raise",
                                  float(params.get("session_gap_minutes", 30.0)), products)

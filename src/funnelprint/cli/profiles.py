@@ -17,6 +17,7 @@ from funnelprint.cli.common import (
     EngineOpt,
     JsonOpt,
     KOpt,
+    MemoryOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
@@ -54,6 +55,7 @@ def profile(
         help="Minutes of inactivity that end a session (default: the model's)")] = None,
     engine: EngineOpt = "local",
     spark_master: SparkMasterOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Profile customers with a fitted model (no retraining). With ``--engine spark`` the
     profiles are written as a directory of Parquet parts (one table)."""
@@ -62,6 +64,15 @@ def profile(
                         "--out")
     fitted = load_traits(model)
     gap = fitted.config.session_gap_minutes if session_gap is None else session_gap
+    if memory is not None:
+        if engine == "spark":
+            raise ValueError("--memory applies to the local engine")
+        from funnelprint.cli.outofcore import profile_partitions
+
+        written, cold = profile_partitions(fitted, events, out, columns, actions, names,
+                                           on_error, gap, memory)
+        console.print(f"wrote {written:,} profiles ({cold:,} cold start) to {out}")
+        return
     if engine == "spark":
         from funnelprint.data import ColumnMapping
         from funnelprint.spark.engine import profile_spark
