@@ -3,6 +3,7 @@ gives: the same errors (file, line, column, value), the same counts, the same jo
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -124,3 +125,13 @@ def test_memory_and_partition_sizes():
         parse_memory("lots")
     assert partitions_for(4_000_000_000, 6 * 2**30) > partitions_for(400_000_000, 6 * 2**30)
     assert partitions_for(1_000, 6 * 2**30) == 1
+
+
+def test_inspect_within_a_memory_budget_gives_the_same_summary(shop, capsys):
+    summaries = []
+    for extra in ([], ["--memory", "300MB"]):
+        capsys.readouterr()
+        assert run(["inspect", str(shop["events"]), "--json", *extra]) == 0
+        summaries.append(json.loads(capsys.readouterr().out))
+    assert summaries[0] == summaries[1]
+    assert summaries[1]["dropped"]["duplicate"] > 0 and summaries[1]["dropped"]["bot_rate"] > 0

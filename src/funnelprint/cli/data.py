@@ -12,6 +12,7 @@ from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     GapOpt,
+    MemoryOpt,
     NamesOpt,
     OnErrorOpt,
     check_output_directory,
@@ -125,10 +126,17 @@ def inspect(
     max_events_per_minute: MaxRateOpt = 60.0,
     rare_product_min_count: RareOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    memory: MemoryOpt = None,
 ) -> None:
     """Validate an event file and summarise it: counts, actions, drops, lengths."""
     from funnelprint.data.summary import summarize
 
+    if memory is not None:
+        summary = _summarize_within(events, columns, actions, names, on_error, session_gap,
+                                    min_session_length, max_session_events,
+                                    max_events_per_minute, rare_product_min_count, memory)
+        write_json(summary) if as_json else print_summary(summary)
+        return
     log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
                    max_session_events, max_events_per_minute, rare_product_min_count,
                    allow_all_dropped=True)
@@ -137,6 +145,29 @@ def inspect(
         write_json(summary)
         return
     print_summary(summary)
+
+
+def _summarize_within(events: Path, columns: str | None, actions: str | None,
+                      names: str | None, on_error: str, session_gap: float,
+                      min_session_length: int, max_session_events: int,
+                      max_events_per_minute: float, rare_product_min_count: int,
+                      memory: str) -> dict:
+    """``inspect --memory``: the summary from partitions of whole customers."""
+    from dataclasses import replace
+
+    from funnelprint.cli.outofcore import partitioned
+    from funnelprint.data.summary import summarize_partitions
+
+    if rare_product_min_count:
+        raise ValueError("--rare-product-min-count counts products over the whole file; it "
+                         "does not apply with --memory")
+    positive("--min-session-length", min_session_length, allow_zero=True)
+    with partitioned(events, columns, actions, names, on_error, session_gap, memory) as (
+            log, _):
+        log.sessions = replace(log.sessions, min_session_length=min_session_length,
+                               max_events_per_session=max_session_events or None,
+                               max_events_per_minute=max_events_per_minute or None)
+        return summarize_partitions(log)
 
 
 def print_summary(summary: dict) -> None:
