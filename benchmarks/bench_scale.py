@@ -161,6 +161,37 @@ def duckdb_prepare(path: str) -> None:
     print(json.dumps({"customers": customers[0] if customers else 0}))
 
 
+def recovery(directory: str, sample_events: int) -> None:
+    """Trait recovery against the simulator's truth: the in-memory fit on every customer
+    against ``fit --memory`` on a hash sample of ``sample_events`` events, each profiling
+    every customer (``profile`` and ``profile --memory``)."""
+    import polars as pl
+
+    from funnelprint.cli import run
+    from funnelprint.profile.quality import align, trait_recovery
+
+    shop = Path(directory)
+    truth = pl.read_csv(shop / "truth.csv", schema_overrides={"customer_id": pl.String})
+    out = {}
+    for name, extra in (("in_memory", []),
+                        ("sample", ["--memory", MEMORY, "--sample-events", str(sample_events)])):
+        model, profiles = shop / f"model-{name}", shop / f"profiles-{name}.parquet"
+        started = time.perf_counter()
+        assert run(["fit", str(shop / "events.csv"), "--products", str(shop / "products.csv"),
+                    "--out", str(model), *extra]) == 0
+        assert run(["profile", str(shop / "events.csv"), "--model", str(model), "--out",
+                    str(profiles), *(["--memory", MEMORY] if extra else [])]) == 0
+        table = pl.read_parquet(profiles)
+        traits = table.select(pl.selectors.starts_with("trait_")).to_numpy()
+        true, learned, _ = align(truth, table["customer_id"].to_numpy(), traits)
+        found = trait_recovery(true, learned)
+        out[name] = {"mean_correlation": round(found["mean_correlation"], 4),
+                     "traits": traits.shape[1], "seconds": round(time.perf_counter() - started)}
+    out["difference"] = round(out["sample"]["mean_correlation"]
+                              - out["in_memory"]["mean_correlation"], 4)
+    print(json.dumps(out))
+
+
 def _simulate(directory: Path, events: int) -> Path:
     shop = directory / "events.csv"
     if shop.exists():
@@ -216,10 +247,14 @@ def run_size(events: int, root: Path, cap: int, with_spark: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepare", choices=("polars", "duckdb"))
+    parser.add_argument("--recovery", type=int, metavar="SAMPLE_EVENTS")
     parser.add_argument("path", nargs="?")
     args = parser.parse_args()
     if args.prepare:
         (polars_prepare if args.prepare == "polars" else duckdb_prepare)(args.path)
+        return
+    if args.recovery:
+        recovery(args.path, args.recovery)
         return
     sizes = [_parse_size(s) for s in os.environ.get("SCALE_SIZES", "10M,30M,100M").split(",")]
     cap = int(float(os.environ.get("SCALE_CAP_GB", "8")) * 1e9)
@@ -227,6 +262,13 @@ def main() -> None:
     with_spark = os.environ.get("SCALE_SPARK", "1") == "1"
     record: dict = {"cap_gb": cap / 1e9, "memory_option": MEMORY, "sizes": {}}
     try:
+        if os.environ.get("SCALE_RECOVERY", "1") == "1":
+            shop = _simulate(root / "recovery-1M", 1_000_000)
+            done = subprocess.run([sys.executable, __file__, "--recovery", "250000",
+                                   str(shop.parent)], capture_output=True, text=True)
+            record["recovery_1M"] = (json.loads(done.stdout.strip().splitlines()[-1])
+                                     if done.returncode == 0 else {"error": done.stderr[-500:]})
+            print(f"  recovery at 1M: {record['recovery_1M']}", file=sys.stderr)
         for events in sizes:
             record["sizes"][str(events)] = run_size(events, root, cap, with_spark)
     finally:
