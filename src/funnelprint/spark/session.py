@@ -57,8 +57,10 @@ def spark_session(master: str | None = None, shuffle_partitions: int = 8,
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.executorEnv.PYSPARK_PYTHON", sys.executable)
     )
-    if driver_memory:
-        builder = builder.config("spark.driver.memory", driver_memory)
+    # The customer sample is gathered on the driver (Arrow batches through its JVM).
+    memory = driver_memory or os.environ.get("FUNNELPRINT_SPARK_DRIVER_MEMORY", "4g")
+    builder = builder.config("spark.driver.memory", memory).config(
+        "spark.driver.maxResultSize", memory)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     try:
