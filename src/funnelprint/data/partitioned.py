@@ -124,13 +124,14 @@ class PartitionedLog:
         path = self.parts[index]
         return pl.read_parquet(path) if path.exists() else pl.DataFrame()
 
-    def journeys(self, index: int, columns: list[str] | None = None) -> EventLog:
-        """Partition ``index`` as the local pipeline's event log for its customers:
-        journeys sorted, exact duplicates removed (counted in ``report``), sessions
-        numbered, bots and outlier sessions dropped (counted in ``session_report``)."""
+    def journeys(self, index: int, fraction: float = 1.0, seed: int = 0) -> EventLog:
+        """Partition ``index`` as the local pipeline's event log for its customers (those
+        of the :func:`in_sample` hash sample at ``fraction`` < 1): journeys sorted, exact
+        duplicates removed (counted in ``report``), sessions numbered, bots and outlier
+        sessions dropped (counted in ``session_report``)."""
         frame = self.read(index)
-        if columns is not None and frame.width:
-            frame = frame.select([c for c in frame.columns if c in {*columns, LINE}])
+        if fraction < 1.0 and frame.height:
+            frame = frame.filter(in_sample(frame["customer_id"], seed, fraction))
         if not frame.height:
             empty = LoadReport(path=self.report.path)
             return EventLog(frame, empty, SessionReport())
@@ -384,12 +385,10 @@ def sample_journeys(log_: PartitionedLog, fraction: float, seed: int = 0) -> Sam
     frames = []
     dropped: Counter = Counter()
     for index in range(len(log_.parts)):
-        part = log_.journeys(index)
+        part = log_.journeys(index, fraction, seed)
         dropped.update(part.dropped)
         log_.session_report.dropped_events.update(part.session_report.dropped_events)
         events = part.events
-        if fraction < 1.0 and events.height:
-            events = events.filter(in_sample(events["customer_id"], seed, fraction))
         if events.height:
             frames.append(events)
     if not frames:
