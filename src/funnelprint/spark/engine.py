@@ -71,6 +71,10 @@ def prepare(spark: SparkSession, path: Path, work: Path, mapping: ColumnMapping 
             on_error: OnError, gap_minutes: float) -> SparkEvents:
     prepared = read_journeys(spark, path, work, mapping, on_error,
                              SessionConfig(gap_minutes=gap_minutes), DEFAULT_TIME_BOUNDS)
+    # Written once: the sample, the counts and the profiles read the journeys again.
+    journeys = str(work / "journeys")
+    prepared.frame.write.mode("overwrite").parquet(journeys)
+    prepared.frame = spark.read.parquet(journeys)
     prepared.events = prepared.frame.count()
     for reason, count in sorted(prepared.dropped.items()):
         log.warning("%s: dropped %d row(s): %s", path, count, reason)
