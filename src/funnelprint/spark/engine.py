@@ -8,7 +8,7 @@ driver from a sample of customers, every customer profiled on the executors.
   any engine; a log under ``sample_events`` is taken whole, and then the fitted model is the
   one ``funnelprint fit`` fits locally.
 * :func:`profile_spark` profiles every customer with a fitted model: the model directory is
-  shipped to the executors (``SparkContext.addFile``), loaded once per Python worker, and each
+  shipped to the executors (``SparkContext.addArchive``), loaded once per Python worker, and each
   group of customers (a hash bucket) is profiled by the model's own ``profile_events``; the
   profiles are written as partitioned Parquet.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +152,8 @@ def _profile_schema(traits: int) -> Any:
                        StructField("known_tokens", LongType())])
 
 
-def profile_frame(prepared: DataFrame, model_dir: Path, traits: int, events: int) -> DataFrame:
+def profile_frame(prepared: DataFrame, model_dir: Path, traits: int, events: int, work: Path
+                  ) -> DataFrame:
     """Profiles of every customer of ``prepared`` (Spark), groups of customers profiled by
     the model of ``model_dir`` on the executors."""
     from pyspark import SparkFiles
@@ -159,8 +161,11 @@ def profile_frame(prepared: DataFrame, model_dir: Path, traits: int, events: int
     from pyspark.sql.pandas.types import to_arrow_schema
 
     spark = prepared.sparkSession
-    spark.sparkContext.addFile(str(model_dir), recursive=True)
-    name = model_dir.name
+    # Shipped as an archive (a cluster takes no directories), unpacked on every executor.
+    name = f"funnelprint-model-{uuid.uuid4().hex}"
+    archive = shutil.make_archive(str(work / name), "zip", root_dir=model_dir)
+    spark.sparkContext.addArchive(archive)
+    name += ".zip"
     buckets = max(1, events // GROUP_EVENTS)
     bucketed = prepared.withColumn("__bucket", F.pmod(F.crc32(F.col("customer_id")), buckets))
     schema = _profile_schema(traits)
@@ -196,7 +201,8 @@ def _profile_all(spark: SparkSession, path: Path, model_dir: Path, out: Path, tr
     from pyspark.sql import functions as F
 
     prepared = prepare(spark, path, work, mapping, on_error, gap_minutes)
-    profiles = profile_frame(prepared.frame, model_dir.resolve(), traits, prepared.events)
+    profiles = profile_frame(prepared.frame, model_dir.resolve(), traits, prepared.events,
+                             work)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     profiles.write.mode("overwrite").parquet(str(partial))
