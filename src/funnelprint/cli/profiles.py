@@ -11,6 +11,7 @@ from rich.table import Table
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
     CustomerOpt,
@@ -18,12 +19,14 @@ from funnelprint.cli.common import (
     JsonOpt,
     KOpt,
     MemoryOpt,
+    MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
     SparkMasterOpt,
     check_engine,
     check_output_suffix,
+    check_reader_options,
     console,
     load_log,
     on_error_mode,
@@ -50,6 +53,8 @@ def profile(
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
     session_gap: Annotated[float | None, typer.Option(
         help="Minutes of inactivity that end a session (default: the model's)")] = None,
@@ -60,6 +65,8 @@ def profile(
     """Profile customers with a fitted model (no retraining). With ``--engine spark`` the
     profiles are written as a directory of Parquet parts (one table)."""
     check_engine(engine, spark_master, {})
+    check_reader_options(engine == "spark" or memory is not None, action=action,
+                         missing_customer=missing_customer)
     check_output_suffix(out, (".parquet",) if engine == "spark" else (".parquet", ".csv"),
                         "--out")
     fitted = load_traits(model)
@@ -85,7 +92,8 @@ def profile(
         console.print(f"wrote {done['profiles']:,} profiles ({done['cold_start']:,} cold "
                       f"start) to {out} (spark, {done['master']})")
         return
-    log = load_log(events, columns, actions, names, on_error, gap)
+    log = load_log(events, columns, actions, names, on_error, gap, action=action,
+                   missing_customer=missing_customer)
     table = fitted.profile_events(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")

@@ -340,6 +340,8 @@ def partition_events(path: str | Path, mapping: ColumnMapping | None = None,
                 report.examples.setdefault(code, example)
             if rows.timestamp_encoding:
                 encodings.update(rows.timestamp_encoding.split("+"))
+            if rows.report is not None:
+                _merge_notes(report, rows.report)
             report.events += rows.events.height
             writers.append(rows.events)
             log.info("%s: %d rows read", path, report.rows_read)
@@ -354,6 +356,17 @@ def partition_events(path: str | Path, mapping: ColumnMapping | None = None,
         log.warning("%s: dropped %d row(s): %s%s", path, count, reason,
                     f"; first: {first_seen}" if first_seen else "")
     return PartitionedLog(directory, writers.paths, report, sessions or SessionConfig())
+
+
+def _merge_notes(report: LoadReport, batch: LoadReport) -> None:
+    """What the reader noted about a batch besides drops (renamed actions, ids written as
+    floats, filled values, whole-batch warnings), added to the file's report."""
+    for name in ("normalised", "filled"):
+        getattr(report, name).update(getattr(batch, name, {}))
+    report.action_mapping.update(getattr(batch, "action_mapping", {}))
+    for warning in getattr(batch, "warnings", []):
+        if warning not in report.warnings:
+            report.warnings.append(warning)
 
 
 def _resolve(mapping: ColumnMapping, names: list[str], path: Path) -> dict[str, str]:
