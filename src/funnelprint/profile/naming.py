@@ -1,0 +1,196 @@
+"""The words of a trait: its evidence lines and its name, each one said only where the raw
+figures of the trait's typical customers back it (:mod:`funnelprint.profile.evidence`).
+
+* An evidence line reads a behaviour feature's word (``rarely carts``) when the typical
+  customers' figure lies, with its 95% interval, wholly on that side of everyone's.
+* A named behaviour (:data:`BEHAVIOUR_NAMES`: ``window shopper``, ``regular``, ...) enters a
+  name when every figure it stands for can be observed in the log, none of them points the
+  other way, and at least two of them (one where it stands for one) are backed.
+* A taste word is a category, a brand or a product that takes a larger share of the typical
+  customers' events than of everyone's, by more than the interval: a readable value as it
+  is (``electronics.audio``), a numeric one labelled with its field (``category 8``,
+  ``brand 489``, ``product 5809910``).
+* Names are unique: traits that would share one get what sets each apart, itself backed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from funnelprint.profile.behaviour import FEATURE
+from funnelprint.profile.evidence import FIGURES, CustomerFigures, Interval, verdict
+
+#: Named shopping behaviours: each is a set of (feature, direction) it shows (direction +1:
+#: above the population, -1: below).
+BEHAVIOUR_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
+    "price-seeking": (("carted_price_position", -1), ("viewed_price_position", -1),
+                      ("bought_price_position", -1)),
+    "premium-seeking": (("carted_price_position", 1), ("viewed_price_position", 1),
+                        ("bought_price_position", 1)),
+    "impulse buyer": (("seconds_view_to_cart", -1), ("seconds_view_to_purchase", -1),
+                      ("view_to_purchase", 1), ("views_per_session", -1)),
+    "window shopper": (("views_per_session", 1), ("session_minutes", 1), ("view_to_cart", -1),
+                       ("view_to_purchase", -1)),
+    "cart abandoner": (("carts_never_bought", 1), ("cart_to_remove", 1),
+                       ("cart_to_purchase", -1)),
+    "regular": (("visit_regularity", 1), ("visits_per_week", 1), ("repeat_views", 1),
+                ("repeat_purchases", 1)),
+}
+#: Evidence lines kept per trait (the most distinct first).
+EVIDENCE_LINES = 6
+#: Candidates of each field a taste word is looked for among (the trait's leading ones).
+TASTE_CANDIDATES = 5
+_READABLE = re.compile(r"[^\W\d_]")  # a letter of any script
+
+
+def claim(feature: str, direction: int) -> tuple[str, int]:
+    """The raw figure and its direction that a feature's word claims."""
+    f = FEATURE[feature]
+    return f.figure, f.sign * direction
+
+
+def evidence_lines(figures: dict[str, Interval], population: dict[str, float],
+                   available: tuple[str, ...], top_n: int = EVIDENCE_LINES
+                   ) -> list[dict[str, Any]]:
+    """One line per figure of the ``available`` features whose interval lies wholly above
+    or below everyone's value, most distinct first (distance from everyone's value in units
+    of the interval's half-width); a figure that two features read is read once."""
+    lines: list[dict[str, Any]] = []
+    seen = set()
+    for name in available:
+        f = FEATURE[name]
+        if f.figure in seen:
+            continue
+        seen.add(f.figure)
+        typical, everyone = figures[f.figure], population[f.figure]
+        for direction, word in ((1, f.high), (-1, f.low)):
+            if verdict(typical, everyone, f.sign * direction) != "supported":
+                continue
+            spread = max((typical.high - typical.low) / 2, 1e-12)
+            lines.append({
+                "feature": name, "figure": f.figure, "description": FIGURES[f.figure],
+                "value": _round(typical.value), "low": _round(typical.low),
+                "high": _round(typical.high), "population": _round(everyone),
+                "lift": _round(typical.value / everyone) if everyone else None,
+                "customers": typical.customers, "reads": word,
+                "distance": round(abs(typical.value - everyone) / spread, 3)})
+    lines.sort(key=lambda line: -float(line["distance"]))
+    return lines[:top_n]
+
+
+def qualifies(name: str, figures: dict[str, Interval], population: dict[str, float],
+              available: tuple[str, ...]) -> bool:
+    """Whether the named behaviour ``name`` may be said (see the module's docstring)."""
+    signs = BEHAVIOUR_NAMES[name]
+    if any(feature not in available for feature, _ in signs):
+        return False  # part of what the name says cannot be seen in this log
+    claims = dict(claim(feature, direction) for feature, direction in signs)
+    verdicts = [verdict(figures[fig], population[fig], sign) for fig, sign in claims.items()]
+    backed = sum(v == "supported" for v in verdicts)
+    return "contradicted" not in verdicts and backed >= min(2, len(claims))
+
+
+def behaviour_word(lines: list[dict[str, Any]], figures: dict[str, Interval],
+                   population: dict[str, float], available: tuple[str, ...]) -> str | None:
+    """The named behaviour of the most distinct evidence line that may be said, else that
+    line's own word; None without evidence. The most distinct line leads, so that a trait of
+    regular visitors who also buy quickly is ``regular``, not a second ``impulse buyer``."""
+    for line in lines:
+        direction = 1 if line["reads"] == FEATURE[line["feature"]].high else -1
+        for name, signs in BEHAVIOUR_NAMES.items():
+            if (line["feature"], direction) in signs and qualifies(name, figures, population,
+                                                                   available):
+                return name
+    return str(lines[0]["reads"]) if lines else None
+
+
+def label(field_: str, value: str) -> str:
+    """How a name shows a value of ``field_``: a readable category as it is, anything else
+    with its field (``brand runail``, ``category 8``, ``product 5809910``)."""
+    if field_ == "category" and _READABLE.search(value):
+        return value
+    return f"{field_} {value}"
+
+
+def taste_candidates(trait: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, value) a taste word may come from, in order: readable categories, readable
+    brands, then the other categories, brands and products, each field's leading ones."""
+    fields = (("category", trait.get("top_categories", [])),
+              ("brand", trait.get("top_brands", [])),
+              ("product", trait.get("top_products", [])))
+    pairs = [(f, str(v)) for f, values in fields for v in values[:TASTE_CANDIDATES]]
+    readable = [(f, v) for f, v in pairs if f != "product" and _READABLE.search(v)]
+    return readable + [p for p in pairs if p not in readable]
+
+
+TasteCheck = Callable[[str, str], bool]
+
+
+def taste_checker(figures: CustomerFigures, rows: np.ndarray, seed: int) -> TasteCheck:
+    """Whether a (field, value) takes a larger share of the events of customers ``rows``
+    than of everyone's, by more than its interval."""
+    def backed(field_: str, value: str) -> bool:
+        found = figures.label_share(field_, value, rows, seed)
+        return found is not None and verdict(found[0], found[1], 1) == "supported"
+    return backed
+
+
+def taste_word(trait: dict[str, Any], backed: TasteCheck) -> str | None:
+    """The first taste candidate whose share the typical customers back, as a label."""
+    for field_, value in taste_candidates(trait):
+        if backed(field_, value):
+            return label(field_, value)
+    return None
+
+
+def make_unique(traits: list[dict[str, Any]], checks: list[TasteCheck]) -> None:
+    """Traits that share a name get what sets each apart: a behaviour trait an evidence
+    word the others' evidence lacks, a taste trait its next backed taste word (a number
+    only where nothing does)."""
+    groups: dict[str, list[int]] = {}
+    for j, trait in enumerate(traits):
+        groups.setdefault(trait["name"], []).append(j)
+    for name, members in groups.items():
+        if len(members) < 2:
+            continue
+        taken = {part for j in members for part in traits[j]["name"].split(" · ")}
+        for rank, j in enumerate(members, start=1):
+            others = {str(line["reads"]) for i in members if i != j
+                      for line in traits[i].get("evidence", [])}
+            others |= {label(f, v) for i in members if i != j
+                       for f, v in taste_candidates(traits[i])}
+            mark = _distinct_mark(traits[j], taken, others, checks[j])
+            if mark:
+                taken.add(mark)
+            traits[j]["name"] = f"{name} · {mark}" if mark else f"{name} ({rank})"
+
+
+def _distinct_mark(trait: dict[str, Any], taken: set[str], others: set[str],
+                   backed: TasteCheck) -> str:
+    """The first word that tells ``trait`` from the others sharing its name (``others``:
+    their evidence and taste words): an evidence word or a backed taste word of its own,
+    else any evidence word not yet in a name (behaviour and mixed traits try evidence
+    first, taste traits taste first)."""
+    words = [str(line["reads"]) for line in trait.get("evidence", [])]
+    own = [w for w in words if w not in others and w not in taken]
+    tastes = (label(f, v) for f, v in taste_candidates(trait)
+              if label(f, v) not in taken and label(f, v) not in others and backed(f, v))
+    ordered: list[Any] = [own, tastes] if trait.get("kind") in ("behaviour", "mixed") \
+        else [tastes, own]
+    for candidates in [*ordered, (w for w in words if w not in taken)]:
+        for word in candidates:
+            return str(word)
+    return ""
+
+
+def _round(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
+__all__ = ["BEHAVIOUR_NAMES", "EVIDENCE_LINES", "behaviour_word", "claim", "evidence_lines",
+           "label", "make_unique", "qualifies", "taste_candidates", "taste_checker",
+           "taste_word"]
