@@ -99,22 +99,24 @@ def run(log: Log, seed: int = 0) -> dict:
     return row
 
 
-def print_table(rows: list[dict]) -> None:
-    head = (f"{'log':<30} {'events':>7} {'cust':>6} {'days':>6} {'traits':>6} {'cold':>5} "
-            f"{'name words':>15} {'evidence lines':>15} {'bare':>4} {'dup':>3} {'fit s':>6}")
-    print(head, file=sys.stderr)
+def table(rows: list[dict]) -> list[str]:
+    """The check as a table: name words and evidence lines contradicted (✗) and backed by
+    their interval (✓) of all read, bare ids, duplicate names."""
+    lines = [f"{'log':<30} {'events':>7} {'cust':>6} {'days':>6} {'traits':>6} {'cold':>5} "
+             f"{'name words':>15} {'evidence lines':>15} {'bare':>4} {'dup':>3} {'fit s':>6}"]
     for r in rows:
         if r["fit"] != "ok":
-            print(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} {r['days']:>6} "
-                  f"{r['fit']}", file=sys.stderr)
+            lines.append(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} "
+                         f"{r['days']:>6} {r['fit']}")
             continue
         names = (f"{r['name_words_contradicted']}✗ {r['name_words_supported']}✓ "
                  f"/{r['name_words']}")
-        lines = (f"{r['evidence_contradicted']}✗ {r['evidence_supported']}✓ "
-                 f"/{r['evidence_lines']}")
-        print(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} {r['days']:>6} "
-              f"{r['traits']:>6} {r['cold_start']:>5.0%} {names:>15} {lines:>15} "
-              f"{r['bare_ids']:>4} {r['duplicate_names']:>3} {r['fit_s']:>6}", file=sys.stderr)
+        evidence = (f"{r['evidence_contradicted']}✗ {r['evidence_supported']}✓ "
+                    f"/{r['evidence_lines']}")
+        lines.append(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} {r['days']:>6} "
+                     f"{r['traits']:>6} {r['cold_start']:>5.0%} {names:>15} {evidence:>15} "
+                     f"{r['bare_ids']:>4} {r['duplicate_names']:>3} {r['fit_s']:>6}")
+    return lines
 
 
 def main() -> None:
@@ -132,8 +134,11 @@ def main() -> None:
         for log in logs:
             rows.append(run(log))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    print_table(rows)
-    print(json.dumps({r["log"]: {k: v for k, v in r.items() if k != "log"} for r in rows}))
+    lines = table(rows)
+    print("\n".join(lines), file=sys.stderr)
+    print(json.dumps({"table": lines,
+                      "logs": {r["log"]: {k: v for k, v in r.items() if k != "log"}
+                               for r in rows}}))
 
 
 if __name__ == "__main__":
