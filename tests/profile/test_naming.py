@@ -33,6 +33,14 @@ def test_an_interval_says_supported_contradicted_or_open():
     assert verdict(Interval(float("nan"), float("nan"), float("nan"), 0), 1.0, 1) == "open"
 
 
+def test_thin_evidence_backs_no_word():
+    # one customer with one cart and no purchase: a bootstrap over them says [0, 0]
+    alone = Interval(0.0, 0.0, 0.0, 1, counts_low=0.0, counts_high=0.85)
+    assert verdict(alone, 0.05, -1) == "supported" and not alone.backs(0.05, -1)
+    few = Interval(0.0, 0.0, 0.0, 6, counts_low=0.0, counts_high=0.2)
+    assert not few.backs(0.05, -1) and few.backs(0.3, -1)
+
+
 def test_evidence_lines_are_the_backed_figures_only_once_each():
     group, everyone = figures(view_to_cart=0.2, cart_to_purchase=0.3, views_per_visit=1.02)
     lines = evidence_lines(group, everyone, ALL)

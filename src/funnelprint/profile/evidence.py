@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from scipy.stats import beta
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.schema import TOKEN_PREFIX
@@ -32,8 +33,13 @@ TYPICAL_SHARE = 0.1
 RESAMPLES = 1000
 #: Two-sided level of the intervals.
 LEVEL = 0.95
+#: Fewest customers of a group with a figure's events for the figure to back a word.
+MIN_CUSTOMERS = 5
 #: Action mix keys of the funnel's actions (other actions keep their own names).
 MIX_KEYS = ("view", "cart", "remove", "buy")
+#: Figures that count hits among trials (rates), which also get an interval from counts.
+RATES = frozenset({"view_to_cart", "view_to_purchase", "cart_to_purchase", "repeat_views",
+                   "repeat_purchases"})
 #: Price bands: thirds of the price percentile within the category.
 PRICE_BANDS = ("low", "mid", "high")
 #: Fields a name may take a label from.
@@ -63,12 +69,33 @@ FIGURES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Interval:
-    """A group's figure, its bootstrap interval, and how many customers have it."""
+    """A group's figure, its bootstrap interval (``low``, ``high``), and how many
+    customers have it. For a rate of counts (hits of trials), ``counts_low`` and
+    ``counts_high`` are also its Beta (Jeffreys) interval from the pooled counts, which a
+    bootstrap over a handful of customers misses: one customer with one cart and no
+    purchase gives a bootstrap interval of [0, 0]. NaN where they do not apply."""
 
     value: float
     low: float
     high: float
     customers: int
+    counts_low: float = float("nan")
+    counts_high: float = float("nan")
+
+    @property
+    def widest(self) -> tuple[float, float]:
+        """The interval that takes both kinds of uncertainty in."""
+        return (float(np.fmin(self.low, self.counts_low)),
+                float(np.fmax(self.high, self.counts_high)))
+
+    def backs(self, population: float, sign: int) -> bool:
+        """Whether the group's figure lies above (``sign`` +1) or below (-1) ``population``
+        by more than both intervals, on at least :data:`MIN_CUSTOMERS` customers: what a
+        word needs to be said."""
+        low, high = self.widest
+        if self.customers < MIN_CUSTOMERS or not np.isfinite(population):
+            return False
+        return bool(low > population) if sign > 0 else bool(high < population)
 
 
 def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0) -> pl.DataFrame:
@@ -221,10 +248,11 @@ def label_counts(events: pl.DataFrame, n_rows: int, field_: str, value: str) -> 
 
 
 def intervals(hits: np.ndarray, trials: np.ndarray, rows: np.ndarray, seed: int = 0,
-              resamples: int = RESAMPLES) -> list[Interval]:
+              resamples: int = RESAMPLES, rates: np.ndarray | None = None) -> list[Interval]:
     """The pooled ratio sum(hits) / sum(trials) of each column over customer ``rows``, and
     its percentile bootstrap interval over resamples of those customers (NaN where the rows
-    have no trials)."""
+    have no trials); for the columns flagged in ``rates`` (counts of hits among trials) also
+    the Jeffreys interval of the pooled counts."""
     h, t = hits[rows], trials[rows]
     rng = np.random.default_rng(seed)
     n = rows.size
@@ -243,7 +271,12 @@ def intervals(hits: np.ndarray, trials: np.ndarray, rows: np.ndarray, seed: int 
         finite = stats[np.isfinite(stats[:, j]), j]
         low, high = (np.percentile(finite, [tail, 100 - tail]) if finite.size
                      else (np.nan, np.nan))
-        out.append(Interval(value, float(low), float(high), int((t[:, j] > 0).sum())))
+        counts = (np.nan, np.nan)
+        if rates is not None and rates[j] and total > 0:
+            hit = min(float(h[:, j].sum()), float(total))
+            counts = beta.ppf([tail / 100, 1 - tail / 100], hit + 0.5, total - hit + 0.5)
+        out.append(Interval(value, float(low), float(high), int((t[:, j] > 0).sum()),
+                            float(counts[0]), float(counts[1])))
     return out
 
 
@@ -327,8 +360,9 @@ class CustomerFigures:
     def group(self, rows: np.ndarray, seed: int = 0, resamples: int = RESAMPLES
               ) -> dict[str, Interval]:
         """Every figure of the customers ``rows``, with its interval."""
-        return dict(zip(FIGURES, intervals(self.hits, self.trials, rows, seed, resamples),
-                        strict=True))
+        rates = np.array([f in RATES for f in FIGURES])
+        return dict(zip(FIGURES, intervals(self.hits, self.trials, rows, seed, resamples,
+                                           rates), strict=True))
 
     def label_share(self, field_: str, value: str, rows: np.ndarray, seed: int = 0,
                     resamples: int = RESAMPLES) -> tuple[Interval, float] | None:
@@ -339,7 +373,8 @@ class CustomerFigures:
         if at >= names.size or names[at] != value:
             return None
         hits = np.asarray(matrix[:, at].todense()).reshape(-1, 1)
-        share = intervals(hits, self.events[:, None], rows, seed, resamples)[0]
+        share = intervals(hits, self.events[:, None], rows, seed, resamples,
+                          np.ones(1, dtype=bool))[0]
         return share, float(hits.sum() / max(self.events.sum(), 1.0))
 
     def action_mix(self, rows: np.ndarray | None = None) -> dict[str, float]:
@@ -349,7 +384,8 @@ class CustomerFigures:
     def price_bands(self, rows: np.ndarray | None = None) -> dict[str, float]:
         """Shares of the viewed products (of known price) in the low, middle and high third
         of their category's prices, for ``rows`` (default: everyone)."""
-        return _shares(self.bands if rows is None else self.bands[rows], PRICE_BANDS)
+        return _shares(self.bands if rows is None else self.bands[rows], PRICE_BANDS) \
+            if (self.bands if rows is None else self.bands[rows]).any() else {}
 
 
 def _shares(counts: np.ndarray, keys: tuple[str, ...]) -> dict[str, float]:
@@ -359,6 +395,7 @@ def _shares(counts: np.ndarray, keys: tuple[str, ...]) -> dict[str, float]:
             for k, v in zip(keys, total, strict=True)}
 
 
-__all__ = ["FIGURES", "LABEL_FIELDS", "LEVEL", "MIX_KEYS", "PRICE_BANDS", "RESAMPLES",
+__all__ = ["FIGURES", "LABEL_FIELDS", "LEVEL", "MIN_CUSTOMERS", "MIX_KEYS", "PRICE_BANDS",
+           "RATES", "RESAMPLES",
            "TYPICAL_SHARE", "CustomerFigures", "Interval", "customer_counts", "event_frame",
            "intervals", "item_frame", "label_counts", "typical_rows", "verdict"]

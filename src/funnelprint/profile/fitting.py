@@ -48,6 +48,8 @@ MIN_CUSTOMERS = 8
 MERGE_SAMPLE = 2000
 #: Tolerance of the fit on every customer from the merged start.
 FINAL_TOL = 1e-3
+#: Customers per trait at least, where the number of traits is selected.
+CUSTOMERS_PER_TRAIT = 10
 #: Where the thresholds adapt to the data: the ones tried, most demanding first.
 MIN_COUNTS = (5, 4, 3, 2, 1)
 MIN_KNOWN_TOKENS = (3, 2, 1)
@@ -298,8 +300,13 @@ def select_shape(blocks: list[np.ndarray], config: ProfileConfig) -> Shape:
                          f"{most} (half of its {customers:,} customers with known events, "
                          f"and {columns} features)")
     scales = np.array([block_scale(b) for b in blocks])
+    # A trait needs customers to lean on it: on a small log, at most one per
+    # CUSTOMERS_PER_TRAIT customers (the selection's criterion keeps improving on noise).
+    most_selected = min(c.max_traits, max(2, customers // CUSTOMERS_PER_TRAIT))
+    if c.traits is None and most_selected < c.max_traits:
+        log.info("profile: at most %d traits for %d customers", most_selected, customers)
     chosen = select([b / scale for b, scale in zip(blocks, scales, strict=True)],
-                    c.traits, c.seed, c.trait_grid(), max_traits=c.max_traits)
+                    c.traits, c.seed, c.trait_grid(), max_traits=most_selected)
     selection = {"traits": {str(k): round(v, 4) for k, v in chosen.traits_scores.items()},
                  "behaviour_weight": {str(k): round(v, 4) for k, v in
                                       chosen.balance_scores.items()}}
@@ -424,9 +431,9 @@ def token_table(dataset: Dataset, vocabulary: list[str], token_actions: np.ndarr
         price=per_item(dataset.item_prices, np.nan))
 
 
-__all__ = ["FINAL_TOL", "MERGE_SAMPLE", "MIN_COUNTS", "MIN_CUSTOMERS", "MIN_KNOWN_TOKENS",
-           "Basis", "BehaviourFit", "Shape", "Thresholds", "Vocabulary", "choose_thresholds",
-           "event_table", "fit_aggregator", "fit_basis", "fit_behaviour", "fit_featurizer",
-           "fit_merged", "fit_segments", "fit_vocabulary", "gap_us", "item_price_positions",
-           "item_views", "nmf", "select_shape", "token_features", "token_sentences",
-           "token_table"]
+__all__ = ["CUSTOMERS_PER_TRAIT", "FINAL_TOL", "MERGE_SAMPLE", "MIN_COUNTS", "MIN_CUSTOMERS",
+           "MIN_KNOWN_TOKENS", "Basis", "BehaviourFit", "Shape", "Thresholds", "Vocabulary",
+           "choose_thresholds", "event_table", "fit_aggregator", "fit_basis", "fit_behaviour",
+           "fit_featurizer", "fit_merged", "fit_segments", "fit_vocabulary", "gap_us",
+           "item_price_positions", "item_views", "nmf", "select_shape", "token_features",
+           "token_sentences", "token_table"]

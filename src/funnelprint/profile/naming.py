@@ -56,9 +56,10 @@ def claim(feature: str, direction: int) -> tuple[str, int]:
 def evidence_lines(figures: dict[str, Interval], population: dict[str, float],
                    available: tuple[str, ...], top_n: int = EVIDENCE_LINES
                    ) -> list[dict[str, Any]]:
-    """One line per figure of the ``available`` features whose interval lies wholly above
-    or below everyone's value, most distinct first (distance from everyone's value in units
-    of the interval's half-width); a figure that two features read is read once."""
+    """One line per figure of the ``available`` features that the typical customers back
+    (see :meth:`~funnelprint.profile.evidence.Interval.backs`: its intervals lie wholly
+    above or below everyone's value), most distinct first (distance from everyone's value in
+    units of the interval's half-width); a figure that two features read is read once."""
     lines: list[dict[str, Any]] = []
     seen = set()
     for name in available:
@@ -68,13 +69,14 @@ def evidence_lines(figures: dict[str, Interval], population: dict[str, float],
         seen.add(f.figure)
         typical, everyone = figures[f.figure], population[f.figure]
         for direction, word in ((1, f.high), (-1, f.low)):
-            if verdict(typical, everyone, f.sign * direction) != "supported":
+            if not typical.backs(everyone, f.sign * direction):
                 continue
-            spread = max((typical.high - typical.low) / 2, 1e-12)
+            low, high = typical.widest
+            spread = max((high - low) / 2, 1e-12)
             lines.append({
                 "feature": name, "figure": f.figure, "description": FIGURES[f.figure],
-                "value": _round(typical.value), "low": _round(typical.low),
-                "high": _round(typical.high), "population": _round(everyone),
+                "value": _round(typical.value), "low": _round(low),
+                "high": _round(high), "population": _round(everyone),
                 "lift": _round(typical.value / everyone) if everyone else None,
                 "customers": typical.customers, "reads": word,
                 "distance": round(abs(typical.value - everyone) / spread, 3)})
@@ -89,9 +91,12 @@ def qualifies(name: str, figures: dict[str, Interval], population: dict[str, flo
     if any(feature not in available for feature, _ in signs):
         return False  # part of what the name says cannot be seen in this log
     claims = dict(claim(feature, direction) for feature, direction in signs)
-    verdicts = [verdict(figures[fig], population[fig], sign) for fig, sign in claims.items()]
-    backed = sum(v == "supported" for v in verdicts)
-    return "contradicted" not in verdicts and backed >= min(2, len(claims))
+    # Against: the bootstrap interval alone lies on the other side (the narrower test, so
+    # a name never stands where a plain bootstrap would refute part of it).
+    against = any(verdict(figures[fig], population[fig], sign) == "contradicted"
+                  for fig, sign in claims.items())
+    backed = sum(figures[fig].backs(population[fig], sign) for fig, sign in claims.items())
+    return not against and backed >= min(2, len(claims))
 
 
 def behaviour_word(lines: list[dict[str, Any]], figures: dict[str, Interval],
@@ -135,7 +140,7 @@ def taste_checker(figures: CustomerFigures, rows: np.ndarray, seed: int) -> Tast
     than of everyone's, by more than its interval."""
     def backed(field_: str, value: str) -> bool:
         found = figures.label_share(field_, value, rows, seed)
-        return found is not None and verdict(found[0], found[1], 1) == "supported"
+        return found is not None and found[0].backs(found[1], 1)
     return backed
 
 
