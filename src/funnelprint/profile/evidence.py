@@ -365,17 +365,22 @@ class CustomerFigures:
                                            rates), strict=True))
 
     def label_share(self, field_: str, value: str, rows: np.ndarray, seed: int = 0,
-                    resamples: int = RESAMPLES) -> tuple[Interval, float] | None:
+                    resamples: int = RESAMPLES, above_only: bool = False
+                    ) -> tuple[Interval, float] | None:
         """The share of the events of customers ``rows`` whose item has ``value`` as its
-        ``field_``, with its interval, and everyone's share; None for an unknown value."""
+        ``field_``, with its interval, and everyone's share; None for an unknown value, or
+        with ``above_only`` for a share not above everyone's (no interval is needed)."""
         names, matrix = self.labels[field_]
         at = np.searchsorted(names, value)
         if at >= names.size or names[at] != value:
             return None
-        hits = np.asarray(matrix[:, at].todense()).reshape(-1, 1)
-        share = intervals(hits, self.events[:, None], rows, seed, resamples,
+        hits = np.asarray(matrix[:, at].todense()).ravel()
+        everyone = float(hits.sum() / max(self.events.sum(), 1.0))
+        if above_only and hits[rows].sum() <= everyone * self.events[rows].sum():
+            return None
+        share = intervals(hits[:, None], self.events[:, None], rows, seed, resamples,
                           np.ones(1, dtype=bool))[0]
-        return share, float(hits.sum() / max(self.events.sum(), 1.0))
+        return share, everyone
 
     def action_mix(self, rows: np.ndarray | None = None) -> dict[str, float]:
         """Shares of each action among the events of ``rows`` (default: everyone)."""

@@ -139,7 +139,7 @@ def taste_checker(figures: CustomerFigures, rows: np.ndarray, seed: int) -> Tast
     """Whether a (field, value) takes a larger share of the events of customers ``rows``
     than of everyone's, by more than its interval."""
     def backed(field_: str, value: str) -> bool:
-        found = figures.label_share(field_, value, rows, seed)
+        found = figures.label_share(field_, value, rows, seed, above_only=True)
         return found is not None and found[0].backs(found[1], 1)
     return backed
 
