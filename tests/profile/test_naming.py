@@ -69,6 +69,19 @@ def test_a_named_behaviour_needs_two_backed_figures_and_none_against():
                                                                    "returns to favourites"}
 
 
+def test_a_name_needs_a_difference_large_enough_to_name_a_trait_by():
+    # backed by the intervals, yet the typical customers sit near everyone's median
+    group, everyone = figures(views_per_visit=3.0, minutes_per_visit=3.0, view_to_cart=0.2)
+    small = dict.fromkeys(FIGURES, 0.0) | {"views_per_visit": 0.06, "minutes_per_visit": 0.05}
+    large = small | {"views_per_visit": 0.3, "minutes_per_visit": 0.2}
+    assert not qualifies("window shopper", group, everyone, ALL, small)
+    assert qualifies("window shopper", group, everyone, ALL, large)
+    lines = evidence_lines(group, everyone, ALL, small)
+    assert lines and behaviour_word(lines, group, everyone, ALL, small) is None
+    assert behaviour_word(evidence_lines(group, everyone, ALL, large), group, everyone, ALL,
+                          large) == "window shopper"
+
+
 def test_names_label_ids_with_their_field():
     assert label("category", "electronics.audio") == "electronics.audio"
     assert label("category", "2053013553559896355") == "category 2053013553559896355"

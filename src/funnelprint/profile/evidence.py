@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from scipy.stats import beta
+from scipy.stats import beta, rankdata
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.schema import TOKEN_PREFIX
@@ -350,6 +350,22 @@ class CustomerFigures:
         return cls(counts.select([f"{f}.hits" for f in FIGURES]).to_numpy(),
                    counts.select([f"{f}.trials" for f in FIGURES]).to_numpy(), actions,
                    action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64))
+
+    def shifts(self, rows: np.ndarray) -> dict[str, float]:
+        """How far customers ``rows`` stand from everyone on each figure, whatever its unit:
+        their mean rank among the customers who have the figure (each customer's own ratio;
+        mid-ranks for ties), minus one half. 0.1 is the 60th percentile on average."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own = np.where(self.trials > 0, self.hits / self.trials, np.nan)
+        out = {}
+        for j, figure in enumerate(FIGURES):
+            have = np.isfinite(own[:, j])
+            ranks = np.full(own.shape[0], np.nan)
+            ranks[have] = (rankdata(own[have, j]) - 0.5) / max(int(have.sum()), 1)
+            group = ranks[rows]
+            group = group[np.isfinite(group)]
+            out[figure] = float(group.mean() - 0.5) if group.size else 0.0
+        return out
 
     def population(self) -> dict[str, float]:
         """Every figure over all customers."""

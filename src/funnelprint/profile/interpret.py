@@ -109,13 +109,18 @@ def describe_customers(traits: list[dict[str, Any]], behaviour_share: np.ndarray
     for j, trait in enumerate(traits):
         rows = groups[j]
         group = figures.group(rows, seed + j)
-        lines = naming.evidence_lines(group, population, available)
+        shifts = figures.shifts(rows)
+        lines = naming.evidence_lines(group, population, available, shifts)
         backed = naming.taste_checker(figures, rows, seed + j)
         checks.append(backed)
         share = float(behaviour_share[j]) if behaviour_share.size else 0.0
         kind = "taste" if share < 1 / 3 else "behaviour" if share > 2 / 3 else "mixed"
-        how = naming.behaviour_word(lines, group, population, available) \
+        how = naming.behaviour_word(lines, group, population, available, shifts) \
             if kind != "taste" else None
+        if kind == "mixed" and how not in naming.BEHAVIOUR_NAMES and max(
+                (abs(float(line["shift"])) for line in lines), default=0.0
+        ) < naming.DISTINCT_EFFECT:
+            how = None  # behaviour mass alone, without behaviour that sets them apart
         what = naming.taste_word(trait, backed)
         if how and what and kind == "mixed":
             name = f"{what} · {how}"

@@ -42,6 +42,15 @@ BEHAVIOUR_NAMES: dict[str, tuple[tuple[str, int], ...]] = {
 }
 #: Evidence lines kept per trait (the most distinct first).
 EVIDENCE_LINES = 6
+#: Least shift of the typical customers' mean percentile (see
+#: :meth:`~funnelprint.profile.evidence.CustomerFigures.shifts`) for a word to enter a name:
+#: the mean of a named behaviour's two largest, or a single word's own. 0.1 is the 60th
+#: percentile: a difference the intervals back can still be too small to name a trait by.
+NAME_MIN_EFFECT = 0.1
+#: Least shift for a trait of mixed mass to carry a behaviour word that is not a named
+#: behaviour (every customer has some behaviour mass: ``electronics.audio · visits rarely``
+#: on the 55th percentile would mislead).
+DISTINCT_EFFECT = 0.15
 #: Candidates of each field a taste word is looked for among (the trait's leading ones).
 TASTE_CANDIDATES = 5
 _READABLE = re.compile(r"[^\W\d_]")  # a letter of any script
@@ -54,12 +63,14 @@ def claim(feature: str, direction: int) -> tuple[str, int]:
 
 
 def evidence_lines(figures: dict[str, Interval], population: dict[str, float],
-                   available: tuple[str, ...], top_n: int = EVIDENCE_LINES
-                   ) -> list[dict[str, Any]]:
+                   available: tuple[str, ...], shifts: dict[str, float] | None = None,
+                   top_n: int = EVIDENCE_LINES) -> list[dict[str, Any]]:
     """One line per figure of the ``available`` features that the typical customers back
     (see :meth:`~funnelprint.profile.evidence.Interval.backs`: its intervals lie wholly
     above or below everyone's value), most distinct first (distance from everyone's value in
-    units of the interval's half-width); a figure that two features read is read once."""
+    units of the interval's half-width, after the shift of their mean percentile, where
+    ``shifts`` gives it); a figure that two features read is read once."""
+    shifts = shifts or {}
     lines: list[dict[str, Any]] = []
     seen = set()
     for name in available:
@@ -79,14 +90,16 @@ def evidence_lines(figures: dict[str, Interval], population: dict[str, float],
                 "high": _round(high), "population": _round(everyone),
                 "lift": _round(typical.value / everyone) if everyone else None,
                 "customers": typical.customers, "reads": word,
-                "distance": round(abs(typical.value - everyone) / spread, 3)})
-    lines.sort(key=lambda line: -float(line["distance"]))
+                "distance": round(abs(typical.value - everyone) / spread, 3),
+                "shift": round(f.sign * direction * shifts.get(f.figure, 0.0), 4)})
+    lines.sort(key=lambda line: (-abs(float(line["shift"])), -float(line["distance"])))
     return lines[:top_n]
 
 
 def qualifies(name: str, figures: dict[str, Interval], population: dict[str, float],
-              available: tuple[str, ...]) -> bool:
-    """Whether the named behaviour ``name`` may be said (see the module's docstring)."""
+              available: tuple[str, ...], shifts: dict[str, float] | None = None) -> bool:
+    """Whether the named behaviour ``name`` may be said (see the module's docstring), and,
+    with ``shifts``, whether its two largest shifts average :data:`NAME_MIN_EFFECT`."""
     signs = BEHAVIOUR_NAMES[name]
     if any(feature not in available for feature, _ in signs):
         return False  # part of what the name says cannot be seen in this log
@@ -96,21 +109,30 @@ def qualifies(name: str, figures: dict[str, Interval], population: dict[str, flo
     against = any(verdict(figures[fig], population[fig], sign) == "contradicted"
                   for fig, sign in claims.items())
     backed = sum(figures[fig].backs(population[fig], sign) for fig, sign in claims.items())
-    return not against and backed >= min(2, len(claims))
+    if against or backed < min(2, len(claims)):
+        return False
+    if shifts is None:
+        return True
+    shown = sorted((sign * shifts[fig] for fig, sign in claims.items()), reverse=True)
+    return len(shown) < 2 or (shown[1] > 0 and (shown[0] + shown[1]) / 2 >= NAME_MIN_EFFECT)
 
 
 def behaviour_word(lines: list[dict[str, Any]], figures: dict[str, Interval],
-                   population: dict[str, float], available: tuple[str, ...]) -> str | None:
-    """The named behaviour of the most distinct evidence line that may be said, else that
-    line's own word; None without evidence. The most distinct line leads, so that a trait of
-    regular visitors who also buy quickly is ``regular``, not a second ``impulse buyer``."""
+                   population: dict[str, float], available: tuple[str, ...],
+                   shifts: dict[str, float] | None = None) -> str | None:
+    """The named behaviour of the most distinct evidence line that may be said, else the
+    word of the most distinct line that stands out by :data:`NAME_MIN_EFFECT`; None
+    without. The most distinct line leads, so that a trait of regular visitors who also buy
+    quickly is ``regular``, not a second ``impulse buyer``."""
     for line in lines:
         direction = 1 if line["reads"] == FEATURE[line["feature"]].high else -1
         for name, signs in BEHAVIOUR_NAMES.items():
             if (line["feature"], direction) in signs and qualifies(name, figures, population,
-                                                                   available):
+                                                                   available, shifts):
                 return name
-    return str(lines[0]["reads"]) if lines else None
+    strong = [line for line in lines
+              if shifts is None or float(line["shift"]) >= NAME_MIN_EFFECT]
+    return str(strong[0]["reads"]) if strong else None
 
 
 def label(field_: str, value: str) -> str:
@@ -196,6 +218,6 @@ def _round(value: float) -> float | None:
     return round(float(value), 4) if np.isfinite(value) else None
 
 
-__all__ = ["BEHAVIOUR_NAMES", "EVIDENCE_LINES", "behaviour_word", "claim", "evidence_lines",
-           "label", "make_unique", "qualifies", "taste_candidates", "taste_checker",
-           "taste_word"]
+__all__ = ["BEHAVIOUR_NAMES", "DISTINCT_EFFECT", "EVIDENCE_LINES", "NAME_MIN_EFFECT",
+           "behaviour_word", "claim", "evidence_lines", "label", "make_unique", "qualifies",
+           "taste_candidates", "taste_checker", "taste_word"]
