@@ -92,9 +92,11 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, value_name:
     from zero to past the largest bar, so no bar or label runs off it."""
     text = [f"{v:,.0f}" if float(v).is_integer() else f"{v:.3g}" for v in values]
     orientation = "h" if horizontal else "v"
+    if horizontal:  # long names on a few lines, so they leave the bars room in a narrow chart
+        labels = [wrap_label(label) for label in labels]
     x, y = (values, labels) if horizontal else (labels, values)
     fig = go.Figure(go.Bar(
-        x=list(x), y=list(y), orientation=orientation, text=text, textposition="outside",
+        x=list(x), y=list(y), orientation=orientation, text=text, textposition="auto",
         cliponaxis=False, marker_color=list(colours) if colours else PALETTE[0],
         name=value_name,
         hovertemplate=f"%{{{'y' if horizontal else 'x'}}}<br>{value_name}: "
@@ -109,6 +111,21 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, value_name:
         fig.update_yaxes(range=span, autorange=False)
         fig.update_xaxes(type="category", automargin=True)
     return fig
+
+
+def wrap_label(text: str, width: int = 26) -> str:
+    """``text`` broken into lines of about ``width`` characters (an axis label's line
+    breaks), at spaces, a name part's `` ·`` kept at the end of its line."""
+    parts = text.split(" · ")
+    words = [word + (" ·" if i < len(parts) - 1 and k == len(part.split(" ")) - 1 else "")
+             for i, part in enumerate(parts) for k, word in enumerate(part.split(" "))]
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def histogram(hist: pl.DataFrame, title: str, unit: str) -> go.Figure:
@@ -140,9 +157,10 @@ def per_day(frame: pl.DataFrame) -> go.Figure:
 def reach(table: pl.DataFrame) -> go.Figure:
     """Customers whose largest trait each trait is, and customers leaning on it."""
     fig = go.Figure()
+    names = [wrap_label(name, 40) for name in table["name"].to_list()]
     for column, label, shade in (("leading", "largest trait", PALETTE[0]),
                                  ("leaning", "≥ 25% of the profile", PALETTE[1])):
-        fig.add_bar(y=table["name"].to_list(), x=table[column].to_list(), name=label,
+        fig.add_bar(y=names, x=table[column].to_list(), name=label,
                     orientation="h", marker_color=shade,
                     hovertemplate=f"%{{y}}<br>{label}: %{{x:,}} customers<extra></extra>")
     fig.update_layout(title="Customers per trait", barmode="group", xaxis_title="customers",

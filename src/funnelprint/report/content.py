@@ -122,15 +122,16 @@ def customer_segments(profile: ProfileModel) -> pl.DataFrame:
         pl.col("customer_id").cast(pl.String), "segment")
 
 
-def short_segment_labels(summary: list[dict[str, Any]], limit: int = 34) -> dict[int, str]:
+def short_segment_labels(profile: ProfileModel, limit: int = 34) -> dict[int, str]:
     """A short, distinct label per segment for charts too narrow for the full one: its
-    number and its leading trait, shortened in the middle (names that share a start differ
-    at their end)."""
-    out = {}
-    for seg in summary:
-        lead = next(iter(seg["traits"]), "")
-        out[int(seg["segment"])] = f"segment {seg['segment']} · {middle_shorten(lead, limit)}"
-    return out
+    number and the trait it leans on most beyond the mean of all segments (segments often
+    share their largest trait), shortened in the middle (names that share a start differ at
+    their end)."""
+    centres = profile.segment_profiles_
+    names = [info["name"] for info in profile.trait_info_]
+    beyond = centres - centres.mean(axis=0) if centres.size else centres
+    return {s: f"segment {s} · {middle_shorten(names[int(np.argmax(row))], limit)}"
+            for s, row in enumerate(beyond)}
 
 
 def middle_shorten(text: str, limit: int) -> str:

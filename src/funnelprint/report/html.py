@@ -207,9 +207,11 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
     rates: list[tuple[str, str]] = []
     if log is not None:
         funnels = content.segment_funnels(log.events, content.customer_segments(profile))
-        short = content.short_segment_labels(summary)
+        short = content.short_segment_labels(profile)
         funnel_rows = {int(r["segment"]): r for r in funnels.iter_rows(named=True)}
-        rates = [r for r in content.FUNNEL_RATES if funnels[r[0]].null_count() < funnels.height]
+        has_removals = (log.events["action"] == "remove_from_cart").any()
+        rates = [r for r in content.FUNNEL_RATES if funnels[r[0]].null_count() < funnels.height
+                 and (has_removals or r[0] != "removal")]
         parts.append(figure(charts.funnels(funnels, short, rates),
                             height=110 + 24 * funnels.height))
     rate_heads = [label for _, label in rates]
@@ -378,9 +380,10 @@ def figure(fig: Any, numbers: str = "", height: int = 320) -> str:
 
 
 def segment_labels(summary: Sequence[dict[str, Any]]) -> dict[int, str]:
-    """'segment 3 · pets.dog + regular' per segment: its number and two leading traits."""
-    return {int(s["segment"]): f"segment {s['segment']} · {' + '.join(s['traits'])}"
-            for s in summary}
+    """'segment 3 · pets.dog 61% + regular 20%' per segment: its number and its two leading
+    traits with their shares (segments that lead with the same traits differ in them)."""
+    return {int(s["segment"]): f"segment {s['segment']} · " + " + ".join(
+        f"{name} {share:.0%}" for name, share in s["traits"].items()) for s in summary}
 
 
 def page(sections: Sequence[tuple[str, str, str]], model: TraitsRecommender) -> str:
