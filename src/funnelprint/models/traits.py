@@ -22,6 +22,7 @@ from typing_extensions import Self
 from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
+from funnelprint.data.schema import action_verb
 from funnelprint.data.sequences import Sequences
 from funnelprint.models import affinity
 from funnelprint.models.baselines import popularity_share
@@ -41,8 +42,6 @@ from funnelprint.profile.model import ProfileConfig, ProfileModel, one_thread
 log = logging.getLogger(__name__)
 #: Least cosine between an item and a recent one for the reason to name the recent one.
 SIMILAR_ENOUGH = 0.3
-_ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": "removed",
-                 "purchase": "bought"}
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
                     product = str(self.dataset_.item_ids[recent_items[best]])
                     action = self.dataset_.action_names[int(recent_actions[best])]
                     parts.append(f"similar to recent {product}")
-                    evidence.append({"step": f"{_ACTION_WORDS.get(action, action)} {product}",
+                    evidence.append({"step": f"{action_verb(action)} {product}",
                                      "weight": round(float(sims[best]), 4)})
             if left[item]:
                 parts.append("left in the cart")
