@@ -28,7 +28,6 @@ import polars as pl
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog, prepare_events
 from funnelprint.data.products import read_products
-from funnelprint.data.schema import ColumnMapping
 from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.profile.audit import check_traits
 from funnelprint.profile.model import ProfileModel
@@ -64,8 +63,7 @@ def real_logs(shared: Path, workdir: Path) -> Iterator[Log]:
             yield Log("REES46 cosmetics, 5 months", prepare_events(together), items)
     taobao = shared / "taobao" / "userbehavior_active_sample.csv"
     if taobao.exists():
-        mapping = ColumnMapping.from_options(None, "pay=purchase", None)
-        yield Log("Taobao active sample", prepare_events(taobao, mapping), None)
+        yield Log("Taobao active sample", prepare_events(taobao), None)
 
 
 def simulated_logs(workdir: Path, customers: int) -> Iterator[Log]:
