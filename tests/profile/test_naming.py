@@ -18,12 +18,12 @@ ALL = tuple(f.name for f in FEATURES)
 
 
 def figures(**shifted: float) -> tuple[dict[str, Interval], dict[str, float]]:
-    """Every figure at 1.0 for everyone; the typical customers' at 1.0 +- 0.05, except the
+    """Every figure at 0.5 for everyone; the typical customers' at 0.5 +- 0.05, except the
     ``shifted`` ones (a tight interval around the value given)."""
-    group = {f: Interval(1.0, 0.95, 1.05, 50) for f in FIGURES}
+    group = {f: Interval(0.5, 0.45, 0.55, 50) for f in FIGURES}
     for name, value in shifted.items():
-        group[name] = Interval(value, value - 0.05, value + 0.05, 50)
-    return group, dict.fromkeys(FIGURES, 1.0)
+        group[name] = Interval(value, max(value - 0.05, 0.0), value + 0.05, 50)
+    return group, dict.fromkeys(FIGURES, 0.5)
 
 
 def test_an_interval_says_supported_contradicted_or_open():
@@ -42,7 +42,7 @@ def test_thin_evidence_backs_no_word():
 
 
 def test_evidence_lines_are_the_backed_figures_only_once_each():
-    group, everyone = figures(view_to_cart=0.2, cart_to_purchase=0.3, views_per_visit=1.02)
+    group, everyone = figures(view_to_cart=0.2, cart_to_purchase=0.3, views_per_visit=0.52)
     lines = evidence_lines(group, everyone, ALL)
     assert [line["reads"] for line in lines] == ["rarely carts", "leaves carts unbought"]
     assert all(line["high"] < line["population"] for line in lines)
@@ -64,6 +64,10 @@ def test_a_named_behaviour_needs_two_backed_figures_and_none_against():
     assert qualifies("regular", rhythm, everyone, ALL)
     short_log = tuple(f for f in ALL if f != "visit_regularity")
     assert not qualifies("regular", rhythm, everyone, short_log)
+    # nor what the log has no events for: rarely carting in a log without carts
+    no_carts = everyone | {"view_to_cart": 0.0}
+    browsing, _ = figures(views_per_visit=3.0, minutes_per_visit=3.0, view_to_cart=0.0)
+    assert not qualifies("window shopper", browsing, no_carts, ALL)
     lines = evidence_lines(rhythm, everyone, short_log)
     assert behaviour_word(lines, rhythm, everyone, short_log) in {"frequent visitor",
                                                                    "returns to favourites"}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from funnelprint.profile.behaviour import FEATURE
-from funnelprint.profile.evidence import FIGURES, CustomerFigures, Interval, verdict
+from funnelprint.profile.evidence import FIGURES, RATES, CustomerFigures, Interval, verdict
 
 #: Named shopping behaviours: each is a set of (feature, direction) it shows (direction +1:
 #: above the population, -1: below).
@@ -104,6 +104,8 @@ def qualifies(name: str, figures: dict[str, Interval], population: dict[str, flo
     if any(feature not in available for feature, _ in signs):
         return False  # part of what the name says cannot be seen in this log
     claims = dict(claim(feature, direction) for feature, direction in signs)
+    if not all(observable(population[fig], fig, sign) for fig, sign in claims.items()):
+        return False  # "rarely carts" in a log without carts says nothing
     # Against: the bootstrap interval alone lies on the other side (the narrower test, so
     # a name never stands where a plain bootstrap would refute part of it).
     against = any(verdict(figures[fig], population[fig], sign) == "contradicted"
@@ -115,6 +117,17 @@ def qualifies(name: str, figures: dict[str, Interval], population: dict[str, flo
         return True
     shown = sorted((sign * shifts[fig] for fig, sign in claims.items()), reverse=True)
     return len(shown) < 2 or (shown[1] > 0 and (shown[0] + shown[1]) / 2 >= NAME_MIN_EFFECT)
+
+
+def observable(everyone: float, figure: str, sign: int) -> bool:
+    """Whether customers could differ from everyone's value ``everyone`` of ``figure`` in
+    the direction ``sign``: the log has the figure's events, and everyone's value is not at
+    the figure's bound already (no figure goes below zero, no rate above one)."""
+    if not np.isfinite(everyone):
+        return False
+    if sign < 0:
+        return everyone > 0
+    return not (figure in RATES and everyone >= 1)
 
 
 def behaviour_word(lines: list[dict[str, Any]], figures: dict[str, Interval],
@@ -219,5 +232,6 @@ def _round(value: float) -> float | None:
 
 
 __all__ = ["BEHAVIOUR_NAMES", "DISTINCT_EFFECT", "EVIDENCE_LINES", "NAME_MIN_EFFECT",
-           "behaviour_word", "claim", "evidence_lines", "label", "make_unique", "qualifies",
+           "behaviour_word", "claim", "evidence_lines", "label", "make_unique", "observable",
+           "qualifies",
            "taste_candidates", "taste_checker", "taste_word"]
