@@ -98,18 +98,23 @@ class Interval:
         return bool(low > population) if sign > 0 else bool(high < population)
 
 
-def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0) -> pl.DataFrame:
-    """One row per event: customer row, item, action name, time (µs), visit, and the item's
-    id, category, brand and price percentile within its category where known."""
+def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0,
+                labels: bool = True) -> pl.DataFrame:
+    """One row per event: customer row, item, action name, time (µs), visit, the item's price
+    percentile within its category where known, and with ``labels`` its id, category and
+    brand."""
     seq = dataset.sequences
     rows = np.repeat(np.arange(seq.n_rows), np.diff(seq.offsets))
+    actions = pl.Series(list(dataset.action_names), dtype=pl.String)
     frame = pl.DataFrame({
         "row": rows.astype(np.int64), "item": seq.items.astype(np.int64),
-        "action": np.asarray(dataset.action_names, dtype=object)[seq.actions].astype(str),
+        "action": actions.gather(seq.actions.astype(np.int64)),
         "time": seq.times.astype(np.int64),
         "visit": session_ids(seq, round(session_gap_minutes * 60e6)),
     })
     items = item_frame(dataset).drop("item")
+    if not labels:
+        items = items.select("position")
     return frame.hstack(items[seq.items.astype(np.int64)] if seq.items.size else
                         items.clear())
 
@@ -321,32 +326,39 @@ class CustomerFigures:
 
     @classmethod
     def count(cls, dataset: Dataset, session_gap_minutes: float = 30.0) -> CustomerFigures:
-        events = event_frame(dataset, session_gap_minutes)
+        events = event_frame(dataset, session_gap_minutes, labels=False)
         n = dataset.n_customers
         counts = customer_counts(events, n)
-        rows = events["row"].to_numpy()
+        seq = dataset.sequences
+        rows = np.repeat(np.arange(n), np.diff(seq.offsets))
         keys = [TOKEN_PREFIX.get(a, a) for a in dataset.action_names]
         action_keys = tuple(MIX_KEYS) + tuple(k for k in dict.fromkeys(keys)
                                              if k not in MIX_KEYS)
-        column = np.array([action_keys.index(k) for k in keys])
-        seq = dataset.sequences
-        actions = np.zeros((n, len(action_keys)))
-        np.add.at(actions, (np.repeat(np.arange(n), np.diff(seq.offsets)),
-                            column[seq.actions]), 1.0)
-        position = events["position"].to_numpy()
-        band = np.where(np.isfinite(position), np.minimum((np.nan_to_num(position) * 3)
-                                                          .astype(np.int64), 2), -1)
-        viewed = (events["action"] == "view").to_numpy() & (band >= 0)
-        bands = np.zeros((n, len(PRICE_BANDS)))
-        np.add.at(bands, (rows[viewed], band[viewed]), 1.0)
+        column = np.array([action_keys.index(k) for k in keys], dtype=np.int64)
+        actions = _per_row(rows, column[seq.actions], n, len(action_keys))
+        # Item-level codes, looked up per event: no per-event strings.
+        items = item_frame(dataset)
+        position = items["position"].to_numpy().astype(np.float64)
+        item_band = np.where(np.isfinite(position),
+                             np.minimum((np.nan_to_num(position) * 3).astype(np.int64), 2), -1)
+        band = item_band[seq.items] if seq.items.size else np.zeros(0, np.int64)
+        view = np.asarray(dataset.action_names, dtype=object)[seq.actions] == "view"
+        viewed = view & (band >= 0)
+        bands = _per_row(rows[viewed], band[viewed], n, len(PRICE_BANDS))
         labels = {}
         for field_ in LABEL_FIELDS:
-            values = events[field_]
+            values = items[field_]
             known = values.is_not_null().to_numpy()
             names, codes = np.unique(values.drop_nulls().to_numpy().astype(str),
                                      return_inverse=True)
-            labels[field_] = (names, sp.csr_matrix(
-                (np.ones(codes.size), (rows[known], codes.ravel())), shape=(n, names.size)))
+            item_code = np.full(values.len(), -1, dtype=np.int64)
+            item_code[known] = codes.ravel()
+            code = item_code[seq.items] if seq.items.size else np.zeros(0, np.int64)
+            has = code >= 0
+            matrix = sp.csr_matrix((np.ones(int(has.sum())), (rows[has], code[has])),
+                                   shape=(n, names.size))
+            matrix.sum_duplicates()
+            labels[field_] = (names, matrix)
         return cls(counts.select([f"{f}.hits" for f in FIGURES]).to_numpy(),
                    counts.select([f"{f}.trials" for f in FIGURES]).to_numpy(), actions,
                    action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64))
@@ -407,6 +419,13 @@ class CustomerFigures:
         of their category's prices, for ``rows`` (default: everyone)."""
         return _shares(self.bands if rows is None else self.bands[rows], PRICE_BANDS) \
             if (self.bands if rows is None else self.bands[rows]).any() else {}
+
+
+def _per_row(rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int
+             ) -> np.ndarray:
+    """Counts of (row, column) pairs as a dense rows x columns array."""
+    flat = np.bincount(rows * n_columns + columns, minlength=n_rows * n_columns)
+    return flat.reshape(n_rows, n_columns).astype(np.float64)
 
 
 def _shares(counts: np.ndarray, keys: tuple[str, ...]) -> dict[str, float]:
