@@ -82,6 +82,7 @@ def test_hostile_bodies_are_refused_before_they_cost_anything(server):
         answer, took = timed(lambda: client.post("/v1/events", content=no_key_lists, headers={
             "content-type": "application/json"}))
         assert answer.status_code == 401 and answer.json()["error"] == "unauthorized"
+        assert answer.headers["connection"] == "close"  # its unread body is not a next request
         assert took < ANSWER_S
         answer, took = timed(lambda: client.post("/v1/events", content=ones, headers={
             **WRITE, "content-type": "application/json"}))

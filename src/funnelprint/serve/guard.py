@@ -38,7 +38,7 @@ class Guard:
         if raw.startswith(CUSTOMER_PREFIX):
             bad_id = _customer_refusal(raw)
             if bad_id is not None:
-                await send_error(send, 422, "invalid_customer_id", bad_id)
+                await send_error(send, 422, "invalid_customer_id", bad_id, CLOSE)
                 return
         needed = BODY_ROUTES.get((scope["method"], scope["path"]))
         if needed is None or not self.keys:
@@ -48,14 +48,14 @@ class Guard:
         if refusal is not None:
             status, code, detail = refusal
             headers = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-            await send_error(send, status, code, detail, headers)
+            await send_error(send, status, code, detail, [*headers, *CLOSE])
             return
         if needed == "write":
             assert key is not None
             if self._writing.get(key, 0) >= self.writes_per_key:
                 await send_error(send, 429, "too_many_writes",
                                  f"this key has {self.writes_per_key} writes running; retry "
-                                 "when one has been answered", [(b"retry-after", b"1")])
+                                 "when one has been answered", [(b"retry-after", b"1"), *CLOSE])
                 return
             self._writing[key] = self._writing.get(key, 0) + 1
             try:
@@ -99,6 +99,11 @@ def _customer_refusal(raw_path: bytes) -> str | None:
     if "\x00" in customer:
         return "the customer id contains a NUL character"
     return None
+
+
+# A refusal answered before the body was read closes the connection: the unread body would
+# otherwise be parsed as the client's next request (seen as a 431 on a reused connection).
+CLOSE = [(b"connection", b"close")]
 
 
 async def send_error(send: Callable[[Any], Awaitable[None]], status: int, code: str,
