@@ -203,7 +203,8 @@ def test_sampled_negatives_avoid_history_and_target():
     n_items = 12
     rows = np.array([0, 1])
     excluded = np.array([0 * n_items + i for i in range(10)] + [1 * n_items + 3])
-    draws = _draw_negatives(rows, 500, n_items, excluded, np.random.default_rng(0))
+    draws = _draw_negatives(rows, 500, np.arange(n_items), n_items, excluded,
+                            np.random.default_rng(0))
     assert set(draws[0].tolist()) == {10, 11}
     assert 3 not in set(draws[1].tolist())
 

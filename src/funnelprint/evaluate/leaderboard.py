@@ -10,9 +10,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from funnelprint.data.dataset import Dataset
 from funnelprint.evaluate.metrics import Ties
 from funnelprint.evaluate.protocol import Protocol, evaluate_model, validator
+from funnelprint.evaluate.splits import mapped_eval_set, raw_split, training_catalogue
 from funnelprint.evaluate.splits import split as make_split
 from funnelprint.models.contract import Recommender
 from funnelprint.models.registry import make_model, model_class, preset_for
@@ -25,11 +28,15 @@ def run_leaderboard(
     dataset: Dataset, models: Sequence[str], protocol: str | Protocol = "loo-full",
     ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: Ties = "pessimistic",
     seed: int = 0, part: str = "test", progress: bool = False,
-    model_params: dict[str, dict] | None = None,
+    model_params: dict[str, dict] | None = None, listed: np.ndarray | None = None,
 ) -> dict:
-    """Evaluate each model key; returns ``{"protocol", "dataset", "split", "models"}``."""
+    """Evaluate each model key; returns ``{"protocol", "dataset", "split", "models"}``.
+
+    Every model scores the split's leak-free catalogue (see
+    :func:`~funnelprint.evaluate.splits.split`): the items of the training interactions,
+    plus the ``listed`` ones (a products file's, as a mask over the dataset's items)."""
     protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
-    data_split = make_split(dataset, protocol.split, seed)
+    data_split = make_split(dataset, protocol.split, seed, listed)
     eval_set = data_split.test if part == "test" else data_split.valid
     record: dict = {
         "protocol": str(protocol),
@@ -50,7 +57,13 @@ def run_leaderboard(
         model = build_model(key, protocol, seed, progress, (model_params or {}).get(key, {}))
         with peak_memory() as peak:
             start = time.perf_counter()
-            model.fit(data_split.train, valid)
+            try:
+                model.fit(data_split.train, valid)
+            except (ValueError, RuntimeError) as exc:
+                # One model that cannot learn from this data must not cost the others.
+                log.warning("%s could not be fitted: %s", key, exc)
+                record["models"][key] = {"error": f"cannot fit: {exc}"}
+                continue
             fit_seconds = time.perf_counter() - start
             result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
                                     ties, seed, progress)
@@ -84,11 +97,17 @@ def evaluate_fitted(
     """Evaluate an already fitted model (e.g. loaded from disk) on ``dataset``'s split; the
     caller vouches that the model never trained on the evaluated targets."""
     protocol = Protocol.parse(protocol) if isinstance(protocol, str) else protocol
-    data_split = make_split(dataset, protocol.split)
-    eval_set = data_split.test if part == "test" else data_split.valid
+    data_split = raw_split(dataset, protocol.split, seed)
+    # The model indexes every item of its dataset; it may rank only those it trained on.
+    inside = training_catalogue(data_split.train)
+    codes = np.where(inside, np.arange(inside.size), -1)
+    eval_set, outside, _ = mapped_eval_set(
+        data_split.test if part == "test" else data_split.valid, codes)
+    data_split.info.update({"catalogue_items": int(inside.sum()),
+                            f"{part}_targets_outside_catalogue": outside})
     with peak_memory() as peak:
         result = evaluate_model(model, eval_set, data_split.train, protocol, ks, keep_seen,
-                                ties, seed, progress)
+                                ties, seed, progress, catalogue=inside)
     result["fit_seconds"] = 0.0
     result["peak_rss_mb"] = round(peak(), 1)
     return {"protocol": str(protocol), "part": part, "ties": ties, "keep_seen": keep_seen,
@@ -139,6 +158,9 @@ def format_markdown(record: dict, columns: Sequence[str] = HEADLINE) -> str:
         "|---" * (len(columns) + 4) + "|",
     ]
     for key, result in record["models"].items():
+        if "error" in result:
+            lines.append(f"| {key} | {result['error']} |" + " |" * (len(columns) + 2))
+            continue
         cells = [f"{result.get(c, float('nan')):.4f}" for c in columns]
         lines.append(f"| {key} | " + " | ".join(cells) +
                      f" | {result['fit_seconds']:.1f} | {result['score_seconds']:.1f} | "

@@ -21,7 +21,7 @@ import polars as pl
 from funnelprint.data.pipeline import EventLog
 from funnelprint.evaluate.leaderboard import HEADLINE
 from funnelprint.models.neural.base import SequentialRecommender
-from funnelprint.models.serving import recommend_with_reasons, top_items
+from funnelprint.models.serving import answer_known, recommend_customer
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.report import charts, content
 
@@ -211,7 +211,7 @@ def customers_section(model: TraitsRecommender, log: EventLog | None,
                 "category" not in steps.columns:
             steps = steps.join(products.select(pl.col("product_id").cast(pl.String),
                                                "category"), on="product_id", how="left")
-        recs = recommend_with_reasons(model, cid, 5)
+        recs = recommend_customer(model, cid, 5)
         similar = profile.similar(cid, 5)
         parts.append(
             f'<article class="customer"><h3>customer {esc(cid)} · '
@@ -282,7 +282,8 @@ def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence
                     "customers: no heatmaps.")
     figures = []
     for cid in shown[:2]:
-        history, items, _ = top_items(model, cid, k)
+        request, ranked = answer_known(model, cid, k)
+        history, items = request.history, ranked.items[0][ranked.items[0] >= 0]
         if not items.size or not history.items.size:
             continue
         weights = model.explain(history, items)
