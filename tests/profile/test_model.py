@@ -41,6 +41,22 @@ def test_config_is_validated():
         ProfileModel(ProfileConfig(), traits=3)
 
 
+def test_config_types_are_checked_like_every_config():
+    # The same check as every model's configuration: a wrong type is refused by name.
+    for bad, message in (({"behaviour": "no"}, "behaviour must be bool, not 'no'"),
+                         ({"traits": 2.5}, "traits must be int or None, not 2.5"),
+                         ({"aggregation": "median"}, "aggregation must be one of")):
+        with pytest.raises(ValueError, match=message):
+            ProfileConfig(**bad)
+    assert ProfileConfig(temperature=1).temperature == 1.0  # an int where a float goes
+    with pytest.raises(ValueError, match="min_count must be at least 1, not 0"):
+        ProfileConfig(min_count=0)
+    assert ProfileConfig.from_params({"traits": 3}).replace(seed=2) == ProfileConfig(traits=3,
+                                                                                     seed=2)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        ProfileConfig.from_params({"trait": 3})
+
+
 def test_sentences_follow_sessions(shop):
     _, _, log, dataset = shop
     seq = dataset.sequences
