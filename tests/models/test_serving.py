@@ -114,6 +114,7 @@ def test_answering_leaves_the_fitted_model_as_it_was(model):
     recommend_customer(model, "someone-new", 5, events=events("someone-new", ("view", "p0001")))
     assert vars(model.profile_).keys() == before.keys() and vars(model).keys() == state.keys()
     assert all(vars(model)[k] is v for k, v in state.items())
+    assert all(vars(model.profile_)[k] is v for k, v in before.items())
 
 
 def test_the_direct_path_matches_the_event_pipeline(model):
