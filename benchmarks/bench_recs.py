@@ -36,6 +36,7 @@ from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.products import read_products
 from funnelprint.data.schema import ColumnMapping
 from funnelprint.evaluate.leaderboard import run_leaderboard
+from funnelprint.evaluate.splits import with_catalogue
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BASELINES = ("traits", "pop", "itemknn", "markov")
@@ -60,7 +61,7 @@ def rees46_cosmetics(work: Path) -> Loaded:
     frames = [pl.read_csv(p, infer_schema_length=0) for p in months]
     path = work / "cosmetics.csv"
     pl.concat(frames).write_csv(path)
-    return _with_catalogue(_events(path), read_products(folder / "item.csv"))
+    return with_catalogue(_events(path), read_products(folder / "item.csv"))
 
 
 def simulated(scenario: str) -> Callable[[Path], Loaded]:
@@ -84,12 +85,6 @@ def outside(work: Path) -> Loaded:
 def _events(path: Path, actions: str | None = None) -> Dataset:
     log = prepare_events(path, ColumnMapping.from_options(None, actions, None))
     return Dataset.from_events(log, name=path.stem)
-
-
-def _with_catalogue(dataset: Dataset, products: pl.DataFrame) -> Loaded:
-    extended = dataset.with_items(products["product_id"]).with_products(products)
-    listed = np.isin(extended.item_ids, products["product_id"].cast(pl.String).to_numpy())
-    return extended, listed
 
 
 LOGS: dict[str, Callable[[Path], Loaded]] = {

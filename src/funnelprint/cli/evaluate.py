@@ -78,7 +78,10 @@ def evaluate(
         dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error_mode(on_error))
         listed = None
         if products is not None:
-            dataset, listed = with_catalogue(dataset, products)
+            from funnelprint.data.products import read_products
+            from funnelprint.evaluate.splits import with_catalogue
+
+            dataset, listed = with_catalogue(dataset, read_products(products))
         keys = [m.strip() for m in models.split(",") if m.strip()]
         if not keys:
             raise ValueError("--models names no model")
@@ -105,19 +108,6 @@ def evaluate(
         write_json(record)
         return
     print_leaderboard(record, ks)
-
-
-def with_catalogue(dataset: Any, products: Path) -> tuple[Any, Any]:
-    """The dataset with every product of a products file among its items (described by
-    it), and which of its items the file lists: the catalogue every model may rank."""
-    import numpy as np
-
-    from funnelprint.data.products import read_products
-
-    table = read_products(products)
-    extended = dataset.with_items(table["product_id"]).with_products(table)
-    listed = np.isin(extended.item_ids, table["product_id"].cast(str).to_numpy().astype(str))
-    return extended, listed
 
 
 def cutoffs(text: str) -> tuple[int, ...]:

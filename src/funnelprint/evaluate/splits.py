@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
@@ -86,6 +87,15 @@ def raw_split(dataset: Dataset, kind: str = "loo", seed: int = 0) -> Split:
     else:
         raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")
     return raw
+
+
+def with_catalogue(dataset: Dataset, products: pl.DataFrame) -> tuple[Dataset, np.ndarray]:
+    """``dataset`` with every product of a products table among its items (described by
+    the table), and which of its items the table lists: with it, the catalogue every model
+    may rank (see :func:`split`)."""
+    extended = dataset.with_items(products["product_id"]).with_products(products)
+    ids = products["product_id"].cast(pl.String).to_numpy().astype(str)
+    return extended, np.isin(extended.item_ids.astype(str), ids)
 
 
 def training_catalogue(train: Dataset, listed: np.ndarray | None = None) -> np.ndarray:

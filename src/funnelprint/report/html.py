@@ -263,11 +263,16 @@ def leaderboard_block(source: str, record: dict[str, Any]) -> str:
               f"({esc(_protocol_words(protocol))}) · part {esc(record.get('part', 'test'))} · "
               f"ties <b>{esc(ties)}</b> ({esc(TIE_RULES.get(ties, ''))}) · "
               f"{'history items kept' if record.get('keep_seen') else 'history items excluded'}"
-              f" · {split.get('evaluated', 0):,} customers evaluated")
+              f" · {split.get('evaluated', 0):,} customers evaluated"
+              + (f" · {split['catalogue_items']:,} products in the training catalogue, "
+                 f"{split.get('test_targets_outside_catalogue', 0):,} held-out products "
+                 "outside it not scored" if "catalogue_items" in split else ""))
     metrics = [m for m in HEADLINE if any(m in r for r in record["models"].values())]
     rows = [(key, *[_num(result.get(m)) for m in metrics],
              _num(result.get("fit_seconds")))
-            for key, result in record["models"].items()]
+            for key, result in record["models"].items() if "error" not in result]
+    rows += [(key, result["error"], *[""] * len(metrics))
+             for key, result in record["models"].items() if "error" in result]
     chart = charts.leaderboard([(source, record)], [m for m in metrics if "Novelty" not in m])
     return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>'
                  + table(["model", *metrics, "fit s"], rows) + figure(chart))
@@ -389,11 +394,21 @@ def _day(value: str | None) -> str:
     return value[:10] if value else "?"
 
 
+SPLIT_WORDS = {
+    "loo": "each customer's last step held out, the one before for validation",
+    "last-new": "each customer's last product new to them held out, the new product before "
+                "it for validation; models fitted on the steps before",
+    "temporal": "the last tenth of the log's time held out",
+    "user": "a tenth of the customers held out whole",
+    "purchase": "each customer's last purchase held out",
+}
+
+
 def _protocol_words(protocol: str) -> str:
-    split, _, ranking = protocol.partition("-")
-    ranked = ("the whole catalogue ranked" if ranking == "full"
+    split, _, ranking = protocol.rpartition("-")
+    ranked = ("the whole training catalogue ranked" if ranking == "full"
               else f"the target ranked among {ranking.removeprefix('sampled')} sampled items")
-    return f"{split} split, {ranked}"
+    return f"{SPLIT_WORDS.get(split, split + ' split')}; {ranked}"
 
 
 STYLE = """
