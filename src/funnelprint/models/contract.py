@@ -229,12 +229,12 @@ class Prepares(ABC):
     once and hands it to :meth:`score_prepared` and to the reasons."""
 
     @abstractmethod
-    def prepare(self, history: Sequences) -> Any:
+    def prepare_rows(self, history: Sequences) -> Any:
         """What scoring and explaining the rows of ``history`` need, solved once."""
 
     @abstractmethod
     def score_prepared(self, history: Sequences, prepared: Any) -> np.ndarray:
-        """:meth:`Recommender.score` of ``history`` given :meth:`prepare`'s result."""
+        """:meth:`Recommender.score` of ``history`` given :meth:`prepare_rows`'s result."""
 
 
 class Explainer(ABC):
@@ -249,7 +249,7 @@ class Explainer(ABC):
                     ) -> list[list[Reason]]:
         """Reasons for the listed items of every row: ``items`` has shape (rows, k), -1
         where a row lists fewer; ``prepared`` is a :class:`Prepares` model's
-        :meth:`~Prepares.prepare` of ``history``. Row by row unless a model does better."""
+        :meth:`~Prepares.prepare_rows` of ``history``. Row by row unless a model does better."""
         out = []
         for row in range(history.n_rows):
             listed = items[row][items[row] >= 0]

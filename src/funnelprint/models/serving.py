@@ -186,7 +186,7 @@ class Request:
     @classmethod
     def build(cls, model: Recommender[Any], customer_ids: np.ndarray, history: Sequences,
               known_rows: np.ndarray) -> Request:
-        prepared = model.prepare(history) if isinstance(model, Prepares) else None
+        prepared = model.prepare_rows(history) if isinstance(model, Prepares) else None
         return cls(np.asarray(customer_ids).astype(str), history,
                    np.asarray(known_rows, dtype=np.int64), prepared)
 
@@ -320,4 +320,4 @@ def recommend_customer(model: Recommender[Any], customer_id: str, k: int = 10,
 def profile_history(model: Any, history: History) -> Any:
     """The trait profile of ``history`` (see :func:`history_for`), solved from it (no
     retraining): what a request to a trait model holds as ``prepared``."""
-    return model.prepare(history.sequences)
+    return model.prepare_rows(history.sequences)

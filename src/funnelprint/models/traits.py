@@ -128,7 +128,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
                 history, train.action_names).traits,
             items_from, train.action_names, c.last_n, c.decay, c.seed)
 
-    def prepare(self, history: Sequences) -> Profiles:
+    def prepare_rows(self, history: Sequences) -> Profiles:
         """The trait profile of every row of ``history``, solved from it (no stored profile
         is read): what scores and reasons of those rows share."""
         self._check_fitted()
@@ -137,7 +137,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         """The learned weighted sum of every item's affinity features; each row's traits are
         solved from the history given."""
-        return self.score_prepared(history, self.prepare(history))
+        return self.score_prepared(history, self.prepare_rows(history))
 
     def score_prepared(self, history: Sequences, prepared: Profiles) -> np.ndarray:
         c = self.config
@@ -163,7 +163,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
         items = np.asarray(items, dtype=np.int64)
         if items.size and items.max() >= self.dataset_.n_items:
             raise ValueError("items outside the catalogue")
-        profiled = self.prepare(history) if prepared is None else prepared
+        profiled = self.prepare_rows(history) if prepared is None else prepared
         names = [info["name"] for info in self.profile_.trait_info_]
         c = self.config
         out: list[list[Reason]] = []
