@@ -12,8 +12,8 @@ Features (one rows x items matrix each):
 ``carted_price``    4 (customer's mean price percentile over carts and purchases - 0.5)
                     (item's - 0.5): positive when both sit on the cheap side or both on
                     the dear side
-``transition``      how often the item followed the customer's last items (first-order
-                    transitions, the k-th most recent weighing ``decay``**k), log-scaled
+``transition``      how often the item followed the customer's last item (first-order
+                    transitions: a Markov chain), log-scaled
 ``covisit``         how often it shared a visit with the customer's last items (cosine), log-scaled
 ``neighbour``       how often it shared a customer with the customer's items (item-kNN
                     cosine, every step, the k-th most recent weighing 0.9**k), log-scaled
@@ -44,6 +44,8 @@ FEATURES = ("popularity", "trait", "recent", "category", "recent_category", "pri
 REVISIT = ("left_in_cart", "seen", "touches")
 #: Link features and the link matrix each reads.
 LINKED = {"transition": "transitions", "covisit": "covisits", "neighbour": "neighbours"}
+#: Steps whose transitions the ``transition`` feature follows (the last one: a Markov chain).
+TRANSITION_STEPS = 1
 #: Recency decay of the whole-history item-kNN query (the ``itemknn`` baseline's).
 NEIGHBOUR_DECAY = 0.9
 #: Link strengths below this count as "no link" in the log scale: log1p(x / LINK_SCALE).
@@ -108,15 +110,18 @@ def features(history: Sequences, mix: np.ndarray, items: ItemSide, action_names:
     out[at("carted_price")] = _price_fit(history, carted, items, side=True)
     for name, matrix in LINKED.items():
         out[at(name)] = link_scale(reach(history, getattr(items.links, matrix),
-                                         *_query(name, last_n, decay)))
+                                         *link_query(name, last_n, decay)))
     out[at("left_in_cart")] = left_in_cart(history, action_names, items.n_items)
     out[at("seen")] = _seen(history, items.n_items)
     out[at("touches")] = recency_matrix(history, items.n_items, None, decay).toarray()
     return out
 
 
-def _query(name: str, last_n: int, decay: float) -> tuple[int | None, float]:
-    """The history steps (last ``last_n`` or all) and decay of a link feature's query."""
+def link_query(name: str, last_n: int, decay: float) -> tuple[int | None, float]:
+    """The history steps (the last few, or all: None) and recency decay of a link
+    feature's query."""
+    if name == "transition":
+        return TRANSITION_STEPS, decay
     return (None, NEIGHBOUR_DECAY) if name == "neighbour" else (last_n, decay)
 
 

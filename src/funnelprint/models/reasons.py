@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from funnelprint.data.sequences import Sequences, row_of
-from funnelprint.models.affinity import FEATURES, LINKED, NEIGHBOUR_DECAY, ItemSide
+from funnelprint.models.affinity import FEATURES, LINKED, ItemSide, link_query
 from funnelprint.models.contract import Evidence, Reason
 
 #: Share of the training interactions the popular head holds.
@@ -108,8 +108,7 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
         named=_named_traits(customers.mix, catalogue.trait_shares, listed),
         similar=_most_similar_recent(history, listed, catalogue.vectors, last_n),
         sources={name: _link_sources(history, listed, getattr(items.links, matrix),
-                                     *((SOURCE_STEPS, NEIGHBOUR_DECAY) if name == "neighbour"
-                                       else (last_n, decay)))
+                                     *_source_query(name, last_n, decay))
                  for name, matrix in LINKED.items()},
         category_share={"category": _category_steps(history, listed, items),
                         "recent_category": _category_steps(history.last(last_n), listed,
@@ -139,6 +138,13 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
             reasons.append({"text": "; ".join(texts), "evidence": evidence})
         out.append(reasons)
     return out
+
+
+def _source_query(name: str, last_n: int, decay: float) -> tuple[int, float]:
+    """The steps searched for the source of a link feature (its own query, at most
+    ``SOURCE_STEPS``) and their decay."""
+    steps, rate = link_query(name, last_n, decay)
+    return (SOURCE_STEPS if steps is None else min(steps, SOURCE_STEPS)), rate
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
     if feature in LINKED:
         source = int(facts.sources[feature][row, col])
         if not high or source < 0:
-            return {"transition": "rarely the next product after the customer's last ones",
+            return {"transition": "rarely the next product after the customer's last one",
                     "covisit": "rarely in the same visits as the customer's last products",
                     "neighbour": "rarely chosen by the customers of their products"}[feature]
         return {"transition": f"often the next product after {ids[source]}",
