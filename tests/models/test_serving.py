@@ -72,7 +72,7 @@ def test_exclusions_are_the_same_for_every_caller(model):
 
 
 def test_a_batch_answers_each_customer_as_alone(model):
-    ids = model.dataset_.customer_ids[:7].tolist() + ["stranger"]
+    ids = [*model.dataset_.customer_ids[:7].tolist(), "stranger"]
     batch = answer(model, Request.of_known(model, ids), k=4).lists()
     assert len(batch) == 8
     for customer, listed in zip(ids, batch, strict=True):

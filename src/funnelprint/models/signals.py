@@ -46,10 +46,12 @@ class ItemLinks:
 
 
 def transitions(sequences: Sequences, n_items: int) -> sp.csr_matrix:
-    """Row-normalised counts of consecutive steps (a customer's step and their next one)."""
+    """Row-normalised counts of consecutive steps (a customer's step and their next one on
+    another product: a view then a cart of one product is no transition)."""
     rows = row_of(sequences.offsets)
-    same = rows[1:] == rows[:-1]
-    prev, nxt = sequences.items[:-1][same], sequences.items[1:][same]
+    prev, nxt = sequences.items[:-1], sequences.items[1:]
+    moved = (rows[1:] == rows[:-1]) & (prev != nxt)
+    prev, nxt = prev[moved], nxt[moved]
     counts = sp.csr_matrix((np.ones(prev.size), (prev, nxt)), shape=(n_items, n_items))
     counts.sum_duplicates()
     out = np.asarray(counts.sum(axis=1)).ravel()
@@ -116,16 +118,3 @@ def reach(history: Sequences, links: sp.csr_matrix, last_n: int | None, decay: f
     the recency-weighted sum of its items' link rows (dense rows x items)."""
     query = recency_matrix(history, links.shape[0], last_n, decay)
     return (query @ links).toarray().astype(np.float32)
-
-
-def strongest_source(history: Sequences, links: sp.csr_matrix, item: int, last_n: int | None,
-                     decay: float) -> tuple[int, float]:
-    """The history item (of a one-row ``history``) contributing most to :func:`reach` of
-    ``item``, and its contribution; (-1, 0) where none does."""
-    query = recency_matrix(history, links.shape[0], last_n, decay)
-    sources = query.indices
-    if not sources.size:
-        return -1, 0.0
-    parts = query.data * np.asarray(links[sources, item].todense()).ravel()
-    best = int(np.argmax(parts))
-    return (int(sources[best]), float(parts[best])) if parts[best] > 0 else (-1, 0.0)
