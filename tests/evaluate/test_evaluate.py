@@ -6,8 +6,8 @@ import pytest
 
 from funnelprint.data.dataset import Dataset, kcore_filter, load_dataset
 from funnelprint.evaluate import metrics
-from funnelprint.evaluate.protocol import Protocol, evaluate_model
 from funnelprint.evaluate.leaderboard import run_leaderboard
+from funnelprint.evaluate.protocol import Protocol, evaluate_model
 from funnelprint.evaluate.splits import (
     last_new_split,
     loo_split,
