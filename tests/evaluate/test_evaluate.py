@@ -319,3 +319,23 @@ def test_a_masked_target_is_a_miss_at_every_cut_off():
     assert ranks[0] == metrics.MISS and ranks[1] == 2
     assert metrics.set_metrics(ranks, np.arange(2), 2, 1000)["HR@1000"] == 0.5
     assert metrics.owner_mrr(ranks, np.arange(2), 2) == pytest.approx(1 / 3 / 2)
+
+
+def test_the_record_says_when_a_time_budget_cut_training_short():
+    from funnelprint.evaluate.leaderboard import training_outcome
+
+    class Trained:
+        def __init__(self, report, **params):
+            self.fit_report_, self.params = report, params
+
+        def get_params(self):
+            return self.params
+
+    rising = [{"epoch": 1}, {"epoch": 2, "valid": 0.02}, {"epoch": 3}, {"epoch": 4, "valid": 0.03}]
+    cut = training_outcome(Trained({"epochs": rising, "best_epoch": 4, "train_seconds": 61.0},
+                                   time_budget_s=60.0, epochs=200))
+    assert cut["stopped_by"] == "time budget" and cut["still_improving"]
+    assert "0.02 -> 0.03" in cut["note"] and cut["epochs"] == 4
+    settled = training_outcome(Trained({"epochs": rising, "best_epoch": 2, "train_seconds": 9.0},
+                                       time_budget_s=60.0, epochs=200))
+    assert settled["stopped_by"] == "patience" and "note" not in settled

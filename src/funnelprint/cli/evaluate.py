@@ -175,6 +175,8 @@ def print_leaderboard(record: dict[str, Any], ks: tuple[int, ...]) -> None:
     for key, result in record["models"].items():
         if "error" in result:
             console.print(f"[red]{key}[/]: {result['error']}", highlight=False)
+        elif "note" in result:
+            console.print(f"[yellow]{key}[/]: {result['note']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

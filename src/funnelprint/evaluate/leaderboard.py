@@ -71,12 +71,41 @@ def run_leaderboard(
         if "best_epoch" in model.fit_report_:
             result["best_epoch"] = model.fit_report_["best_epoch"]
             result["best_valid_NDCG@10"] = round(model.fit_report_["best_valid"], 4)
+            result |= training_outcome(model)
         result["peak_rss_mb"] = round(peak(), 1)
         record["models"][key] = result
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (fit %.1fs, score %.1fs)", key,
                  result.get("HR@10", 0.0), result.get("NDCG@10", 0.0), fit_seconds,
                  result["score_seconds"])
     return record
+
+
+def training_outcome(model: Recommender[Any]) -> dict[str, Any]:
+    """How a model trained under validation stopped: ``epochs`` run, ``stopped_by`` (``time
+    budget``, ``patience`` or ``epochs``), and ``still_improving`` when the time budget
+    ended training while its last validation was its best (under-trained: a longer budget
+    would likely score higher), with a ``note`` saying so."""
+    report = model.fit_report_
+    epochs = report.get("epochs") or []
+    params = model.get_params()
+    budget, limit = params.get("time_budget_s"), params.get("epochs")
+    if budget is not None and report.get("train_seconds", 0.0) > budget:
+        stopped = "time budget"
+    elif limit is not None and len(epochs) >= limit:
+        stopped = "epochs"
+    else:
+        stopped = "patience"
+    validated = [e["epoch"] for e in epochs if "valid" in e]
+    rising = stopped == "time budget" and bool(validated) and \
+        report.get("best_epoch") == validated[-1]
+    out: dict[str, Any] = {"epochs": len(epochs), "stopped_by": stopped,
+                           "still_improving": rising}
+    if rising:
+        curve = " -> ".join([str(round(e["valid"], 4)) for e in epochs if "valid" in e][-3:])
+        out["note"] = (f"stopped by its {budget:g} s time budget after {len(epochs)} epochs "
+                       f"while validation NDCG@10 was still rising ({curve}): under-trained; "
+                       "a longer time_budget_s would likely score higher")
+    return out
 
 
 def build_model(key: str, protocol: Protocol, seed: int = 0, progress: bool = False,
@@ -157,12 +186,15 @@ def format_markdown(record: dict, columns: Sequence[str] = HEADLINE) -> str:
         "| model | " + " | ".join(columns) + " | fit s | score s | peak MiB |",
         "|---" * (len(columns) + 4) + "|",
     ]
+    notes = []
     for key, result in record["models"].items():
         if "error" in result:
             lines.append(f"| {key} | {result['error']} |" + " |" * (len(columns) + 2))
             continue
+        if "note" in result:
+            notes.append(f"- {key}: {result['note']}")
         cells = [f"{result.get(c, float('nan')):.4f}" for c in columns]
         lines.append(f"| {key} | " + " | ".join(cells) +
                      f" | {result['fit_seconds']:.1f} | {result['score_seconds']:.1f} | "
                      f"{result['peak_rss_mb']:.0f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + (["", *notes] if notes else [])) + "\n"

@@ -274,8 +274,10 @@ def leaderboard_block(source: str, record: dict[str, Any]) -> str:
     rows += [(key, result["error"], *[""] * len(metrics))
              for key, result in record["models"].items() if "error" in result]
     chart = charts.leaderboard([(source, record)], [m for m in metrics if "Novelty" not in m])
+    notes = "".join(note(f"{key}: {result['note']}") for key, result in record["models"].items()
+                    if "note" in result)
     return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>'
-                 + table(["model", *metrics, "fit s"], rows) + figure(chart))
+                 + table(["model", *metrics, "fit s"], rows) + notes + figure(chart))
 
 
 def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence[str],
