@@ -132,3 +132,25 @@ def test_sampled_candidates_hold_the_target_the_history_the_hardest_and_correcte
     others = n_items - allowed[0, :fixed].sum()
     assert correction[0, -1] == pytest.approx(np.log(others / fresh[0].sum()))
     assert (correction[:, :fixed] == 0).all()
+
+
+def test_features_at_listed_items_agree_with_the_whole_stack():
+    rng = np.random.default_rng(4)
+    n, rows = 40, 6
+    lengths = rng.integers(0, 9, rows)
+    owner = np.repeat(np.arange(rows), lengths)
+    seq = Sequences.from_rows(owner, rng.integers(0, n, owner.size),
+                              rng.integers(0, 4, owner.size), np.arange(owner.size), rows)
+    links = ItemLinks.learn(Sequences.from_rows(
+        np.repeat(np.arange(30), 6), rng.integers(0, n, 180), np.zeros(180), np.arange(180), 30),
+        n)
+    categories = np.array(["a", "b", "", "c"] * 10)
+    prices = np.where(rng.random(n) < 0.3, np.nan, rng.random(n))
+    items = ItemSide.build(rng.integers(1, 50, n), rng.random((n, 3)), rng.normal(size=(n, 4)),
+                           categories, prices, links)
+    mix = rng.random((rows, 3))
+    stack = affinity.features(seq, mix, items, ACTIONS, 5, 0.7)
+    columns = rng.integers(0, n, (rows, 7))
+    picked, mean = affinity.features_at(seq, mix, items, ACTIONS, 5, 0.7, columns)
+    assert picked == pytest.approx(np.take_along_axis(stack, columns[None], axis=2), abs=1e-5)
+    assert mean == pytest.approx(stack.astype(np.float64).mean(axis=2), abs=1e-5)

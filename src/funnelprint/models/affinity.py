@@ -117,6 +117,98 @@ def features(history: Sequences, mix: np.ndarray, items: ItemSide, action_names:
     return out
 
 
+def features_at(history: Sequences, mix: np.ndarray, items: ItemSide,
+                action_names: tuple[str, ...], last_n: int, decay: float,
+                columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The features of the given items only, ``(len(FEATURES), rows, k)`` for ``columns``
+    (rows, k; -1 entries read item 0), and every feature's mean over the catalogue per row,
+    ``(len(FEATURES), rows)``: what :func:`features` would give, without a rows x catalogue
+    matrix per feature (a score's reasons need no more)."""
+    rows, n = history.n_rows, items.n_items
+    cols = np.maximum(columns, 0)
+    at = FEATURES.index
+    out = np.zeros((len(FEATURES), rows, cols.shape[1]), dtype=np.float64)
+    mean = np.zeros((len(FEATURES), rows))
+    out[at("popularity")] = items.log_popularity[cols]
+    mean[at("popularity")] = items.log_popularity.mean()
+    for name, query in (("trait", unit_rows(mix)), ("recent", unit_rows(
+            recent_query(history, items.vectors, last_n, decay)))):
+        table = items.traits if name == "trait" else items.vectors
+        out[at(name)] = np.einsum("rd,rkd->rk", query, table[cols])
+        mean[at(name)] = query @ table.mean(axis=0)
+    for name, part in (("category", history), ("recent_category", history.last(last_n))):
+        share = _category_shares(part, items)
+        codes = items.categories[cols]
+        out[at(name)] = np.where(codes >= 0, np.take_along_axis(
+            share, np.maximum(codes, 0), axis=1), 0.0) if share.shape[1] else 0.0
+        sizes = np.bincount(items.categories[items.categories >= 0],
+                            minlength=items.n_categories)
+        mean[at(name)] = share @ sizes / n
+    carted = _flag(history, action_names, "add_to_cart", "purchase")
+    for name, use, side in (("price", np.ones(history.items.size, dtype=bool), False),
+                            ("carted_price", carted, True)):
+        usual = _mean_price(history, use, items)
+        position = items.price_positions[cols]
+        fit = (4.0 * (usual[:, None] - 0.5) * (position - 0.5) if side
+               else 0.5 - np.abs(usual[:, None] - position))
+        out[at(name)] = np.where(np.isfinite(usual)[:, None] & np.isfinite(position), fit, 0.0)
+        mean[at(name)] = _mean_price_fit(usual, items.price_positions, side)
+    for name, matrix in LINKED.items():
+        query = recency_matrix(history, n, *link_query(name, last_n, decay))
+        strength = (query @ getattr(items.links, matrix)).tocsr()
+        strength.data = np.log1p(strength.data / LINK_SCALE)
+        out[at(name)] = _entries(strength, cols)
+        mean[at(name)] = np.asarray(strength.sum(axis=1)).ravel() / n
+    left = sp.csr_matrix(left_in_cart(history, action_names, n))
+    for name, matrix in (("left_in_cart", left), ("seen", _seen_matrix(history, n)),
+                         ("touches", recency_matrix(history, n, None, decay))):
+        out[at(name)] = _entries(matrix, cols)
+        mean[at(name)] = np.asarray(matrix.sum(axis=1)).ravel() / n
+    return out.astype(np.float32), mean
+
+
+def _entries(matrix: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
+    """``matrix[r, columns[r, j]]`` for every row ``r`` and ``j``."""
+    rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
+    return np.asarray(sp.csr_matrix(matrix)[rows, columns.ravel()]).reshape(columns.shape)
+
+
+def _seen_matrix(history: Sequences, n_items: int) -> sp.csr_matrix:
+    out = sp.csr_matrix((np.ones(history.items.size), (row_of(history.offsets),
+                                                        history.items)),
+                        shape=(history.n_rows, n_items))
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def _mean_price(history: Sequences, use: np.ndarray, items: ItemSide) -> np.ndarray:
+    """Each row's mean price position over the ``use``d steps with a known price (NaN
+    where none)."""
+    position = items.price_positions[history.items]
+    use = use & np.isfinite(position)
+    row = row_of(history.offsets)[use]
+    n = np.bincount(row, minlength=history.n_rows)
+    total = np.bincount(row, position[use], minlength=history.n_rows)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _mean_price_fit(usual: np.ndarray, positions: np.ndarray, side: bool) -> np.ndarray:
+    """The mean over every item (unknown prices count 0) of :func:`_price_fit`'s value for
+    rows whose mean position is ``usual``."""
+    known = np.sort(positions[np.isfinite(positions)])
+    n, m = positions.size, np.nan_to_num(usual)
+    if side:
+        out = 4.0 * (m - 0.5) * (known.sum() - 0.5 * known.size) / max(n, 1)
+    else:  # 0.5 - |m - p| summed with prefix sums of the sorted positions
+        below = np.searchsorted(known, m)
+        prefix = np.r_[0.0, np.cumsum(known)]
+        distance = (m * below - prefix[below]) + (prefix[-1] - prefix[below]
+                                                  - m * (known.size - below))
+        out = (0.5 * known.size - distance) / max(n, 1)
+    return np.where(np.isfinite(usual), out, 0.0)
+
+
 def link_query(name: str, last_n: int, decay: float) -> tuple[int | None, float]:
     """The history steps (the last few, or all: None) and recency decay of a link
     feature's query."""
@@ -136,16 +228,21 @@ def _flag(history: Sequences, action_names: tuple[str, ...], *names: str) -> np.
     return np.isin(history.actions, codes)
 
 
-def _category_share(history: Sequences, items: ItemSide) -> np.ndarray:
-    rows = history.n_rows
-    if items.n_categories == 0:
-        return np.zeros((rows, items.n_items), dtype=np.float32)
+def _category_shares(history: Sequences, items: ItemSide) -> np.ndarray:
+    """Each row's share of steps in every category, (rows, categories)."""
     codes = items.categories[history.items]
     known = codes >= 0
     counts = sp.csr_matrix((np.ones(int(known.sum())), (row_of(history.offsets)[known],
                                                           codes[known])),
-                           shape=(rows, items.n_categories)).toarray()
-    share = counts / np.maximum(history.lengths, 1)[:, None]
+                           shape=(history.n_rows, items.n_categories)).toarray()
+    return counts / np.maximum(history.lengths, 1)[:, None]
+
+
+def _category_share(history: Sequences, items: ItemSide) -> np.ndarray:
+    rows = history.n_rows
+    if items.n_categories == 0:
+        return np.zeros((rows, items.n_items), dtype=np.float32)
+    share = _category_shares(history, items)
     out = np.zeros((rows, items.n_items), dtype=np.float32)
     has = items.categories >= 0
     out[:, has] = share[:, items.categories[has]]
@@ -210,20 +307,4 @@ def weighted_scores(history: Sequences, mix: np.ndarray, items: ItemSide,
         rows = np.arange(start, min(start + step, history.n_rows))
         stack = features(history.select(rows), mix[rows], items, action_names, last_n, decay)
         out[rows] = np.tensordot(weights.astype(np.float32), stack, axes=1)
-    return out
-
-
-def contributions(history: Sequences, mix: np.ndarray, items: ItemSide,
-                  action_names: tuple[str, ...], last_n: int, decay: float,
-                  weights: np.ndarray, listed: np.ndarray) -> np.ndarray:
-    """Each feature's share of the score of the ``listed`` items (rows, k; -1 for none):
-    ``weights`` x feature, shape ``(rows, k, len(FEATURES))``. They sum to the score."""
-    out = np.zeros((*listed.shape, len(FEATURES)), dtype=np.float32)
-    step = block_rows(items.n_items)
-    for start in range(0, history.n_rows, step):
-        rows = np.arange(start, min(start + step, history.n_rows))
-        stack = features(history.select(rows), mix[rows], items, action_names, last_n, decay)
-        picked = np.take_along_axis(stack, np.maximum(listed[rows], 0)[None], axis=2)
-        out[rows] = picked.transpose(1, 2, 0) * weights.astype(np.float32)
-    out[listed < 0] = 0.0
     return out

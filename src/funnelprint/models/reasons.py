@@ -85,13 +85,12 @@ class Customers:
     action_names: tuple[str, ...]
 
 
-def centred_contributions(stack: np.ndarray, weights: np.ndarray, listed: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def centred_contributions(picked: np.ndarray, mean: np.ndarray, weights: np.ndarray,
+                          listed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per listed item (``listed``: (rows, k), -1 padding) and feature: weight x (feature -
     its mean over the catalogue for that row), shape (rows, k, F), which sums to the item's
-    score minus the row's mean score; and where the feature stands above its mean."""
-    mean = stack.astype(np.float64).mean(axis=2)  # (F, rows)
-    picked = np.take_along_axis(stack, np.maximum(listed, 0)[None], axis=2)  # (F, rows, k)
+    score minus the row's mean score; and where the feature stands above its mean.
+    ``picked``: the listed items' features (F, rows, k); ``mean``: the means (F, rows)."""
     gap = (picked - mean[:, :, None]).transpose(1, 2, 0)
     out = gap * weights[None, None, :]
     out[listed < 0] = 0.0

@@ -158,7 +158,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
     def reasons_for(self, history: Sequences, items: np.ndarray,
                     prepared: Profiles | None = None) -> list[list[Reason]]:
         """Reasons for the listed items (``items``: (rows, k), -1 padding) of every row, from
-        each item's contributions to its score, a block of rows at a time."""
+        each item's contributions to its score (computed for the listed items only, a block
+        of rows at a time)."""
         self._check_fitted()
         items = np.asarray(items, dtype=np.int64)
         if items.size and items.max() >= self.dataset_.n_items:
@@ -167,13 +168,15 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
         names = [info["name"] for info in self.profile_.trait_info_]
         c = self.config
         out: list[list[Reason]] = []
-        step = affinity.block_rows(self.dataset_.n_items)
+        step = 4096
         for start in range(0, history.n_rows, step):
             rows = np.arange(start, min(start + step, history.n_rows))
             part = history.select(rows)
-            stack = affinity.features(part, profiled.traits[rows], self.items_,
-                                      self.dataset_.action_names, c.last_n, c.decay)
-            parts, high = reasons.centred_contributions(stack, self.weights_, items[rows])
+            picked, mean = affinity.features_at(part, profiled.traits[rows], self.items_,
+                                                self.dataset_.action_names, c.last_n, c.decay,
+                                                items[rows])
+            parts, high = reasons.centred_contributions(picked, mean, self.weights_,
+                                                        items[rows])
             customers = reasons.Customers(profiled.traits[rows], profiled.cold[rows], names,
                                           self.dataset_.action_names)
             out += reasons.explain(part, items[rows], parts, high, self.items_,
