@@ -16,6 +16,7 @@ for ``RECS_BUDGET_S`` seconds at most (default 60). ``--batch N`` times batch
 recommendations instead (a simulated shop of N customers).
 
     python benchmarks/bench_recs.py [--only rees46-oct ...] [--models traits,pop,...]
+    python benchmarks/bench_recs.py --events mine.csv [--products p.csv] [--actions pay=buy]
     python benchmarks/bench_recs.py --batch 100000
 """
 
@@ -88,6 +89,15 @@ def outside(work: Path) -> Loaded:
 def _events(path: Path, actions: str | None = None) -> Dataset:
     log = prepare_events(path, ColumnMapping.from_options(None, actions, None))
     return Dataset.from_events(log, name=path.stem)
+
+
+def own_log(path: Path, products: Path | None, actions: str | None
+            ) -> Callable[[Path], Loaded]:
+    def load(work: Path) -> Loaded:
+        dataset = _events(path, actions)
+        return (dataset, None) if products is None else \
+            with_catalogue(dataset, read_products(products))
+    return load
 
 
 LOGS: dict[str, Callable[[Path], Loaded]] = {
@@ -169,6 +179,10 @@ def main() -> None:
         "RECS_MODELS", ",".join((*BASELINES, "sasrec"))),
         help=f"Model keys (default: RECS_MODELS or {','.join((*BASELINES, 'sasrec'))}; the "
              f"other sequential ones: {','.join(SEQUENTIAL[1:])})")
+    parser.add_argument("--events", type=Path, action="append", default=[],
+                        help="Also an event file of your own (repeatable)")
+    parser.add_argument("--products", type=Path, help="Products file of --events")
+    parser.add_argument("--actions", help="--actions mapping of --events (RAW=CANONICAL,...)")
     parser.add_argument("--batch", type=int, default=0, metavar="CUSTOMERS",
                         help="Only time batch recommendations for a simulated shop this size")
     args = parser.parse_args()
@@ -179,8 +193,11 @@ def main() -> None:
     budget = float(os.environ.get("RECS_BUDGET_S", "60"))
     models = [m for m in args.models.split(",") if m]
     results: dict = {}
+    for path in args.events:
+        LOGS[path.stem] = own_log(path, args.products, args.actions)
+    chosen = (args.only or []) + [p.stem for p in args.events] or list(LOGS)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.only or list(LOGS):
+        for name in chosen:
             results[name] = one_log(name, models, budget, Path(tmp))
             print(f"{name}: " + ", ".join(
                 f"{k} {v.get('NDCG@10', v.get('error'))}" for k, v in
