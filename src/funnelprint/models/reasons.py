@@ -17,6 +17,7 @@ hold for this customer and product:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,36 +103,29 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
             decay: float) -> list[list[Reason]]:
     """Reasons for the ``listed`` items of every row of ``history`` from their centred
     contributions ``parts`` (rows, k, F); ``high`` tells where a feature stands above its
-    mean (a contribution of a negative weight comes from a low feature)."""
-    facts = _Facts(
-        named=_named_traits(customers.mix, catalogue.trait_shares, listed),
-        similar=_most_similar_recent(history, listed, catalogue.vectors, last_n),
-        sources={name: _link_sources(history, listed, getattr(items.links, matrix),
-                                     *_source_query(name, last_n, decay))
-                 for name, matrix in LINKED.items()},
-        category_share={"category": _category_steps(history, listed, items),
-                        "recent_category": _category_steps(history.last(last_n), listed,
-                                                           items)},
-        usual_price={"price": _mean_position(history, items, None),
-                     "carted_price": _mean_position(history, items, customers.action_names)})
+    mean (a contribution of a negative weight comes from a low feature). Everything a
+    reason cites is computed for the block at once; only the wording is per item."""
+    order = np.argsort(-parts, axis=2, kind="stable")[..., :MAX_FACTORS]
+    top = np.take_along_axis(parts, order, axis=2)
+    chosen = (top > 0) & (top >= SECONDARY * top[..., :1]) & (listed >= 0)[..., None]
+    facts = _facts(history, listed, items, catalogue, customers, last_n, decay)
+    rows_high = np.take_along_axis(high, order, axis=2).tolist()
+    orders, tops, chosen_ = order.tolist(), top.tolist(), chosen.tolist()
     out: list[list[Reason]] = []
-    for row in range(history.n_rows):
+    for row, listed_row in enumerate(listed.tolist()):
         reasons: list[Reason] = []
-        for col in np.flatnonzero(listed[row] >= 0).tolist():
-            item = int(listed[row, col])
-            contribution = parts[row, col]
-            order = np.argsort(-contribution, kind="stable")
-            chosen = [f for f in order[:MAX_FACTORS] if contribution[f] > 0
-                      and contribution[f] >= SECONDARY * contribution[order[0]]]
+        for col, item in enumerate(listed_row):
+            if item < 0:
+                continue
             texts: list[str] = []
             evidence: list[Evidence] = []
-            for f in chosen:
-                text = _factor(FEATURES[f], bool(high[row, col, f]), row, col, item, facts,
-                               history, catalogue, customers, items)
+            for j, f in enumerate(orders[row][col]):
+                if not chosen_[row][col][j]:
+                    continue
+                text = _factor(FEATURES[f], rows_high[row][col][j], row, col, item, facts)
                 if text not in texts:
                     texts.append(text)
-                    evidence.append({"step": FEATURES[f],
-                                     "weight": round(float(contribution[f]), 4)})
+                    evidence.append({"step": FEATURES[f], "weight": round(tops[row][col][j], 4)})
             if not texts:
                 texts.append("no factor lifts it above the other products")
             reasons.append({"text": "; ".join(texts), "evidence": evidence})
@@ -148,40 +142,75 @@ def _source_query(name: str, last_n: int, decay: float) -> tuple[int, float]:
 
 @dataclass(frozen=True)
 class _Facts:
-    """What the factors of a block's listed items cite, computed for the block at once."""
+    """What the factors of a block's listed items cite, as plain lists: per listed item
+    (``[row][col]``) the named trait, the most similar recent item and its cosine, each
+    link's source item, the category shares and the steps on the item; per row the usual
+    price positions, cold starts and trait mixes; per item its id, count, head flag,
+    category and price position."""
 
-    named: np.ndarray
-    similar: tuple[np.ndarray, np.ndarray]
-    sources: dict[str, np.ndarray]
-    category_share: dict[str, np.ndarray]
-    usual_price: dict[str, np.ndarray]
+    named: list[list[int]]
+    similar: list[list[int]]
+    cosine: list[list[float]]
+    sources: dict[str, list[list[int]]]
+    category_share: dict[str, list[list[float]]]
+    steps: list[list[int]]
+    usual_price: dict[str, list[float]]
+    cold: list[bool]
+    mix: list[list[float]]
+    trait_names: list[str]
+    ids: list[str]
+    counts: list[int]
+    popular: list[bool]
+    categories: list[str]
+    positions: list[float]
 
 
-def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Facts,
-            history: Sequences, catalogue: Catalogue, customers: Customers, items: ItemSide
-            ) -> str:
+def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: Catalogue,
+           customers: Customers, last_n: int, decay: float) -> _Facts:
+    similar, cosine = _most_similar_recent(history, listed, catalogue.vectors, last_n)
+    categories = catalogue.categories
+    return _Facts(
+        named=_named_traits(customers.mix, catalogue.trait_shares, listed).tolist(),
+        similar=similar.tolist(), cosine=cosine.tolist(),
+        sources={name: _link_sources(history, listed, getattr(items.links, matrix),
+                                     *_source_query(name, last_n, decay)).tolist()
+                 for name, matrix in LINKED.items()},
+        category_share={"category": _category_steps(history, listed, items).tolist(),
+                        "recent_category": _category_steps(history.last(last_n), listed,
+                                                           items).tolist()},
+        steps=_steps_on(history, listed).tolist(),
+        usual_price={"price": _mean_position(history, items, None).tolist(),
+                     "carted_price": _mean_position(history, items,
+                                                    customers.action_names).tolist()},
+        cold=customers.cold.tolist(), mix=customers.mix.tolist(),
+        trait_names=customers.trait_names, ids=[str(i) for i in catalogue.item_ids],
+        counts=catalogue.counts.tolist(), popular=catalogue.popular.tolist(),
+        categories=([""] * catalogue.item_ids.size if categories is None
+                    else [str(c) for c in categories]),
+        positions=items.price_positions.tolist())
+
+
+def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
     """The words of one factor of one listed item; ``high``: the feature stands above its
     mean (else a negative weight on a low feature is what lifts the item)."""
-    ids = catalogue.item_ids
+    ids = facts.ids
     if feature == "popularity":
-        count = int(catalogue.counts[item])
+        count = facts.counts[item]
         if not high:
             return f"a less common product ({count:,} interactions)"
-        if catalogue.popular[item]:
+        if facts.popular[item]:
             return f"one of the shop's most popular products ({count:,} interactions)"
         return f"chosen more often than most products ({count:,} interactions)"
     if feature == "trait":
-        j = int(facts.named[row, col])
+        j = facts.named[row][col]
         if not high:
             return "unlike the customer's leading traits"
         if j < 0:
             return "matches the customer's trait profile"
-        whose = ("the starting profile for new customers" if customers.cold[row]
-                 else "their profile")
-        return (f"fits trait '{customers.trait_names[j]}' "
-                f"({customers.mix[row, j]:.0%} of {whose})")
+        whose = "the starting profile for new customers" if facts.cold[row] else "their profile"
+        return f"fits trait '{facts.trait_names[j]}' ({facts.mix[row][j]:.0%} of {whose})"
     if feature == "recent":
-        best, cosine = facts.similar[0][row, col], facts.similar[1][row, col]
+        best, cosine = facts.similar[row][col], facts.cosine[row][col]
         if not high:
             return "unlike the customer's recent products"
         if best >= 0 and cosine >= SIMILAR_ENOUGH:
@@ -191,12 +220,12 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
         span = "their steps" if feature == "category" else "their last steps"
         if not high:
             return f"outside the categories of {span}"
-        name = "" if catalogue.categories is None else str(catalogue.categories[item])
-        return f"in {name}, like {facts.category_share[feature][row, col]:.0%} of {span}"
+        share = facts.category_share[feature][row][col]
+        return f"in {facts.categories[item]}, like {share:.0%} of {span}"
     if feature in ("price", "carted_price"):
         whose = "carts" if feature == "carted_price" else "products"
-        position, usual = items.price_positions[item], facts.usual_price[feature][row]
-        if not (np.isfinite(position) and np.isfinite(usual)):
+        position, usual = facts.positions[item], facts.usual_price[feature][row]
+        if not (math.isfinite(position) and math.isfinite(usual)):
             return (f"its price is unknown, where most products' prices sit far from the "
                     f"customer's {whose}" if high else f"priced unlike the customer's {whose}")
         if not high:
@@ -204,7 +233,7 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
         return (f"priced like the customer's {whose} (percentile {position:.0%} of its "
                 f"category, theirs {usual:.0%})")
     if feature in LINKED:
-        source = int(facts.sources[feature][row, col])
+        source = facts.sources[feature][row][col]
         if not high or source < 0:
             return {"transition": "rarely the next product after the customer's last one",
                     "covisit": "rarely in the same visits as the customer's last products",
@@ -214,10 +243,22 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
                 "neighbour": f"customers who looked at {ids[source]} looked at it too"}[feature]
     if feature == "left_in_cart":
         return "left in the cart" if high else "not waiting in the cart"
-    n = int((history.row(row) == item).sum())  # seen, touches
+    n = facts.steps[row][col]  # seen, touches
     if not high or n == 0:
         return "new to the customer"
     return f"the customer came back to it ({n} step{'s' * (n != 1)} on it)"
+
+
+def _steps_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
+    """Per listed item: how many steps of the row's history are on it."""
+    width = int(max(history.items.max(initial=0), listed.max(initial=0))) + 1
+    keys, counts = np.unique(row_of(history.offsets).astype(np.int64) * width + history.items,
+                             return_counts=True)
+    if not keys.size:
+        return np.zeros(listed.shape, dtype=np.int64)
+    wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
+    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return np.where((keys[at] == wanted) & (listed >= 0), counts[at], 0)
 
 
 def _named_traits(mix: np.ndarray, shares: np.ndarray, listed: np.ndarray) -> np.ndarray:
