@@ -69,10 +69,13 @@ class TraitsConfig(ModelConfig, ProfileConfig):
 
 @register
 class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
-    """Items that fit the customer's traits and resemble what they touched last.
+    """Products that fit the customer's traits and follow from what they touched last.
 
     ``profile_`` is the fitted :class:`~funnelprint.profile.model.ProfileModel` (profiles of
-    new logs, similar customers, trait descriptions, segments).
+    new logs, similar customers, trait descriptions, segments); ``links_`` the item links
+    of :mod:`funnelprint.models.signals`; ``weights_`` one learned weight per feature of
+    :data:`funnelprint.models.affinity.FEATURES`; ``items_`` and ``catalogue_`` what
+    scores and reasons read of every item (derived, not saved).
     """
 
     key = "traits"
@@ -82,6 +85,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
     reads: ClassVar[frozenset[str]] = frozenset({"sessions", "item_metadata", "every_event"})
     profile_: ProfileModel
     popularity_: np.ndarray
+    links_: ItemLinks
+    weights_: np.ndarray
 
     @one_thread
     def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
