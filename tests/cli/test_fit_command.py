@@ -131,3 +131,21 @@ def test_profile_reuses_the_session_gap_the_model_was_fitted_with(cli, shop, tmp
     assert joined.height == stored.height
     for c in columns:
         assert (joined[c] - joined[f"{c}_new"]).abs().max() < 1e-6
+
+
+def test_products_file_columns_mapped_by_name(cli, shop, tmp_path):
+    import polars as pl
+
+    original = pl.read_csv(shop["products"], infer_schema=False)
+    renamed = original.rename({"product_id": "sku_id", "category": "cat_name",
+                               "brand": "maker", "price": "amount"})
+    path = tmp_path / "catalogue.csv"
+    renamed.write_csv(path)
+    out = tmp_path / "traits"
+    result = cli(["fit", shop["events"], "--out", out, "--traits", "3", "--param", "n_init=1",
+                  "--param", "min_count=2", "--products", path, "--product-columns",
+                  "product=sku_id,category=cat_name,brand=maker,price=amount"])
+    assert result.code == 0, result.output
+    dataset = load(out).dataset_
+    brands = dict(zip(original["product_id"], original["brand"], strict=True))
+    assert [brands[i] for i in dataset.item_ids] == list(dataset.item_brands)

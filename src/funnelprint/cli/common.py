@@ -18,7 +18,14 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from funnelprint.artifacts import ArtifactError, check_target
-from funnelprint.data import ColumnMapping, EventDataError, EventLog, SessionConfig, TokenConfig
+from funnelprint.data import (
+    ColumnMapping,
+    EventDataError,
+    EventLog,
+    SessionConfig,
+    TokenConfig,
+)
+from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import prepare_events
 
 #: Failures caused by what the user handed us: one line, exit code 2.
@@ -35,7 +42,22 @@ ColumnsOpt = Annotated[
                  "[,session=COL,category=COL,price=COL,brand=COL,quantity=COL]"),
 ]
 ActionsOpt = Annotated[
-    str | None, typer.Option(help="Rename raw actions: RAW=CANONICAL,... (e.g. atc=add_to_cart)")
+    str | None, typer.Option(help="Name raw actions: RAW=NAME,... (e.g. atc=add_to_cart,"
+                             "5=favorite); a name outside the funnel is an action type of its "
+                             "own")
+]
+ActionOpt = Annotated[
+    str | None, typer.Option("--action", help="One action for every row, for a log without "
+                             "an action column (e.g. view)")
+]
+MissingCustomerOpt = Annotated[
+    str, typer.Option("--missing-customer", help="Rows without a customer id (empty, NA, "
+                      "null...): 'drop' them (counted), or use their 'session' id as the "
+                      "customer")
+]
+ProductColumnsOpt = Annotated[
+    str | None, typer.Option(help="Map products-file fields to columns: product=COL"
+                             "[,category=COL,brand=COL,price=COL]")
 ]
 NamesOpt = Annotated[str | None, typer.Option(help="Column names of a headerless CSV: a,b,c,...")]
 OnErrorOpt = Annotated[
@@ -81,17 +103,17 @@ def load_log(
     events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
     session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
     max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
-    allow_all_dropped: bool = False,
+    action: str | None = None, missing_customer: str = "drop",
 ) -> EventLog:
     """Read an event file with the mapping flags every event-reading command shares. A file
-    without rows is an error; so is one whose rows were all dropped, unless
-    ``allow_all_dropped`` (``inspect``, which reports the drops)."""
+    without rows is an error; so is one whose rows were all dropped (one line with the
+    counts by reason and the first dropped value)."""
     positive("--session-gap", session_gap)
     positive("--min-session-length", min_session_length, allow_zero=True)
     positive("--max-session-events", max_session_events, allow_zero=True)
     positive("--max-events-per-minute", max_events_per_minute, allow_zero=True)
     positive("--rare-product-min-count", rare_product_min_count, allow_zero=True)
-    mapping = ColumnMapping.from_options(columns, actions, names)
+    mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
     sessions = SessionConfig(
         gap_minutes=session_gap,
         min_session_length=min_session_length,
@@ -100,13 +122,7 @@ def load_log(
     )
     log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
                          tokens=TokenConfig(rare_product_min_count))
-    if not log.load_report.rows_read:
-        raise ValueError(f"{events}: no events in the file (a header and no rows)")
-    if not log.events.height and not allow_all_dropped:
-        dropped = ", ".join(f"{n:,} {reason}" for reason, n in log.dropped.items())
-        raise ValueError(f"{events}: no events left to use (" +
-                         (f"dropped: {dropped}" if dropped else "the file has no rows") +
-                         "); check the file and the session options")
+    check_events_left(log.load_report, log.events.height, log.dropped)
     return log
 
 

@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
     GapOpt,
+    MissingCustomerOpt,
     NamesOpt,
     OnErrorOpt,
     check_output_directory,
@@ -85,6 +87,8 @@ def inspect(
     actions: ActionsOpt = None,
     names: NamesOpt = None,
     on_error: OnErrorOpt = "raise",
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     session_gap: GapOpt = 30.0,
     min_session_length: MinSessionOpt = 1,
     max_session_events: MaxSessionOpt = 1000,
@@ -97,7 +101,7 @@ def inspect(
 
     log = load_log(events, columns, actions, names, on_error, session_gap, min_session_length,
                    max_session_events, max_events_per_minute, rare_product_min_count,
-                   allow_all_dropped=True)
+                   action=action, missing_customer=missing_customer)
     summary = summarize(log)
     if as_json:
         write_json(summary)
@@ -113,6 +117,10 @@ def print_summary(summary: dict) -> None:
         table.add_row(f"  {action}", f"{count:,}")
     for reason, count in summary["dropped"].items() or [("none", 0)]:
         table.add_row(f"dropped: {reason}", f"{count:,}")
+    for column, count in summary["normalised"].items():
+        table.add_row(f"float ids read as integers: {column}", f"{count:,}")
+    for what, count in summary["filled"].items():
+        table.add_row(f"filled: {what}", f"{count:,}")
     tr = summary["time_range"]
     table.add_row("time range", f"{tr['first']} → {tr['last']}")
     table.add_row("timestamps", summary["timestamp_encoding"])
@@ -123,6 +131,11 @@ def print_summary(summary: dict) -> None:
                           f"p50 {q['p50']:g} · p90 {q['p90']:g} · p99 {q['p99']:g} · "
                           f"mean {q['mean']:g} · max {q['max']:g}")
     table.add_row("columns", ", ".join(f"{k}←{v}" for k, v in summary["mapping"].items()))
+    if summary["action_mapping"]:
+        table.add_row("actions read as", ", ".join(
+            f"{raw}→{name}" for raw, name in summary["action_mapping"].items()))
+    for warning in summary["warnings"]:
+        table.add_row("warning", warning)
     console.print(table)
 
 

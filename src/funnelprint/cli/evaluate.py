@@ -12,10 +12,13 @@ import typer
 from rich.table import Table
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     NamesOpt,
     OnErrorOpt,
+    ProductColumnsOpt,
     check_output_suffix,
     console,
     on_error_mode,
@@ -47,9 +50,12 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown table")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Fit and evaluate recommenders on one dataset and protocol; print a leaderboard."""
@@ -74,14 +80,17 @@ def evaluate(
     else:
         if data is None:
             raise ValueError("give --data (or --model-dir for a saved model)")
-        mapping = ColumnMapping.from_options(columns, actions, names)
+        if product_columns is not None and products is None:
+            raise ValueError("--product-columns maps the columns of --products FILE; give both")
+        mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
         dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error_mode(on_error))
         listed = None
         if products is not None:
             from funnelprint.data.products import read_products
             from funnelprint.evaluate.splits import with_catalogue
 
-            dataset, listed = with_catalogue(dataset, read_products(products))
+            dataset, listed = with_catalogue(dataset,
+                                             read_products(products, columns=product_columns))
         keys = [m.strip() for m in models.split(",") if m.strip()]
         if not keys:
             raise ValueError("--models names no model")

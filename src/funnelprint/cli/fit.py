@@ -15,9 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     NamesOpt,
+    ProductColumnsOpt,
     check_output_directory,
     console,
     load_log,
@@ -62,9 +65,12 @@ def fit(
     products: Annotated[Path | None, typer.Option(
         help="Product metadata file: product id and any of category, brand, price")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: Annotated[str | None, typer.Option(
         "--on-error", help="'raise' (default) stops at the first bad row; 'skip' drops and "
                            "counts bad rows")] = None,
@@ -87,11 +93,15 @@ def fit(
     positive("--time-budget", time_budget)
     positive("--epochs", epochs)
     positive("--traits", traits)
+    if product_columns is not None and products is None:
+        raise ValueError("--product-columns maps the columns of --products FILE; give both")
     prefixed = events.partition(":")[0] in LOADERS and ":" in events
-    if prefixed and any(v is not None for v in (columns, actions, names, on_error,
-                                                session_gap, products)):
-        raise ValueError(f"{events}: --columns, --actions, --names, --on-error, "
-                         "--session-gap and --products apply to event files only")
+    if prefixed and (missing_customer != "drop" or any(
+            v is not None for v in (columns, actions, names, action, on_error, session_gap,
+                                    products))):
+        raise ValueError(f"{events}: --columns, --actions, --names, --action, "
+                         "--missing-customer, --on-error, --session-gap and --products apply "
+                         "to event files only")
     mode = valid_protocol or "full"
     from funnelprint.evaluate.protocol import Protocol
 
@@ -103,7 +113,9 @@ def fit(
         dataset = load_dataset(events)
     else:
         dataset = events_dataset(cls, Path(events), columns, actions, names, on_error or "raise",
-                                 float(params.get("session_gap_minutes", 30.0)), products)
+                                 float(params.get("session_gap_minutes", 30.0)), products,
+                                 action=action, missing_customer=missing_customer,
+                                 product_columns=product_columns)
     if "validation" in cls.reads:
         fit_with_validation(model, dataset, protocol, out)
     else:
@@ -158,14 +170,17 @@ def check_inputs(cls: type[Recommender[Any]], given: dict[str, Any]) -> None:
 
 def events_dataset(cls: type[Recommender[Any]], path: Path, columns: str | None,
                    actions: str | None, names: str | None, on_error: str, session_gap: float,
-                   products: Path | None) -> Dataset:
+                   products: Path | None, *, action: str | None = None,
+                   missing_customer: str = "drop", product_columns: str | None = None
+                   ) -> Dataset:
     """The dataset a model of ``cls`` reads from an event file."""
-    log = load_log(path, columns, actions, names, on_error, session_gap)
+    log = load_log(path, columns, actions, names, on_error, session_gap, action=action,
+                   missing_customer=missing_customer)
     metadata = None
     if products is not None:
         from funnelprint.data.products import read_products
 
-        metadata = read_products(products)
+        metadata = read_products(products, columns=product_columns)
     return Dataset.from_events(log, name=path.stem,
                                collapse_repeats="every_event" not in cls.reads,
                                products=metadata)

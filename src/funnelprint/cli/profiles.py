@@ -11,11 +11,13 @@ from rich.table import Table
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
     CustomerOpt,
     JsonOpt,
     KOpt,
+    MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
@@ -45,6 +47,8 @@ def profile(
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
     session_gap: Annotated[float | None, typer.Option(
         help="Minutes of inactivity that end a session (default: the model's)")] = None,
@@ -53,7 +57,8 @@ def profile(
     check_output_suffix(out, (".parquet", ".csv"), "--out")
     fitted = load_traits(model)
     gap = fitted.config.session_gap_minutes if session_gap is None else session_gap
-    log = load_log(events, columns, actions, names, on_error, gap)
+    log = load_log(events, columns, actions, names, on_error, gap, action=action,
+                   missing_customer=missing_customer)
     table = fitted.profile_events(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")

@@ -10,11 +10,14 @@ import typer
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
+    ProductColumnsOpt,
     check_output_suffix,
     console,
     err_console,
@@ -40,9 +43,12 @@ def report(
         help="With --events: fit the model's settings and the baselines (pop, itemknn, "
              "markov) on the log under the last-new protocol and show their leaderboard")]
     = True,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Write an HTML report (open it in a browser, offline): data, traits, segments and their
@@ -56,11 +62,15 @@ def report(
     records = [(path.name, read_leaderboard(path)) for path in leaderboard or []]
     fitted = load_traits(model)
     seq = load_sequential(sequential) if sequential is not None else None
-    catalogue = read_products(products) if products is not None else None
+    if product_columns is not None and products is None:
+        raise ValueError("--product-columns maps the columns of --products FILE; give both")
+    catalogue = (read_products(products, columns=product_columns) if products is not None
+                 else None)
     log = None
     if events is not None:
         log = load_log(events, columns, actions, names, on_error,
-                       fitted.config.session_gap_minutes)
+                       fitted.config.session_gap_minutes, action=action,
+                       missing_customer=missing_customer)
         warn_other_customers(events, log.events["customer_id"].unique().to_list(),
                              fitted.profile_.customer_ids_)
     if log is not None and compare:

@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     NamesOpt,
     OnErrorOpt,
     console,
@@ -21,7 +23,7 @@ from funnelprint.cli.common import (
     positive,
 )
 from funnelprint.data import ColumnMapping
-from funnelprint.data.load import read_events
+from funnelprint.data.load import check_events_left, read_events
 from funnelprint.serve import DEFAULT_STORE, SETTINGS_ENV
 
 StoreOpt = Annotated[str, typer.Option(
@@ -116,16 +118,17 @@ def ingest(
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Bulk-load a historical event export into the store, validated as every command
     validates event files."""
     from funnelprint.serve.store import StoreError, open_store
 
-    frame, report = read_events(events, ColumnMapping.from_options(columns, actions, names),
-                                on_error=on_error_mode(on_error))
-    if not report.rows_read:
-        raise ValueError(f"{events}: no events in the file (a header and no rows)")
+    mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
+    frame, report = read_events(events, mapping, on_error=on_error_mode(on_error))
+    check_events_left(report, frame.height)
     start = time.perf_counter()
     try:
         target = open_store(store)

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from funnelprint.data.errors import EventDataError
+from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import EventLog, prepare_events
 from funnelprint.data.schema import CANONICAL_ACTIONS, ColumnMapping
 from funnelprint.data.sequences import Sequences
@@ -410,8 +411,9 @@ def load_dataset(
     if not path.exists():
         raise EventDataError("no such file", path=str(path))
     if prefix == "events":
-        dataset = Dataset.from_events(prepare_events(path, mapping, **event_options),
-                                      name=path.stem)
+        event_log = prepare_events(path, mapping, **event_options)
+        check_events_left(event_log.load_report, event_log.events.height, event_log.dropped)
+        dataset = Dataset.from_events(event_log, name=path.stem)
     elif path.is_dir():
         raise EventDataError(f"is a directory; {prefix}: reads one file", path=str(path))
     else:

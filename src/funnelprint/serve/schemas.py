@@ -12,8 +12,9 @@ EVENT_ID_CHARS = 200
 _EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "One event. Field names, action synonyms and timestamp forms as in event "
-                   "files (user_id for customer_id, buy for purchase, epoch or ISO-8601 "
-                   "times...). event_id, when given, makes a retried event count once.",
+                   "files (user_id for customer_id, buy or pay for purchase, fav for favorite, "
+                   "epoch or ISO-8601 times...). event_id, when given, makes a retried event "
+                   "count once.",
     "properties": {
         "event_id": {"type": "string", "maxLength": EVENT_ID_CHARS},
         "customer_id": {"type": ["string", "integer"]},
