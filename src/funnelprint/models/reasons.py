@@ -110,7 +110,7 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
     chosen = (top > 0) & (top >= SECONDARY * top[..., :1]) & (listed >= 0)[..., None]
     facts = _facts(history, listed, items, catalogue, customers, last_n, decay)
     rows_high = np.take_along_axis(high, order, axis=2).tolist()
-    orders, tops, chosen_ = order.tolist(), top.tolist(), chosen.tolist()
+    orders, tops, chosen_ = order.tolist(), np.round(top, 4).tolist(), chosen.tolist()
     out: list[list[Reason]] = []
     for row, listed_row in enumerate(listed.tolist()):
         reasons: list[Reason] = []
@@ -125,7 +125,7 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
                 text = _factor(FEATURES[f], rows_high[row][col][j], row, col, item, facts)
                 if text not in texts:
                     texts.append(text)
-                    evidence.append({"step": FEATURES[f], "weight": round(tops[row][col][j], 4)})
+                    evidence.append({"step": FEATURES[f], "weight": tops[row][col][j]})
             if not texts:
                 texts.append("no factor lifts it above the other products")
             reasons.append({"text": "; ".join(texts), "evidence": evidence})
