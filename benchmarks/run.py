@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest", "profile", "outside", "evaluate", "sequential", "serve", "recs")
+BENCHES = ("ingest", "profile", "outside", "evaluate", "sequential", "serve", "chaos", "scale",
+           "recs")
 #: Run only when named with --only: the action/time-gap ablation trains 16 models (about 16 min).
 OPTIONAL = ("ablation",)
 

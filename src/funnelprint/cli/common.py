@@ -69,6 +69,45 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="Model directory")]
 CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
 KOpt = Annotated[int, typer.Option("--k", help="How many results")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+EngineOpt = Annotated[str, typer.Option(
+    help="local (this process) or spark (Apache Spark; pip install 'funnelprint[spark]')")]
+SparkMasterOpt = Annotated[str | None, typer.Option(
+    help="Spark master URL with --engine spark (default local[2]; spark://HOST:PORT for a "
+         "standalone cluster)")]
+
+MemoryOpt = Annotated[str | None, typer.Option(
+    help="Memory budget, e.g. 6GB: read the file in parts into partitions of whole "
+         "customers on disk and work one partition at a time (logs larger than memory)")]
+
+
+def check_reader_options(parts: bool, **given: Any) -> None:
+    """Refuse reader options that the chunked and Spark readers do not take yet, rather
+    than ignore them (``parts``: ``--memory`` or ``--engine spark`` was given)."""
+    if not parts:
+        return
+    unsupported = {"--action": given.get("action"), "--product-columns":
+                   given.get("product_columns"),
+                   "--missing-customer": None if given.get("missing_customer") in (None, "drop")
+                   else given.get("missing_customer")}
+    named = [flag for flag, value in unsupported.items() if value is not None]
+    if named:
+        raise ValueError(f"{named[0]} is read by the in-memory reader only; leave out "
+                         "--memory and --engine spark to use it")
+
+
+def check_engine(engine: str, spark_master: str | None, spark_only: dict[str, Any]) -> None:
+    """Refuse an unknown engine, and Spark options without ``--engine spark``."""
+    if engine not in ("local", "spark"):
+        raise ValueError(f"--engine must be local or spark, not {engine!r}")
+    if engine != "spark":
+        given = [flag for flag, value in {"--spark-master": spark_master, **spark_only}.items()
+                 if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies with --engine spark")
+    else:
+        from funnelprint.spark.session import require_spark
+
+        require_spark()
 
 
 def setup_logging(verbose: bool) -> None:

@@ -18,10 +18,15 @@ from funnelprint.cli.common import (
     ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    EngineOpt,
+    MemoryOpt,
     MissingCustomerOpt,
     NamesOpt,
     ProductColumnsOpt,
+    SparkMasterOpt,
+    check_engine,
     check_output_directory,
+    check_reader_options,
     console,
     load_log,
     positive,
@@ -78,11 +83,27 @@ def fit(
         help="Minutes of inactivity that end a session (default 30)")] = None,
     rare_product_min_count: Annotated[int | None, typer.Option(
         help="Tokenise products seen fewer times by their category (traits)")] = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    sample_events: Annotated[int | None, typer.Option(
+        help="With --engine spark or --memory: fit on a hash sample of customers holding "
+             "about this many events (default: 10,000,000 on Spark, what the memory budget "
+             "allows locally; a smaller log is taken whole)")] = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Fit a model and save it. Models that read a validator (the sequential ones) train on
     each customer's history without its last two items, choose checkpoints on the item
     before the last, and are saved with every customer's full history to recommend from."""
     cls = model_class(model_type)
+    check_engine(engine, spark_master, {})
+    check_reader_options(engine == "spark" or memory is not None, action=action,
+                         missing_customer=missing_customer, product_columns=product_columns)
+    if sample_events is not None and engine != "spark" and memory is None:
+        raise ValueError("--sample-events applies with --engine spark or --memory")
+    if memory is not None and (engine == "spark" or model_type != "traits"):
+        raise ValueError("--memory fits the traits model on the local engine")
+    if engine == "spark" and model_type != "traits":
+        raise ValueError(f"--engine spark fits the traits model, not {model_type!r}")
     given = {"--traits": traits, "--aggregation": aggregation, "--nonneg": nonneg,
              "--time-budget": time_budget, "--epochs": epochs, "--seed": seed,
              "--rare-product-min-count": rare_product_min_count, "--products": products,
@@ -111,6 +132,18 @@ def fit(
                        cls.config_class.field_names() else {}, **params)
     if prefixed:
         dataset = load_dataset(events)
+    elif engine == "spark":
+        positive("--sample-events", sample_events)
+        dataset = spark_fit_dataset(Path(events), columns, actions, names, on_error or "raise",
+                                    float(params.get("session_gap_minutes", 30.0)), products,
+                                    spark_master, sample_events, int(params.get("seed", 0)))
+    elif memory is not None:
+        from funnelprint.cli.outofcore import sample_dataset
+
+        positive("--sample-events", sample_events)
+        dataset = sample_dataset(Path(events), columns, actions, names, on_error or "raise",
+                                 float(params.get("session_gap_minutes", 30.0)), products,
+                                 memory, sample_events, int(params.get("seed", 0)))
     else:
         dataset = events_dataset(cls, Path(events), columns, actions, names, on_error or "raise",
                                  float(params.get("session_gap_minutes", 30.0)), products,
@@ -184,6 +217,31 @@ def events_dataset(cls: type[Recommender[Any]], path: Path, columns: str | None,
     return Dataset.from_events(log, name=path.stem,
                                collapse_repeats="every_event" not in cls.reads,
                                products=metadata)
+
+
+def spark_fit_dataset(path: Path, columns: str | None, actions: str | None, names: str | None,
+                      on_error: str, session_gap: float, products: Path | None,
+                      master: str | None, sample_events: int | None, seed: int) -> Dataset:
+    """The dataset the traits model is fitted on, prepared on Spark from a customer sample
+    (see :mod:`funnelprint.spark.engine`)."""
+    from funnelprint.cli.common import on_error_mode
+    from funnelprint.data import ColumnMapping
+    from funnelprint.spark.engine import SAMPLE_EVENTS, spark_dataset
+
+    positive("--session-gap", session_gap)
+    metadata = None
+    if products is not None:
+        from funnelprint.data.products import read_products
+
+        metadata = read_products(products)
+    with console.status("preparing events on spark"):
+        dataset, summary = spark_dataset(
+            path, ColumnMapping.from_options(columns, actions, names), on_error_mode(on_error),
+            session_gap, metadata, master, sample_events or SAMPLE_EVENTS, seed)
+    console.print(f"spark ({summary['master']}): {summary['events']:,} events, sample of "
+                  f"{summary['sample_customers']:,} customers ({summary['sample_events']:,} "
+                  f"events, {summary['sample_fraction']:.1%} of customers by hash)")
+    return dataset
 
 
 def fit_with_validation(model: Recommender[Any], dataset: Dataset, protocol: Any,

@@ -15,15 +15,21 @@ from funnelprint.cli.common import (
     ActionsOpt,
     ColumnsOpt,
     CustomerOpt,
+    EngineOpt,
     JsonOpt,
     KOpt,
+    MemoryOpt,
     MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
+    SparkMasterOpt,
+    check_engine,
     check_output_suffix,
+    check_reader_options,
     console,
     load_log,
+    on_error_mode,
     positive,
     print_rows,
     write_json,
@@ -52,11 +58,40 @@ def profile(
     on_error: OnErrorOpt = "raise",
     session_gap: Annotated[float | None, typer.Option(
         help="Minutes of inactivity that end a session (default: the model's)")] = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
-    """Profile customers with a fitted model (no retraining)."""
-    check_output_suffix(out, (".parquet", ".csv"), "--out")
+    """Profile customers with a fitted model (no retraining). With ``--engine spark`` the
+    profiles are written as a directory of Parquet parts (one table)."""
+    check_engine(engine, spark_master, {})
+    check_reader_options(engine == "spark" or memory is not None, action=action,
+                         missing_customer=missing_customer)
+    check_output_suffix(out, (".parquet",) if engine == "spark" else (".parquet", ".csv"),
+                        "--out")
     fitted = load_traits(model)
     gap = fitted.config.session_gap_minutes if session_gap is None else session_gap
+    if memory is not None:
+        if engine == "spark":
+            raise ValueError("--memory applies to the local engine")
+        from funnelprint.cli.outofcore import profile_partitions
+
+        written, cold = profile_partitions(fitted, events, out, columns, actions, names,
+                                           on_error, gap, memory)
+        console.print(f"wrote {written:,} profiles ({cold:,} cold start) to {out}")
+        return
+    if engine == "spark":
+        from funnelprint.data import ColumnMapping
+        from funnelprint.spark.engine import profile_spark
+
+        positive("--session-gap", gap)
+        with console.status("profiling on spark"):
+            done = profile_spark(events, model, out, fitted.profile_.traits,
+                                 ColumnMapping.from_options(columns, actions, names),
+                                 on_error_mode(on_error), gap, spark_master)
+        console.print(f"wrote {done['profiles']:,} profiles ({done['cold_start']:,} cold "
+                      f"start) to {out} (spark, {done['master']})")
+        return
     log = load_log(events, columns, actions, names, on_error, gap, action=action,
                    missing_customer=missing_customer)
     table = fitted.profile_events(log)

@@ -1216,3 +1216,37 @@ def _drop_duplicates(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
     report.dropped["duplicate"] += repeated.len()
     keep = pl.int_range(pl.len()).is_in(repeated.implode()).not_()
     return frame.filter(keep)
+
+
+@dataclass
+class CanonicalRows:
+    """What :func:`canonicalise_rows` made of a batch of rows: the valid events (in input
+    order, ``LINE`` kept), every refused row counted by reason with the first of each as a
+    message, and the first refused row as the error ``on_error="raise"`` stops at."""
+
+    events: pl.DataFrame
+    dropped: Counter
+    examples: dict[str, str]
+    first_error: EventDataError | None
+    timestamp_encoding: str
+    report: LoadReport | None = None
+
+
+def canonicalise_rows(
+    raw: pl.DataFrame, resolved: dict[str, str], mapping: ColumnMapping, path: str,
+    time_bounds: TimeBounds | None = DEFAULT_TIME_BOUNDS,
+) -> CanonicalRows:
+    """Map and validate one batch of rows already split into fields (text columns, plus
+    ``LINE`` numbering them): the checks and messages of :func:`read_events`, for engines
+    that read a file in parts (exact duplicates are not removed here: they are found once
+    journeys are together)."""
+    report = LoadReport(path=path)
+    events, checks = _canonicalise(raw, resolved, mapping, report, time_bounds)
+    first_error = None
+    try:
+        kept = _validate(events, raw, checks, "raise", report, ReadProblems(path))
+    except EventDataError as exc:
+        first_error = exc
+        kept = _validate(events, raw, checks, "skip", report, ReadProblems(path))
+    return CanonicalRows(kept, report.dropped, report.examples, first_error,
+                         report.timestamp_encoding, report)
