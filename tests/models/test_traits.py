@@ -44,8 +44,9 @@ def test_registry_builds_this_class_with_the_profile_defaults():
     assert type(model) is TraitsRecommender and type(model.config) is TraitsConfig
     config = model.config
     assert config.profile_config() == ProfileConfig()
+    # None: chosen from the data (see ProfileConfig)
     assert (config.aggregation, config.min_count, config.n_init, config.traits) == \
-        ("session", 5, 1, None)
+        ("session", None, 1, None)
     assert (config.last_n, config.decay) == (5, 0.7)
     assert make_model("traits", traits=3, seed=2).config.profile_config() == \
         ProfileConfig(traits=3, seed=2)
@@ -125,7 +126,7 @@ def test_profiles_of_a_new_log_skip_unknown_products(loaded, shop):
     new = prepare_frame(pl.concat([known, stranger]))
     table = loaded.profile_events(new)
     assert table.columns == ["customer_id", *[f"trait_{j}" for j in range(4)], "segment",
-                             "cold_start", "known_tokens"]
+                             "cold_start", "known_tokens", "guess", "confidence"]
     by_customer = {row["customer_id"]: row for row in table.iter_rows(named=True)}
     assert by_customer["stranger"]["known_tokens"] == 0 and by_customer["stranger"]["cold_start"]
     _, aligned = loaded.profile_.transform_events(new)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from funnelprint.cli.common import (
     ActionOpt,
@@ -273,10 +274,16 @@ def describe(model: Recommender[Any]) -> None:
     if isinstance(model, TraitsRecommender):
         profile = model.profile_
         cold = int(profile.customer_cold_.sum())
-        console.print(f"  {profile.traits} traits, {cold:,} cold-start customers, "
-                      f"{len(profile.vocabulary_):,} tokens")
+        chosen = profile.thresholds_
+        console.print(f"  {profile.traits} traits, {cold:,} cold-start customers "
+                      f"({profile.cold_start_share():.0%}: fewer than "
+                      f"{chosen.min_known_tokens} known events), {len(profile.vocabulary_):,} "
+                      f"tokens (seen {chosen.min_count} or more times)")
         for info in profile.trait_info_:
-            console.print(f"  {info['trait']}: {info['name']}")
+            console.print(f"  {info['trait']}: {escape(info['name'])}")
+        if profile.left_out_:
+            console.print(f"  left out, as this log cannot show them: "
+                          f"{', '.join(profile.left_out_)} (funnelprint traits says why)")
 
 
 def register(app: typer.Typer) -> None:

@@ -50,10 +50,16 @@ class ProfileConfig(Config):
         what ties together the categories a persona spreads over.
     dimension, window, min_count, negative, epochs, sample
         Item2Vec settings (``sample``: gensim's down-sampling threshold of frequent tokens).
+        ``min_count`` None adapts to the data: 5, lowered as far as 1 where tokens that rare
+        would leave more than half of the customers with enough events unprofiled (see
+        ``profile.fitting.choose_thresholds``; the fitted model's ``thresholds_`` says
+        what was chosen).
     segments
         KMeans segments on traits in Hellinger coordinates (default: as many as traits).
     min_known_tokens
-        Customers with fewer known tokens get a prior profile and ``cold_start=True``.
+        Customers with fewer known tokens get a prior profile and ``cold_start=True``; None
+        adapts to the data: 3, lowered to 2 or 1 where fewer customers would be left to fit
+        traits on than the fit needs.
     half_life_days
         Half-life of the ``recency`` aggregation.
     session_gap_minutes
@@ -80,12 +86,12 @@ class ProfileConfig(Config):
     context: Literal["journey", "session"] = "journey"
     dimension: int = 64
     window: int = 5
-    min_count: int = 5
+    min_count: int | None = None
     negative: int = 5
     epochs: int = 3
     sample: float = 1e-3
     segments: int | None = None
-    min_known_tokens: int = 3
+    min_known_tokens: int | None = None
     half_life_days: float = 14.0
     session_gap_minutes: float = 30.0
     n_init: int = 1

@@ -48,6 +48,14 @@ MIN_CUSTOMERS = 8
 MERGE_SAMPLE = 2000
 #: Tolerance of the fit on every customer from the merged start.
 FINAL_TOL = 1e-3
+#: Customers per trait at least, where the number of traits is selected.
+CUSTOMERS_PER_TRAIT = 10
+#: Where the thresholds adapt to the data: the ones tried, most demanding first.
+MIN_COUNTS = (5, 4, 3, 2, 1)
+MIN_KNOWN_TOKENS = (3, 2, 1)
+#: Share of the customers with enough events that the embedding's ``min_count`` may leave
+#: without enough known tokens before it is lowered.
+MAX_COLD_FROM_MIN_COUNT = 0.5
 
 
 # ------------------------------------------------------------------ token table
@@ -67,21 +75,84 @@ class Vocabulary:
     vectors: np.ndarray
 
 
-def fit_vocabulary(dataset: Dataset, config: ProfileConfig) -> Vocabulary:
-    """Item2Vec on the dataset's action-item tokens (rare items as category tokens), and
-    the table that maps an event to its token."""
+@dataclass(frozen=True)
+class Thresholds:
+    """How often a token must occur to be embedded (``min_count``) and how many known
+    tokens a customer needs to be profiled from their events (``min_known_tokens``), and
+    how many customers that leaves profiled (``warm``) of those with events."""
+
+    min_count: int
+    min_known_tokens: int
+    warm: int
+    customers: int
+
+
+def choose_thresholds(dataset: Dataset, config: ProfileConfig) -> Thresholds:
+    """The configured thresholds, or where they are None the most demanding ones the data
+    supports: ``min_count`` from :data:`MIN_COUNTS` keeps at least half of the customers
+    who have ``min_known_tokens`` events warm, and ``min_known_tokens`` from
+    :data:`MIN_KNOWN_TOKENS` leaves at least :data:`MIN_CUSTOMERS` customers warm. A log too
+    small for any profile raises ``ValueError`` naming the smallest fix."""
+    seq = dataset.sequences
+    encoded = encode_tokens(seq, dataset.action_names, dataset.item_ids,
+                            dataset.item_categories, TokenConfig(config.rare_product_min_count))
+    counts = np.bincount(encoded.codes, minlength=len(encoded.names))[encoded.codes]
+    rows = np.repeat(np.arange(seq.n_rows), np.diff(seq.offsets))
+    events = np.diff(seq.offsets)
+    counts_tried = MIN_COUNTS if config.min_count is None else (config.min_count,)
+    known_tried = (MIN_KNOWN_TOKENS if config.min_known_tokens is None
+                   else (config.min_known_tokens,))
+    best: Thresholds | None = None
+    for k in known_tried:
+        eligible = int((events >= max(1, k)).sum())
+        for m in counts_tried:
+            known = np.bincount(rows, weights=counts >= m, minlength=seq.n_rows)
+            warm = int((known >= max(1, k)).sum())
+            found = Thresholds(m, k, warm, int((events > 0).sum()))
+            if best is None or warm > best.warm:
+                best = found
+            if warm >= max(MIN_CUSTOMERS, MAX_COLD_FROM_MIN_COUNT * eligible):
+                return found
+        if best is not None and best.warm >= MIN_CUSTOMERS:
+            return best
+    assert best is not None
+    if best.warm < MIN_CUSTOMERS:
+        raise ValueError(f"{dataset.name}: {_too_small(best, config)}")
+    return best
+
+
+def _too_small(best: Thresholds, config: ProfileConfig) -> str:
+    """One line: why no profile can be fitted, and the smallest change that would."""
+    short = MIN_CUSTOMERS - best.warm
+    lower = [f"--param {name}=1" for name, value in (("min_count", config.min_count),
+                                                     ("min_known_tokens",
+                                                      config.min_known_tokens))
+             if value is not None and value > 1]
+    fix = (f"lower {' and '.join(lower)}, or add" if lower else "add")
+    return (f"too few customers to profile: {best.warm} of {best.customers:,} have "
+            f"{best.min_known_tokens} or more events of products seen {best.min_count} or "
+            f"more times, and traits need {MIN_CUSTOMERS}; {fix} the events of at least "
+            f"{short} more customer(s)")
+
+
+def fit_vocabulary(dataset: Dataset, config: ProfileConfig, min_count: int) -> Vocabulary:
+    """Item2Vec on the dataset's action-item tokens (rare items as category tokens; tokens
+    seen fewer than ``min_count`` times left out), and the table that maps an event to its
+    token."""
     c = config
     seq = dataset.sequences
     encoded = encode_tokens(seq, dataset.action_names, dataset.item_ids,
                             dataset.item_categories, TokenConfig(c.rare_product_min_count))
     names = np.asarray(encoded.names, dtype=object)[encoded.codes]
-    embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=c.min_count,
+    embed = Item2Vec(dimension=c.dimension, window=c.window, min_count=min_count,
                      negative=c.negative, epochs=c.epochs, sample=c.sample, seed=c.seed)
     embed.fit(token_sentences(names, seq, c.context, c.session_gap_minutes))
     least = c.traits if c.traits is not None else 2
     if len(embed.vocabulary_) < least:
-        raise ValueError(f"only {len(embed.vocabulary_)} tokens reach min_count="
-                         f"{c.min_count}; need at least traits={least}")
+        raise ValueError(f"only {len(embed.vocabulary_)} distinct product events reach "
+                         f"min_count={min_count}; traits need at least {least}: add events "
+                         "of more products" + (" or ask for fewer traits"
+                                               if c.traits is not None else ""))
     code_of = {name: i for i, name in enumerate(encoded.names)}
     codes = np.array([code_of[t] for t in embed.vocabulary_], dtype=np.int64)
     actions, items = encoded.actions[codes], encoded.items[codes]
@@ -173,16 +244,22 @@ class BehaviourFit:
     values: np.ndarray
 
 
-def fit_behaviour(dataset: Dataset, config: ProfileConfig) -> BehaviourFit:
-    """Fit visit styles and the behaviour scaler on the training customers."""
-    positions = price_positions(dataset.item_prices, dataset.item_categories)
+def item_price_positions(dataset: Dataset) -> np.ndarray | None:
+    """Each item's price percentile within its category (None without prices)."""
     prices = dataset.item_prices
     if prices is None or not np.isfinite(prices).any():
         log.warning("no product prices: the price-position behaviour features are omitted")
+    return price_positions(prices, dataset.item_categories)
+
+
+def fit_behaviour(dataset: Dataset, config: ProfileConfig, positions: np.ndarray | None,
+                  names: tuple[str, ...]) -> BehaviourFit:
+    """Fit visit styles and the behaviour scaler (of the features ``names``) on the
+    training customers."""
     seq, gap = dataset.sequences, gap_us(config)
     visits = visit_features(seq, dataset.action_names, positions, gap)
     styles = VisitStyles(config.styles, seed=config.seed).fit(visits)
-    table = behaviour_features(seq, dataset.action_names, positions, gap)
+    table = behaviour_features(seq, dataset.action_names, positions, gap, names=names)
     active = table.events > 0
     scaler = BehaviourScaler().fit(table.values[active])
     return BehaviourFit(
@@ -215,17 +292,21 @@ def select_shape(blocks: list[np.ndarray], config: ProfileConfig) -> Shape:
     c = config
     customers, columns = blocks[0].shape[0], sum(b.shape[1] for b in blocks)
     if customers < MIN_CUSTOMERS:
-        raise ValueError(f"traits need at least {MIN_CUSTOMERS} customers with "
-                         f"{max(1, c.min_known_tokens)} or more known events; this data "
-                         f"has {customers}")
+        raise ValueError(f"traits need at least {MIN_CUSTOMERS} customers with known "
+                         f"events; this data has {customers}")
     most = min(customers // 2, columns)
     if c.traits is not None and c.traits > most:
         raise ValueError(f"--traits {c.traits} is more than this data supports: at most "
                          f"{most} (half of its {customers:,} customers with known events, "
                          f"and {columns} features)")
     scales = np.array([block_scale(b) for b in blocks])
+    # A trait needs customers to lean on it: on a small log, at most one per
+    # CUSTOMERS_PER_TRAIT customers (the selection's criterion keeps improving on noise).
+    most_selected = min(c.max_traits, max(2, customers // CUSTOMERS_PER_TRAIT))
+    if c.traits is None and most_selected < c.max_traits:
+        log.info("profile: at most %d traits for %d customers", most_selected, customers)
     chosen = select([b / scale for b, scale in zip(blocks, scales, strict=True)],
-                    c.traits, c.seed, c.trait_grid(), max_traits=c.max_traits)
+                    c.traits, c.seed, c.trait_grid(), max_traits=most_selected)
     selection = {"traits": {str(k): round(v, 4) for k, v in chosen.traits_scores.items()},
                  "behaviour_weight": {str(k): round(v, 4) for k, v in
                                       chosen.balance_scores.items()}}
@@ -350,8 +431,9 @@ def token_table(dataset: Dataset, vocabulary: list[str], token_actions: np.ndarr
         price=per_item(dataset.item_prices, np.nan))
 
 
-__all__ = ["FINAL_TOL", "MERGE_SAMPLE", "MIN_CUSTOMERS", "Basis", "BehaviourFit", "Shape",
-           "Vocabulary", "event_table", "fit_aggregator", "fit_basis", "fit_behaviour",
+__all__ = ["CUSTOMERS_PER_TRAIT", "FINAL_TOL", "MERGE_SAMPLE", "MIN_COUNTS", "MIN_CUSTOMERS",
+           "MIN_KNOWN_TOKENS", "Basis", "BehaviourFit", "Shape", "Thresholds", "Vocabulary",
+           "choose_thresholds", "event_table", "fit_aggregator", "fit_basis", "fit_behaviour",
            "fit_featurizer", "fit_merged", "fit_segments", "fit_vocabulary", "gap_us",
-           "item_views", "nmf", "select_shape", "token_features", "token_sentences",
-           "token_table"]
+           "item_price_positions", "item_views", "nmf", "select_shape", "token_features",
+           "token_sentences", "token_table"]

@@ -39,8 +39,14 @@ from funnelprint.profile.aggregate import (
     token_matrix,
     weighted_mean,
 )
-from funnelprint.profile.behaviour import BehaviourScaler, VisitStyles
+from funnelprint.profile.behaviour import (
+    BehaviourScaler,
+    VisitStyles,
+    log_span_days,
+    observable_features,
+)
 from funnelprint.profile.config import BETA_LOSSES, CONTEXTS, ProfileConfig
+from funnelprint.profile.evidence import CustomerFigures
 from funnelprint.profile.features import unit_rows
 from funnelprint.profile.fitting import (
     FINAL_TOL,
@@ -49,7 +55,7 @@ from funnelprint.profile.fitting import (
     fit_segments,
     token_sentences,
 )
-from funnelprint.profile.interpret import describe_behaviour, describe_traits
+from funnelprint.profile.interpret import behaviour_shares, describe_customers, describe_traits
 from funnelprint.profile.solving import hellinger, normalise
 from funnelprint.profile.state import ArrayReader
 from funnelprint.profile.threads import one_thread
@@ -88,6 +94,12 @@ class ProfileModel:
 
     Fitted attributes
     -----------------
+    thresholds_, min_known_tokens_
+        How often a token occurs to be embedded and how many known tokens make a customer
+        warm (chosen from the data unless configured; see
+        :func:`~funnelprint.profile.fitting.choose_thresholds`).
+    log_days_, left_out_
+        Days the fitted log covers, and the behaviour features it cannot show, with why.
     item_ids_, action_names_
         The fitted dataset's items and actions (what new data is mapped onto).
     vocabulary_
@@ -140,6 +152,10 @@ class ProfileModel:
     behaviour_population_: np.ndarray
     segment_centers_: np.ndarray
     population_profile_: np.ndarray
+    thresholds_: fitting.Thresholds
+    min_known_tokens_: int
+    log_days_: float | None
+    left_out_: dict[str, str]
     customer_ids_: np.ndarray
     customer_traits_: np.ndarray
     customer_raw_: np.ndarray
@@ -181,12 +197,26 @@ class ProfileModel:
         if products is not None:
             dataset = dataset.with_products(products)
         seq = dataset.sequences
-        # The behaviour blocks do not depend on the embedding: they are computed while
-        # gensim (which releases the GIL) trains, with the same results as one after the other.
+        self.thresholds_ = fitting.choose_thresholds(dataset, c)
+        self.min_known_tokens_ = self.thresholds_.min_known_tokens
+        log.info("profile: tokens seen %d or more times embedded, customers with %d or more "
+                 "known events profiled from them (%d of %d)", self.thresholds_.min_count,
+                 self.min_known_tokens_, self.thresholds_.warm, self.thresholds_.customers)
+        positions = fitting.item_price_positions(dataset)
+        self.log_days_ = log_span_days(seq)
+        observable, self.left_out_ = observable_features(positions, self.log_days_)
+        for name, why in self.left_out_.items():
+            log.info("profile: %s left out: %s", name, why)
+        # The behaviour blocks and the raw figures do not depend on the embedding: they are
+        # computed while gensim (which releases the GIL) trains, with the same results as
+        # one after the other.
         with ThreadPoolExecutor(1) as side:
-            pending = side.submit(fitting.fit_behaviour, dataset, c) if c.behaviour else None
-            vocabulary = fitting.fit_vocabulary(dataset, c)
+            pending = side.submit(fitting.fit_behaviour, dataset, c, positions, observable) \
+                if c.behaviour else None
+            counting = side.submit(CustomerFigures.count, dataset, c.session_gap_minutes)
+            vocabulary = fitting.fit_vocabulary(dataset, c, self.thresholds_.min_count)
             behaviour = pending.result() if pending is not None else None
+            figures = counting.result()
         self.item_ids_ = dataset.item_ids
         self.action_names_ = tuple(dataset.action_names)
         self.vocabulary_ = vocabulary.names
@@ -196,13 +226,13 @@ class ProfileModel:
         self.token_features_ = fitting.token_features(c, self.anchor_centers_,
                                                       self.feature_shift_, self.token_vectors_)
         empty = np.zeros((seq.n_rows, 0))
-        behaviour_blocks, raw_behaviour = [empty, empty], empty
+        behaviour_blocks = [empty, empty]
         if behaviour is not None:
             self.item_price_position_ = behaviour.price_position
             self.styles_, self.behaviour_scaler_ = behaviour.styles, behaviour.scaler
             self.behaviour_names_ = behaviour.names
             self.behaviour_population_ = behaviour.population
-            behaviour_blocks, raw_behaviour = behaviour.blocks, behaviour.values
+            behaviour_blocks = behaviour.blocks
 
         tokens = self.event_tokens(seq, dataset.action_names)
         counts = token_matrix(seq, tokens, len(self.vocabulary_), "mean")
@@ -214,10 +244,7 @@ class ProfileModel:
                 solving.attention_actions(self.action_names_), c.seed)
         matrix = counts if c.aggregation == "mean" else self._aggregate(seq, tokens)
         taste = weighted_mean(matrix.weights, self.token_features_)
-        warm = matrix.known_tokens >= max(1, c.min_known_tokens)
-        if not warm.any():
-            raise ValueError(f"no customer has {max(1, c.min_known_tokens)} or more events "
-                             "with a known token; lower min_count or min_known_tokens")
+        warm = matrix.known_tokens >= max(1, self.min_known_tokens_)
         blocks = [taste, *behaviour_blocks]
         shape = fitting.select_shape([b[warm] for b in blocks], c)
         self.block_scales_, self.behaviour_weight_ = shape.block_scales, shape.behaviour_weight
@@ -237,21 +264,21 @@ class ProfileModel:
         self.token_loadings_ = solving.solve(self.token_features_ / self.block_scales_[0],
                                              self.components_, c.beta_loss, taste_only=True)
         self._derive_items()
+        self.customer_ids_ = dataset.customer_ids
+        self.customer_traits_, self.customer_cold_ = solving.with_priors(
+            matrix.known_tokens, raw, self.min_known_tokens_, self.population_profile_,
+            self.segment_centers_)
+        self.customer_raw_, self.customer_known_ = raw, matrix.known_tokens
+        self._customer_index = {str(c): i for i, c in enumerate(self.customer_ids_)}
         self.trait_info_ = describe_traits(self.token_loadings_, self.token_counts_,
                                            fitting.token_table(dataset, self.vocabulary_,
                                                                self.token_actions_,
                                                                self.token_items_,
                                                                vocabulary.categories))
-        if c.behaviour:
-            describe_behaviour(self.trait_info_, self.components_, taste.shape[1],
-                               features[warm], normalise(raw[warm]), raw_behaviour[warm],
-                               self.behaviour_names_)
-        self.customer_ids_ = dataset.customer_ids
-        self.customer_traits_, self.customer_cold_ = solving.with_priors(
-            matrix.known_tokens, raw, c.min_known_tokens, self.population_profile_,
-            self.segment_centers_)
-        self.customer_raw_, self.customer_known_ = raw, matrix.known_tokens
-        self._customer_index = {str(c): i for i, c in enumerate(self.customer_ids_)}
+        describe_customers(self.trait_info_,
+                           behaviour_shares(self.components_, taste.shape[1], features[warm]),
+                           self.customer_traits_, ~self.customer_cold_, figures, observable,
+                           c.seed)
         return self
 
     def _derive_items(self) -> None:
@@ -292,13 +319,13 @@ class ProfileModel:
         if self.config.behaviour:
             blocks += solving.behaviour_blocks(
                 sequences, names, self.item_price_position_, self.styles_,
-                self.behaviour_scaler_, self.behaviour_population_, fitting.gap_us(self.config))
+                self.behaviour_scaler_, self.behaviour_population_, fitting.gap_us(self.config),
+                self.behaviour_names_)
         else:
             blocks += [np.zeros((sequences.n_rows, 0))] * 2
         raw = solving.solve(solving.joint(blocks, self.block_scales_, self.behaviour_weight_),
                             self.components_, self.config.beta_loss)
-        traits, cold = solving.with_priors(matrix.known_tokens, raw,
-                                           self.config.min_known_tokens,
+        traits, cold = solving.with_priors(matrix.known_tokens, raw, self.min_known_tokens_,
                                            self.population_profile_, self.segment_centers_)
         return Profiles(traits, raw, cold, matrix.known_tokens, self.assign_segments(traits),
                         matrix.unknown_tokens)
@@ -330,7 +357,8 @@ class ProfileModel:
         else:
             profiles = self.profile(data)
             ids = np.arange(data.n_rows, dtype=np.int64)
-        return self._profile_frame(ids, profiles.traits, profiles.cold, profiles.known)
+        return self._profile_frame(ids, profiles.traits, profiles.cold, profiles.known,
+                                   profiles.raw)
 
     def transform_events(self, events: EventLog | pl.DataFrame, collapse_repeats: bool = False
                          ) -> tuple[pl.DataFrame, Alignment]:
@@ -343,11 +371,15 @@ class ProfileModel:
         return self.transform(aligned.dataset), aligned
 
     def _profile_frame(self, ids: np.ndarray, traits: np.ndarray, cold: np.ndarray,
-                       known: np.ndarray) -> pl.DataFrame:
+                       known: np.ndarray, raw: np.ndarray) -> pl.DataFrame:
+        guess, confidence = solving.guesses(known, raw, cold, self.min_known_tokens_,
+                                            self.segment_centers_)
         columns: dict[str, Any] = {"customer_id": ids}
         columns |= {f"trait_{j}": traits[:, j] for j in range(self.n_traits_)}
         columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
-                    "known_tokens": known}
+                    "known_tokens": known,
+                    "guess": pl.Series(guess, dtype=pl.String).replace("", None),
+                    "confidence": pl.Series(confidence, dtype=pl.Float64).fill_nan(None)}
         return pl.DataFrame(columns)
 
     def _check_fitted(self) -> None:
@@ -371,19 +403,36 @@ class ProfileModel:
         """Profiles of the training customers (as :meth:`transform` gives them)."""
         self._check_fitted()
         return self._profile_frame(self.customer_ids_, self.customer_traits_,
-                                   self.customer_cold_, self.customer_known_)
+                                   self.customer_cold_, self.customer_known_,
+                                   self.customer_raw_)
 
     def segment_summary(self) -> list[dict[str, Any]]:
-        """Size and leading traits of each segment."""
+        """Size and leading traits of each segment: ``customers`` profiled from their own
+        events (the segments are cut on them), and ``cold_start`` customers whose profile is
+        a guess that puts them there."""
         self._check_fitted()
         segments = self.assign_segments(self.customer_traits_)
+        cold = self.customer_cold_
         out = []
         for s, center in enumerate(self.segment_profiles_):
             lead = np.argsort(-center)[:2]
-            out.append({"segment": s, "customers": int((segments == s).sum()),
+            out.append({"segment": s, "customers": int(((segments == s) & ~cold).sum()),
+                        "cold_start": int(((segments == s) & cold).sum()),
                         "traits": {self.trait_info_[j]["name"]: round(float(center[j]), 3)
                                    for j in lead}})
         return out
+
+    def guesses(self, profiles: Profiles) -> tuple[np.ndarray, np.ndarray]:
+        """What each cold-start profile of ``profiles`` is (``segment S`` or ``everyone``;
+        "" where profiled from the customer's own events) and the confidence in it (see
+        :func:`~funnelprint.profile.solving.guesses`)."""
+        return solving.guesses(profiles.known, profiles.raw, profiles.cold,
+                               self.min_known_tokens_, self.segment_centers_)
+
+    def cold_start_share(self) -> float:
+        """Share of the fitted customers whose profile is a guess (too few known events)."""
+        self._check_fitted()
+        return float(self.customer_cold_.mean()) if self.customer_cold_.size else 0.0
 
     # ------------------------------------------------------------------ uses
 

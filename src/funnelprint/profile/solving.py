@@ -120,13 +120,14 @@ def aggregate(seq: Sequences, tokens: np.ndarray, n_tokens: int, config: Profile
 
 def behaviour_blocks(seq: Sequences, action_names: tuple[str, ...],
                      price_position: np.ndarray, styles: VisitStyles,
-                     scaler: BehaviourScaler, population: np.ndarray, gap_us: int
-                     ) -> list[np.ndarray]:
-    """The two behaviour blocks (visit style shares; high / low rank columns) of any
-    sequences under the fitted styles, scaler and population values."""
+                     scaler: BehaviourScaler, population: np.ndarray, gap_us: int,
+                     names: tuple[str, ...]) -> list[np.ndarray]:
+    """The two behaviour blocks (visit style shares; high / low rank columns of the
+    features ``names``) of any sequences under the fitted styles, scaler and population
+    values."""
     positions = price_position if np.isfinite(price_position).any() else None
     visits = visit_features(seq, action_names, positions, gap_us)
-    table = behaviour_features(seq, action_names, positions, gap_us, population)
+    table = behaviour_features(seq, action_names, positions, gap_us, population, names)
     return [styles.shares(visits, seq.n_rows), scaler.transform(table.values)]
 
 
@@ -145,6 +146,26 @@ def with_priors(known: np.ndarray, raw: np.ndarray, min_known_tokens: int,
     return np.where(cold[:, None], normalise(prior), traits), cold
 
 
+def guesses(known: np.ndarray, raw: np.ndarray, cold: np.ndarray, min_known_tokens: int,
+            segment_centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What each cold-start profile is (``segment S``: the nearest segment's centre to what
+    the known events show, ``everyone``: the population's profile, nothing being known;
+    None for a customer profiled from their events) and how far to trust it: the share of
+    the known events needed (``min_known_tokens``) that the customer has, times the
+    Bhattacharyya coefficient of their partial profile and the segment's (0 for
+    ``everyone``; NaN for a customer profiled from their events)."""
+    traits = normalise(raw)
+    empty = (known == 0) | (traits.sum(axis=1) == 0)
+    segment = assign_segments(traits, segment_centers)
+    centres = normalise(segment_centers**2)
+    overlap = (np.sqrt(np.clip(traits, 0, None) * centres[segment])).sum(axis=1) \
+        if segment_centers.size else np.zeros(known.size)
+    evidence = np.minimum(known / max(min_known_tokens, 1), 1.0)
+    label = np.where(empty, "everyone", np.char.add("segment ", segment.astype(str)))
+    confidence = np.where(empty, 0.0, np.round(evidence * overlap, 3))
+    return np.where(cold, label, ""), np.where(cold, confidence, np.nan)
+
+
 __all__ = ["aggregate", "assign_segments", "attention_actions", "behaviour_blocks",
-           "event_tokens", "hellinger", "joint", "normalise", "solve", "solver",
+           "event_tokens", "guesses", "hellinger", "joint", "normalise", "solve", "solver",
            "with_priors"]

@@ -9,6 +9,7 @@ that a tampered or inconsistent state fails with one message.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from funnelprint.profile.behaviour import (
     BehaviourScaler,
     VisitStyles,
 )
+from funnelprint.profile.fitting import Thresholds
 
 if TYPE_CHECKING:
     from funnelprint.profile.model import ProfileModel
@@ -81,7 +83,9 @@ def state_meta(model: ProfileModel) -> dict[str, Any]:
             "trait_info": model.trait_info_, "feature_shift": model.feature_shift_,
             "reconstruction_err": model.reconstruction_err_, "traits": model.n_traits_,
             "behaviour_weight": model.behaviour_weight_, "selection": model.selection_,
-            "behaviour_names": list(getattr(model, "behaviour_names_", ()))}
+            "behaviour_names": list(getattr(model, "behaviour_names_", ())),
+            "thresholds": asdict(model.thresholds_), "log_days": model.log_days_,
+            "left_out": model.left_out_}
 
 
 def restore(model: ProfileModel, item_ids: np.ndarray, read: ArrayReader,
@@ -101,6 +105,15 @@ def restore(model: ProfileModel, item_ids: np.ndarray, read: ArrayReader,
     model.behaviour_weight_ = float(meta["behaviour_weight"])
     model.selection_ = dict(meta["selection"])
     model.behaviour_names_ = tuple(str(n) for n in meta["behaviour_names"])
+    # Models saved before the thresholds adapted to the data had them configured.
+    thresholds = meta.get("thresholds") or {
+        "min_count": config.min_count or 5, "min_known_tokens": config.min_known_tokens or 3,
+        "warm": len(meta["customer_ids"]), "customers": len(meta["customer_ids"])}
+    model.thresholds_ = Thresholds(**{k: int(v) for k, v in thresholds.items()})
+    model.min_known_tokens_ = model.thresholds_.min_known_tokens
+    days = meta.get("log_days")
+    model.log_days_ = None if days is None else float(days)
+    model.left_out_ = {str(k): str(v) for k, v in meta.get("left_out", {}).items()}
     attention, behaviour = {}, {}
     for name, shape in array_shapes(model).items():
         value = read(name, shape)

@@ -176,10 +176,14 @@ def get_profile(customer_id: CustomerId, request: Request) -> Any:
     shares = profiled.traits[0]
     order = np.argsort(-shares, kind="stable")
     fitted = history.sequences.items.size - (history.new_events - history.unknown_events)
+    guess, confidence = model.profile_.guesses(profiled)
     return Profile(customer_id=customer_id,
                    traits=[TraitShare(name=names[j], share=round(float(shares[j]), 4))
                            for j in order],
                    segment=int(profiled.segments[0]), cold_start=bool(profiled.cold[0]),
+                   known_events=int(profiled.known[0]), guess=str(guess[0]) or None,
+                   confidence=None if np.isnan(confidence[0]) else float(confidence[0]),
+                   cold_start_share=round(model.profile_.cold_start_share(), 4),
                    n_events=history.new_events, fitted_events=int(fitted))
 
 

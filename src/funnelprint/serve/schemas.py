@@ -88,6 +88,15 @@ class Profile(BaseModel):
     traits: list[TraitShare]
     segment: int
     cold_start: bool
+    known_events: int = Field(0, description="Events of products the model knows: the "
+                                             "evidence the profile rests on")
+    guess: str | None = Field(None, description="For a cold-start customer, what the profile "
+                                                "is: 'segment S' (the segment nearest to "
+                                                "the few known events) or 'everyone'")
+    confidence: float | None = Field(None, description="For a cold-start customer, how far "
+                                                       "to trust the guess (0 to 1)")
+    cold_start_share: float = Field(0.0, description="Share of the model's customers whose "
+                                                     "profile is a cold-start guess")
     n_events: int = Field(description="Stored events the profile rests on (beyond the "
                                       "model's fitted history of the customer)")
     fitted_events: int = Field(description="Events of the customer in the model's data")
