@@ -149,7 +149,8 @@ def _profile_schema(traits: int) -> Any:
     return StructType([StructField("customer_id", StringType()),
                        *(StructField(f"trait_{j}", DoubleType()) for j in range(traits)),
                        StructField("segment", LongType()), StructField("cold_start", BooleanType()),
-                       StructField("known_tokens", LongType())])
+                       StructField("known_tokens", LongType()),
+                       StructField("guess", StringType()), StructField("confidence", DoubleType())])
 
 
 def profile_frame(prepared: DataFrame, model_dir: Path, traits: int, events: int, work: Path
