@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = ("ingest", "profile", "outside", "check", "evaluate", "sequential", "serve", "chaos",
-           "scale")
+           "scale", "recs")
 #: Run only when named with --only: the action/time-gap ablation trains 16 models (about 16 min).
 OPTIONAL = ("ablation",)
 

@@ -75,10 +75,16 @@ def test_profile_and_recommendations_follow_new_events(client):
     assert recs_before["items"] != recs_after["items"]
     assert recs_after["model"] == "traits" and len(recs_after["items"]) == 5
     assert all(i["reason"] for i in recs_after["items"])
-    assert "p0050" not in [i["product_id"] for i in recs_after["items"]]  # bought
-    kept = client.get("/v1/customers/fresh/recommendations?k=100&exclude_purchased=false",
+    shown = [i["product_id"] for i in recs_after["items"]]
+    assert not {"p0010", "p0050", "p0051"} & set(shown)  # seen: left out by default
+    kept = client.get("/v1/customers/fresh/recommendations?k=100&exclude=none",
                       headers=READ).json()
     assert "p0050" in [i["product_id"] for i in kept["items"]]
+    unbought = client.get("/v1/customers/fresh/recommendations?k=100&exclude=purchased",
+                          headers=READ).json()
+    assert "p0050" not in [i["product_id"] for i in unbought["items"]]
+    assert client.get("/v1/customers/fresh/recommendations?exclude=everything",
+                      headers=READ).status_code == 422
 
 
 def test_known_customers_are_served_from_the_fitted_history(client):

@@ -39,6 +39,10 @@ def report(
     sequential: Annotated[Path | None, typer.Option(
         help="A fitted sequential model directory: attention heatmaps")] = None,
     customers: Annotated[int, typer.Option(help="How many example customers")] = 4,
+    compare: Annotated[bool, typer.Option(
+        help="With --events: fit the model's settings and the baselines (pop, itemknn, "
+             "markov) on the log under the last-new protocol and show their leaderboard")]
+    = True,
     product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
@@ -69,10 +73,31 @@ def report(
                        missing_customer=missing_customer)
         warn_other_customers(events, log.events["customer_id"].unique().to_list(),
                              fitted.profile_.customer_ids_)
+    if log is not None and compare:
+        with console.status("comparing the model with the baselines on the log "
+                            "(--no-compare skips it)"):
+            records.insert(0, (f"{Path(str(events)).name} (this log)",
+                               compare_on_log(fitted, log, catalogue)))
     with console.status("writing the report"):
         path = write_report(out, fitted, log, catalogue, records, seq, customers)
     size = path.stat().st_size / 2**20
     console.print(f"wrote the report to {path} ({size:.1f} MiB); open it in a browser")
+
+
+def compare_on_log(fitted: Any, log: Any, products: Any) -> dict[str, Any]:
+    """The leaderboard of the model's settings against the baselines on the report's log
+    (``last-new-full``: each customer's last product new to them held out)."""
+    from funnelprint.data.dataset import Dataset
+    from funnelprint.evaluate.leaderboard import run_leaderboard
+    from funnelprint.evaluate.splits import with_catalogue
+
+    dataset = Dataset.from_events(log, name=fitted.dataset_.name)
+    listed = None
+    if products is not None:
+        dataset, listed = with_catalogue(dataset, products)
+    return run_leaderboard(dataset, [fitted.key, "pop", "itemknn", "markov"], "last-new-full",
+                           ks=(10,), model_params={fitted.key: fitted.get_params()},
+                           listed=listed)
 
 
 def warn_other_customers(path: Path, customers: list[str], fitted: Any) -> None:

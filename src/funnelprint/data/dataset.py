@@ -191,6 +191,25 @@ class Dataset:
             item_prices=_overlay(self.item_prices, meta.get("price"), np.nan),
         )
 
+    def with_items(self, product_ids: Any) -> Dataset:
+        """This dataset with the products of ``product_ids`` it does not index yet appended
+        to its items, without interactions (a products file's catalogue)."""
+        ids = pl.Series(product_ids).cast(pl.String).unique(maintain_order=True)
+        new = ids.filter(~ids.is_in(pl.Series(self.item_ids.astype(str)).implode()))
+        if not new.len():
+            return self
+        n = new.len()
+
+        def grown(values: np.ndarray | None, empty: object) -> np.ndarray | None:
+            return None if values is None else np.concatenate(
+                [values, np.full(n, empty, dtype=values.dtype)])
+
+        return replace(self, item_ids=np.concatenate([self.item_ids.astype(str),
+                                                      new.to_numpy().astype(str)]),
+                       item_categories=grown(self.item_categories, ""),
+                       item_brands=grown(self.item_brands, ""),
+                       item_prices=grown(self.item_prices, np.nan))
+
     def item_table(self) -> pl.DataFrame:
         """``item`` (index), ``product_id`` and whichever of ``category, brand, price`` the
         dataset knows."""

@@ -8,8 +8,9 @@ needs to save and load it. Validation reaches a model as a :data:`Validator` cal
 the caller builds; models never import the evaluation code.
 
 Optional abilities are declared by inheriting a mixin, never probed for:
-:class:`CandidateScorer` (scores given candidate lists, as a re-ranker does) and
-:class:`Explainer` (gives each recommended item a reason).
+:class:`CandidateScorer` (scores given candidate lists, as a re-ranker does),
+:class:`Prepares` (solves something from each history once, for its scores and reasons
+alike) and :class:`Explainer` (gives each recommended item a reason).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from funnelprint.artifacts import ArtifactError
 from funnelprint.checks import Config
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.models.ranking import batch_rows, mask_seen, top_k
+from funnelprint.models.ranking import batch_rows, exclude_items, top_k
 
 Validator = Callable[["Recommender[Any]"], float]
 """Scores a fitted model on held-out customers; higher is better. Built by the caller."""
@@ -171,7 +172,8 @@ class Recommender(ABC, Generic[C]):
         """Top-k items and scores per customer (dataset indices); -1 pads short lists.
 
         By default the histories are the customers' sequences in ``dataset_``. ``k`` larger
-        than the catalogue is cut to its size.
+        than the catalogue is cut to its size. (:func:`funnelprint.models.serving.answer`
+        gives the products with reasons; both rank and exclude the same way.)
         """
         self._check_fitted()
         if k < 1:
@@ -191,8 +193,8 @@ class Recommender(ABC, Generic[C]):
             part = history.select(rows)
             block = self.score(part, customers[rows]).astype(np.float32, copy=False)
             block = np.where(np.isfinite(block), block, -np.inf)
-            if exclude_seen:
-                mask_seen(block, part)
+            exclude_items(block, part, "seen" if exclude_seen else "none",
+                          self.dataset_.action_names)
             top, top_scores = top_k(block, k)
             items[rows], scores[rows] = top, top_scores
         return items, scores
@@ -221,6 +223,20 @@ class Reason(TypedDict):
     evidence: list[Evidence]
 
 
+class Prepares(ABC):
+    """Solves something from every history before scoring it (the trait model: each
+    customer's trait profile). A :class:`~funnelprint.models.serving.Request` solves it
+    once and hands it to :meth:`score_prepared` and to the reasons."""
+
+    @abstractmethod
+    def prepare_rows(self, history: Sequences) -> Any:
+        """What scoring and explaining the rows of ``history`` need, solved once."""
+
+    @abstractmethod
+    def score_prepared(self, history: Sequences, prepared: Any) -> np.ndarray:
+        """:meth:`Recommender.score` of ``history`` given :meth:`prepare_rows`'s result."""
+
+
 class Explainer(ABC):
     """Gives each recommended item a reason a person can read and check."""
 
@@ -229,6 +245,18 @@ class Explainer(ABC):
         """One reason per item in ``items`` for the customer whose ``history`` (one row)
         is given."""
 
+    def reasons_for(self, history: Sequences, items: np.ndarray, prepared: Any = None
+                    ) -> list[list[Reason]]:
+        """Reasons for the listed items of every row: ``items`` has shape (rows, k), -1
+        where a row lists fewer; ``prepared`` is a :class:`Prepares` model's
+        :meth:`~Prepares.prepare_rows` of ``history``. Row by row unless a model does better."""
+        out = []
+        for row in range(history.n_rows):
+            listed = items[row][items[row] >= 0]
+            out.append(self.reasons(history.select(np.array([row])), listed)
+                       if listed.size else [])
+        return out
 
-__all__ = ["CandidateScorer", "Evidence", "Explainer", "ModelConfig", "ModelState", "Reason",
-           "Recommender", "Validator"]
+
+__all__ = ["CandidateScorer", "Evidence", "Explainer", "ModelConfig", "ModelState", "Prepares",
+           "Reason", "Recommender", "Validator"]

@@ -21,7 +21,6 @@ give the same sentences and vocabulary order, so a seed repeats the same vectors
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,39 +87,6 @@ class Profiles:
     def copy(self) -> Profiles:
         return Profiles(self.traits.copy(), self.raw.copy(), self.cold.copy(),
                         self.known.copy(), self.segments.copy(), self.unknown_tokens)
-
-
-class HistoryMemo:
-    """The last :data:`ROWS` one-row histories profiled and their profiles (copies in and
-    out), safe to share between threads."""
-
-    ROWS = 512
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple[Any, ...], Profiles] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(sequences: Sequences, action_names: tuple[str, ...] | None,
-            fitted_actions: tuple[str, ...]) -> tuple[Any, ...]:
-        """What identifies a history: its arrays, and its action names where they differ
-        from the fitted ones."""
-        names = None if action_names is None or tuple(action_names) == fitted_actions \
-            else tuple(action_names)
-        sessions = None if sequences.sessions is None else sequences.sessions.tobytes()
-        return (sequences.items.tobytes(), sequences.actions.tobytes(),
-                sequences.times.tobytes(), sessions, names)
-
-    def get(self, key: tuple[Any, ...]) -> Profiles | None:
-        with self._lock:
-            found = self._rows.get(key)
-        return None if found is None else found.copy()
-
-    def put(self, key: tuple[Any, ...], profiles: Profiles) -> None:
-        with self._lock:
-            if len(self._rows) >= self.ROWS:
-                del self._rows[next(iter(self._rows))]  # the oldest entry
-            self._rows[key] = profiles.copy()
 
 
 class ProfileModel:
@@ -227,7 +193,6 @@ class ProfileModel:
         """Learn token embeddings, the trait basis, segments and trait descriptions from
         every customer's sequence. ``products`` (``product_id`` and any of ``category,
         brand, price``) adds to what ``dataset`` knows about its items."""
-        self.__dict__.pop("_one_row_memo", None)
         c = self.config
         if products is not None:
             dataset = dataset.with_products(products)
@@ -339,30 +304,11 @@ class ProfileModel:
     def profile(self, sequences: Sequences, action_names: tuple[str, ...] | None = None
                 ) -> Profiles:
         """Profiles of every row of ``sequences`` (item codes of the fitted dataset; actions
-        named by ``action_names``, default the fitted dataset's), without retraining.
-
-        One-row profiles are remembered (the last few hundred histories): serving one
-        customer profiles the same history for the scores, the reasons and the profile."""
+        named by ``action_names``, default the fitted dataset's), without retraining. The
+        fitted model is only read: a caller that needs one history's profile several times
+        keeps it (as :class:`funnelprint.models.serving.Request` does)."""
         self._check_fitted()
-        if sequences.n_rows != 1:
-            return self._profile(sequences, action_names)
-        key = HistoryMemo.key(sequences, action_names, self.action_names_)
-        found = self._memo().get(key)
-        if found is None:
-            found = self._profile(sequences, action_names)
-            self._memo().put(key, found)
-        return found.copy()
-
-    def remember(self, sequences: Sequences, profiles: Profiles,
-                 action_names: tuple[str, ...] | None = None) -> None:
-        """Answer :meth:`profile` of this one-row history with ``profiles`` (known already,
-        e.g. the fitted profile of a training customer)."""
-        self._memo().put(HistoryMemo.key(sequences, action_names, self.action_names_),
-                         profiles)
-
-    def _memo(self) -> HistoryMemo:
-        memo: HistoryMemo = self.__dict__.setdefault("_one_row_memo", HistoryMemo())
-        return memo
+        return self._profile(sequences, action_names)
 
     def _profile(self, sequences: Sequences, action_names: tuple[str, ...] | None
                  ) -> Profiles:
@@ -561,5 +507,5 @@ class ProfileModel:
 
 
 __all__ = ["BETA_LOSSES", "CONTEXTS", "FINAL_TOL", "MERGE_SAMPLE", "MIN_CUSTOMERS",
-           "ArrayReader", "HistoryMemo", "ProfileConfig", "ProfileModel", "Profiles",
+           "ArrayReader", "ProfileConfig", "ProfileModel", "Profiles",
            "fit_segments", "hellinger", "normalise", "one_thread", "token_sentences"]

@@ -21,7 +21,7 @@ import polars as pl
 from funnelprint.data.pipeline import EventLog
 from funnelprint.evaluate.leaderboard import HEADLINE
 from funnelprint.models.neural.base import SequentialRecommender
-from funnelprint.models.serving import recommend_with_reasons, top_items
+from funnelprint.models.serving import answer_known, recommend_customer
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.report import charts, content
 
@@ -253,7 +253,7 @@ def customers_section(model: TraitsRecommender, log: EventLog | None,
                 "category" not in steps.columns:
             steps = steps.join(products.select(pl.col("product_id").cast(pl.String),
                                                "category"), on="product_id", how="left")
-        recs = recommend_with_reasons(model, cid, 5)
+        recs = recommend_customer(model, cid, 5)
         similar = profile.similar(cid, 5)
         parts.append(
             f'<article class="customer"><h3>customer {esc(cid)} · '
@@ -305,14 +305,21 @@ def leaderboard_block(source: str, record: dict[str, Any]) -> str:
               f"({esc(_protocol_words(protocol))}) · part {esc(record.get('part', 'test'))} · "
               f"ties <b>{esc(ties)}</b> ({esc(TIE_RULES.get(ties, ''))}) · "
               f"{'history items kept' if record.get('keep_seen') else 'history items excluded'}"
-              f" · {split.get('evaluated', 0):,} customers evaluated")
+              f" · {split.get('evaluated', 0):,} customers evaluated"
+              + (f" · {split['catalogue_items']:,} products in the training catalogue, "
+                 f"{split.get('test_targets_outside_catalogue', 0):,} held-out products "
+                 "outside it not scored" if "catalogue_items" in split else ""))
     metrics = [m for m in HEADLINE if any(m in r for r in record["models"].values())]
     rows = [(key, *[_num(result.get(m)) for m in metrics],
              _num(result.get("fit_seconds")))
-            for key, result in record["models"].items()]
+            for key, result in record["models"].items() if "error" not in result]
+    rows += [(key, result["error"], *[""] * len(metrics))
+             for key, result in record["models"].items() if "error" in result]
     chart = charts.leaderboard([(source, record)], [m for m in metrics if "Novelty" not in m])
+    notes = "".join(note(f"{key}: {result['note']}") for key, result in record["models"].items()
+                    if "note" in result)
     return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>'
-                 + table(["model", *metrics, "fit s"], rows) + figure(chart))
+                 + table(["model", *metrics, "fit s"], rows) + notes + figure(chart))
 
 
 def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence[str],
@@ -324,7 +331,8 @@ def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence
                     "customers: no heatmaps.")
     figures = []
     for cid in shown[:2]:
-        history, items, _ = top_items(model, cid, k)
+        request, ranked = answer_known(model, cid, k)
+        history, items = request.history, ranked.items[0][ranked.items[0] >= 0]
         if not items.size or not history.items.size:
             continue
         weights = model.explain(history, items)
@@ -432,11 +440,21 @@ def _day(value: str | None) -> str:
     return value[:10] if value else "?"
 
 
+SPLIT_WORDS = {
+    "loo": "each customer's last step held out, the one before for validation",
+    "last-new": "each customer's last product new to them held out, the new product before "
+                "it for validation; models fitted on the steps before",
+    "temporal": "the last tenth of the log's time held out",
+    "user": "a tenth of the customers held out whole",
+    "purchase": "each customer's last purchase held out",
+}
+
+
 def _protocol_words(protocol: str) -> str:
-    split, _, ranking = protocol.partition("-")
-    ranked = ("the whole catalogue ranked" if ranking == "full"
+    split, _, ranking = protocol.rpartition("-")
+    ranked = ("the whole training catalogue ranked" if ranking == "full"
               else f"the target ranked among {ranking.removeprefix('sampled')} sampled items")
-    return f"{split} split, {ranked}"
+    return f"{SPLIT_WORDS.get(split, split + ' split')}; {ranked}"
 
 
 STYLE = """

@@ -20,7 +20,14 @@ from starlette.concurrency import run_in_threadpool
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.data.records import check_records
-from funnelprint.models.serving import model_codes, profile_history, recommend_history
+from funnelprint.models import serving
+from funnelprint.models.serving import (
+    DEFAULT_EXCLUDE,
+    Exclude,
+    answer,
+    model_codes,
+    profile_history,
+)
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.serve.batches import (
     ID_CHARS,
@@ -185,7 +192,9 @@ def get_recommendations(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     model: Annotated[str | None, Query(max_length=100, description="Model name (default: "
                                                                    "the first loaded)")] = None,
-    exclude_purchased: bool = True,
+    exclude: Annotated[Exclude, Query(description="History products left out: seen (every "
+                                                  "one), purchased or none")]
+    = DEFAULT_EXCLUDE,
 ) -> Any:
     """Top-k products with a reason each, from the customer's fitted and stored events."""
     service = _service(request)
@@ -194,8 +203,8 @@ def get_recommendations(
     except KeyError as exc:
         raise ApiError(404, "unknown_model", exc.args[0]) from None
     history = service.history(served.model, customer_id)
-    items = recommend_history(served.model, history, k,
-                              "purchased" if exclude_purchased else "none")
+    asked = serving.Request.of_history(served.model, customer_id, history)
+    items = answer(served.model, asked, k, exclude).lists()[0]
     return Recommendations(customer_id=customer_id, model=served.name, items=[
         Item(product_id=i["product_id"], score=_finite(i["score"]), reason=i["reason"])
         for i in items])
