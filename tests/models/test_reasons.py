@@ -12,8 +12,8 @@ import pytest
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
-from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.data.sequences import session_ids
+from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.models import affinity, reasons, signals
 from funnelprint.models.serving import Request, answer
 from funnelprint.models.traits import TraitsRecommender

@@ -135,15 +135,16 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
                 continue
             texts: list[str] = []
             evidence: list[Evidence] = []
-            named = [(FEATURES[f], rows_high[row][col][j], tops[row][col][j])
-                     for j, f in enumerate(orders[row][col]) if chosen_[row][col][j]]
+            named: list[tuple[str, bool, float]] = [
+                (FEATURES[f], bool(rows_high[row][col][j]), float(tops[row][col][j]))
+                for j, f in enumerate(orders[row][col]) if chosen_[row][col][j]]
             both = _both_categories(named)
-            for feature, high, weight in named:
+            for feature, lifts, weight in named:
                 if both and feature in CATEGORY_FEATURES:
                     # One category, said once for both spans (its evidence lists both).
-                    text = _categories(high, row, col, item, facts)
+                    text = _categories(lifts, row, col, item, facts)
                 else:
-                    text = _factor(feature, high, row, col, item, facts)
+                    text = _factor(feature, lifts, row, col, item, facts)
                 if text not in texts:
                     texts.append(text)
                 evidence.append({"step": feature, "weight": weight})
