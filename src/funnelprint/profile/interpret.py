@@ -107,7 +107,9 @@ def describe_customers(traits: list[dict[str, Any]], behaviour_share: np.ndarray
     groups = typical_rows(shares, warm)
     everyone_mix, everyone_bands = figures.action_mix(), figures.price_bands()
     shown = {FEATURE[f].figure for f in available}
-    checks, every_line, taken = [], [], set()
+    checks: list[naming.TasteCheck] = []
+    every_line: list[list[dict[str, Any]]] = []
+    taken: set[str] = set()
     for j, trait in enumerate(traits):
         rows = groups[j]
         group = figures.group(rows, seed + j)
