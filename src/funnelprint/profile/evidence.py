@@ -147,7 +147,8 @@ def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0,
 
 def item_frame(dataset: Dataset) -> pl.DataFrame:
     """Per item: its id (``product``), category, brand, and price percentile within its
-    category (mid-rank of equal prices; null where the price or the category is unknown)."""
+    category (mid-rank of equal prices; null where the price or the category is unknown;
+    among every priced product where no item has a category)."""
     n = dataset.n_items
 
     def strings(values: np.ndarray | None) -> pl.Series:
@@ -162,15 +163,21 @@ def item_frame(dataset: Dataset) -> pl.DataFrame:
                           "category": strings(dataset.item_categories),
                           "brand": strings(dataset.item_brands),
                           "price": pl.Series(prices, dtype=pl.Float64).fill_nan(None)})
-    priced = pl.col("price").is_not_null() & pl.col("category").is_not_null()
-    position = ((pl.col("price").rank("average").over("category") - 0.5)
-                / pl.col("price").count().over("category"))
+    if items["category"].is_null().all():  # shop-wide percentiles without categories
+        items = items.with_columns(pl.col("price").is_not_null().cast(pl.String)
+                                   .alias("__within"))
+    else:
+        items = items.with_columns(pl.col("category").alias("__within"))
+    priced = pl.col("price").is_not_null() & pl.col("__within").is_not_null()
+    position = ((pl.col("price").rank("average").over("__within") - 0.5)
+                / pl.col("price").count().over("__within"))
     items = items.with_columns(pl.when(priced).then(position).otherwise(None)
                                .alias("position"))
     # A category whose products all cost the same says nothing about price choice; prices
     # that never differ anywhere say nothing at all.
-    return items.with_columns(pl.when(pl.col("price").n_unique().over("category") > 1)
-                              .then(pl.col("position")).otherwise(None).alias("position"))
+    return items.with_columns(pl.when(pl.col("price").n_unique().over("__within") > 1)
+                              .then(pl.col("position")).otherwise(None).alias("position")
+                              ).drop("__within")
 
 
 def customer_counts(events: pl.DataFrame, n_rows: int) -> pl.DataFrame:
@@ -351,6 +358,7 @@ class CustomerFigures:
     bands: np.ndarray
     labels: dict[str, tuple[np.ndarray, sp.csr_matrix]]
     events: np.ndarray
+    shop_wide_prices: bool = False  # no item has a category: percentiles across the shop
 
     @classmethod
     def count(cls, dataset: Dataset, session_gap_minutes: float = 30.0) -> CustomerFigures:
@@ -389,7 +397,8 @@ class CustomerFigures:
             labels[field_] = (names, matrix)
         return cls(counts.select([f"{f}.hits" for f in FIGURES]).to_numpy(),
                    counts.select([f"{f}.trials" for f in FIGURES]).to_numpy(), actions,
-                   action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64))
+                   action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64),
+                   bool(items["category"].is_null().all()))
 
     def shifts(self, rows: np.ndarray) -> dict[str, float]:
         """How far customers ``rows`` stand from everyone on each figure, whatever its unit:

@@ -116,6 +116,11 @@ def describe_customers(traits: list[dict[str, Any]], behaviour_share: np.ndarray
         shifts = figures.shifts(rows)
         every_line.append(naming.evidence_lines(group, population, available, shifts,
                                                 top_n=None, group=rows.size))
+        if figures.shop_wide_prices:  # say which products a percentile is among
+            for line in every_line[-1]:
+                if "within the category" in str(line["description"]):
+                    line["description"] = str(line["description"]).replace(
+                        " within the category", "") + ", among all products (no categories)"
         lines = every_line[-1][:naming.EVIDENCE_LINES]
         backed = naming.taste_checker(figures, rows, seed + j)
         checks.append(backed)
