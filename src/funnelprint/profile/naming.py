@@ -18,8 +18,8 @@ figures of the trait's typical customers back it (:mod:`funnelprint.profile.evid
   customers' events than of everyone's, by more than the interval: a readable value as it
   is (``electronics.audio``), a numeric one labelled with its field (``category 8``,
   ``brand 489``, ``product 5809910``).
-* Names are unique, and two traits are not told apart by synonyms alone (``few views per
-  visit`` and ``quick visits``): traits that would share a name, or whose names read alike
+* Names are unique, and two traits are not told apart by synonyms alone (``visits often``
+  and ``frequent visitor``): traits that would share a name, or whose names read alike
   (:func:`name_key`), get what sets each apart, itself backed.
 """
 
@@ -78,7 +78,8 @@ HABITS: tuple[frozenset[str], ...] = (
     frozenset({"viewed_price", "carted_price", "bought_price"}),
 )
 #: Raw figures whose words read alike on the same side (``few views per visit``, ``quick
-#: visits``): not both in one name on one side, and not what alone tells two traits apart.
+#: visits``): not both in one name on one side (each says what it measures, so two traits
+#: may be named by one each).
 ALIKE: tuple[frozenset[str], ...] = (frozenset({"views_per_visit", "minutes_per_visit"}),)
 #: Evidence lines kept per trait (the most distinct first, after the lines that back its
 #: name).
@@ -137,13 +138,13 @@ def clash(first: str, second: str) -> bool:
 
 
 def name_key(name: str) -> tuple[str, ...]:
-    """What a name says, with words that read alike made equal: two traits whose keys are
-    equal read as the same trait (``few views per visit``, ``quick visits``)."""
+    """What a name says, with synonyms made equal (words on one habit, one side: ``visits
+    often``, ``frequent visitor``): two traits whose keys are equal read as one trait."""
     parts = []
     for part in name.split(" · "):
         claims = WORD_CLAIMS.get(part)
         parts.append(part if claims is None else "+".join(sorted(
-            f"{_group(_group(f, HABITS), ALIKE)}{'+' if s > 0 else '-'}" for f, s in claims)))
+            f"{_group(f, HABITS)}{'+' if s > 0 else '-'}" for f, s in claims)))
     return tuple(sorted(parts))
 
 
