@@ -7,7 +7,9 @@ against the raw figures of the trait's typical customers (``profile.audit``).
 Per log: events, customers, days covered, whether the default fit succeeds (else why), the
 traits, the cold-start share, name words and evidence lines (how many are contradicted and
 how many are supported by their 95% interval), bare ids and duplicate names in the names,
-and fit seconds (with the load average beside them: the machine is shared).
+clashing words in one name, names that read alike, name words on too few customers (thin)
+and named behaviours whose defining figure does not stand apart (undist), and fit seconds
+(with the load average beside them: the machine is shared).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def run(log: Log, seed: int = 0) -> dict:
     row["names"] = list(check.names.values())
     row["contradicted"] = sorted({f"{t}: {w}" for t, w, v in check.words("name")
                                   + check.words("evidence") if v == "contradicted"})
+    row["flagged"] = {"clashes": check.clashes, "alike": check.alike, "thin": check.thin,
+                      "undistinguished": check.undistinguished}
     return row
 
 
@@ -101,7 +105,8 @@ def table(rows: list[dict]) -> list[str]:
     """The check as a table: name words and evidence lines contradicted (✗) and backed by
     their interval (✓) of all read, bare ids, duplicate names."""
     lines = [f"{'log':<30} {'events':>7} {'cust':>6} {'days':>6} {'traits':>6} {'cold':>5} "
-             f"{'name words':>15} {'evidence lines':>15} {'bare':>4} {'dup':>3} {'fit s':>6}"]
+             f"{'name words':>15} {'evidence lines':>15} {'bare':>4} {'dup':>3} "
+             f"{'clash':>5} {'alike':>5} {'thin':>4} {'undist':>6} {'fit s':>6}"]
     for r in rows:
         if r["fit"] != "ok":
             lines.append(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} "
@@ -113,7 +118,10 @@ def table(rows: list[dict]) -> list[str]:
                     f"/{r['evidence_lines']}")
         lines.append(f"{r['log']:<30} {r['events']:>7,} {r['customers']:>6,} {r['days']:>6} "
                      f"{r['traits']:>6} {r['cold_start']:>5.0%} {names:>15} {evidence:>15} "
-                     f"{r['bare_ids']:>4} {r['duplicate_names']:>3} {r['fit_s']:>6}")
+                     f"{r['bare_ids']:>4} {r['duplicate_names']:>3} "
+                     f"{r.get('clashing_words', 0):>5} {r.get('alike_names', 0):>5} "
+                     f"{r.get('thin_name_words', 0):>4} {r.get('undistinguished_words', 0):>6} "
+                     f"{r['fit_s']:>6}")
     return lines
 
 

@@ -101,10 +101,15 @@ def test_price_positions_rank_within_each_category_and_skip_unknown_prices():
     assert ties == pytest.approx([0.125, 0.5, 0.5, 0.875, 0.5])  # tied prices share a rank
 
 
-def test_price_positions_need_categories_and_a_spread_of_prices(caplog):
-    assert price_positions(np.array([3.0, 4.0]), None) is None  # would measure the category
+def test_price_positions_without_categories_are_shop_wide_and_need_a_spread(caplog):
+    # a log with prices but no categories (REES46 cosmetics without item.csv): percentiles
+    # among every product, said once, rather than no price features at all
+    shop = price_positions(np.array([3.0, 4.0, 5.0, 4.0]), None)
+    assert shop is not None and shop.tolist() == pytest.approx([0.125, 0.5, 0.875, 0.5])
+    assert "shop-wide" in caplog.text
+    assert price_positions(np.array([3.0, 4.0]), np.array(["", ""])) is not None
     assert price_positions(np.full(4, 10.0), np.array(["a", "a", "b", "b"])) is None
-    assert "single price" in caplog.text and "without categories" in caplog.text
+    assert "single price" in caplog.text
     unknown = price_positions(np.array([1.0, 2.0, 3.0]), np.array(["a", "", "a"]))
     assert unknown is not None and np.isnan(unknown[1])
 

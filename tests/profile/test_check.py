@@ -33,6 +33,11 @@ def assert_honest(model: ProfileModel, dataset: Dataset) -> None:
     assert report.bare_ids == [] and report.duplicates == [], report.names
     assert report.unchecked == [], report.unchecked
     assert summary["name_words"] >= summary["traits"]  # every trait says something
+    # read as a reader would: no opposite or overlapping words in one name, no synonym
+    # names, no name word on too few customers, every named behaviour set apart
+    assert report.clashes == [] and report.alike == [], report.names
+    assert report.thin == [] and report.undistinguished == [], (report.thin,
+                                                                 report.undistinguished)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -51,6 +56,14 @@ def test_rees46_october_head():
     # three hours show one visit per customer: cadence is not claimed, and it says so
     assert {"sessions", "visit_regularity", "visits_per_week"} <= set(model.left_out_)
     assert model.cold_start_share() > 0.5  # most customers of three hours have 1-2 events
+    # ... nor printed among the figures
+    assert all(not {"visits", "visits_per_week", "visit_regularity"} & set(info["figures"])
+               for info in model.trait_info_)
+    # a window shopper browses longer than everyone: not only "no carts" where 98% view
+    for info in model.trait_info_:
+        if "window shopper" in info["name"]:
+            assert info["figures"]["views_per_visit"]["low"] > \
+                info["figures"]["views_per_visit"]["population"]
 
 
 @pytest.mark.parametrize("month", COSMETICS)
@@ -62,6 +75,10 @@ def test_rees46_cosmetics_months(month):
     model = ProfileModel(seed=0).fit(dataset)
     assert model.thresholds_.min_count < 5  # chosen from the data, and said so
     assert_honest(model, dataset)
+    # item.csv has brands: a 19-digit category id is never preferred to a backed brand
+    for info in model.trait_info_:
+        if info["name"].startswith("category 14875"):
+            assert not any(part.startswith("brand ") for part in info["name"].split(" · "))
 
 
 def test_taobao_sample_slice():
@@ -75,6 +92,26 @@ def test_taobao_sample_slice():
     # numeric category ids are labelled with their field
     assert all(not part.isdigit() for info in model.trait_info_
                for part in info["name"].split(" · "))
+
+
+def test_movielens_slice_claims_no_visit_rate_from_a_few_second_visits():
+    from funnelprint.data.schema import ColumnMapping
+
+    log = prepare_events(shared_file("movielens-100k/ml-100k.inter"),
+                         ColumnMapping.from_options(action="view"))
+    customers = log.events["customer_id"].unique().sort().head(400)
+    events = log.events.filter(pl.col("customer_id").is_in(customers.implode()))
+    dataset = Dataset.from_events(events, collapse_repeats=False)
+    model = ProfileModel(seed=0).fit(dataset)
+    assert_honest(model, dataset)
+    for info in model.trait_info_:
+        week = info["figures"].get("visits_per_week")
+        typical = info["typical_customers"]["customers"]
+        for line in info["evidence"]:
+            if line["figure"] in ("visits_per_week", "visit_regularity"):
+                assert line["customers"] >= typical / 2, (info["name"], line)
+        if week is not None and week["customers"] < typical / 2:
+            assert "frequent visitor" not in info["name"]
 
 
 def test_a_log_too_small_for_any_profile_says_how_to_fix_it():

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_frame
 from funnelprint.data.tokens import TokenConfig, encode_tokens
-from funnelprint.profile.model import ProfileConfig, ProfileModel, token_sentences
+from funnelprint.profile.model import ColdStartError, ProfileConfig, ProfileModel, token_sentences
 from funnelprint.profile.quality import category_purity, trait_recovery
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -184,19 +184,29 @@ def test_segments_follow_dominant_personas(fitted, shop):
 
 
 def test_similar_customers(fitted):
-    customer = str(fitted.customer_ids_[0])
+    customer = str(fitted.customer_ids_[~fitted.customer_cold_][0])
     similar = fitted.similar(customer, k=5)
     assert similar.columns == ["customer_id", "similarity", "reason"]
     assert similar.height == 5 and customer not in similar["customer_id"].to_list()
     assert similar["similarity"].is_sorted(descending=True)
     assert all("both lean on" in r for r in similar["reason"])
     everyone = fitted.similar(customer, k=10_000)
-    assert everyone.height == fitted.customer_ids_.size - 1
+    assert everyone.height == (~fitted.customer_cold_).sum() - 1  # guesses are no neighbours
+    cold = set(fitted.customer_ids_[fitted.customer_cold_].astype(str))
+    assert not cold & set(everyone["customer_id"])
     assert np.isfinite(everyone["similarity"].to_numpy()).all()
     with pytest.raises(KeyError):
         fitted.similar("nobody")
     with pytest.raises(ValueError):
         fitted.similar(customer, k=0)
+
+
+def test_a_cold_start_customer_has_no_similar_customers_on_evidence(fitted):
+    # their mix is a prior: two priors would match at 1.000
+    assert fitted.customer_cold_.sum() >= 2
+    customer = str(fitted.customer_ids_[fitted.customer_cold_][0])
+    with pytest.raises(ColdStartError, match=r"is cold start: .* a guess"):
+        fitted.similar(customer)
 
 
 def test_state_round_trip(fitted, shop):

@@ -7,11 +7,17 @@ from funnelprint.profile.behaviour import FEATURES
 from funnelprint.profile.evidence import FIGURES, Interval, verdict
 from funnelprint.profile.naming import (
     BEHAVIOUR_NAMES,
+    WORD_CLAIMS,
     behaviour_word,
+    clash,
     evidence_lines,
     label,
     make_unique,
+    name_key,
+    order_lines,
     qualifies,
+    taste_candidates,
+    taste_word,
 )
 
 ALL = tuple(f.name for f in FEATURES)
@@ -116,13 +122,114 @@ def test_traits_of_one_name_are_told_apart_by_what_differs():
     make_unique(taste, [backed] * 3)
     assert [t["name"] for t in taste] == ["b · brand zeta", "b · brand yolo", "a"]
     how = [{"name": "cart abandoner", "kind": "behaviour",
-            "evidence": [{"reads": "abandons carts"}, {"reads": "removes from the cart"}]},
+            "evidence": [{"reads": "abandons carts"}, {"reads": "removes from the cart"},
+                         {"reads": "slow to buy"}]},
            {"name": "cart abandoner", "kind": "behaviour",
-            "evidence": [{"reads": "abandons carts"}, {"reads": "browses long"}]}]
+            "evidence": [{"reads": "abandons carts"}, {"reads": "many views per visit"}]}]
     make_unique(how, [backed] * 2)
-    assert [t["name"] for t in how] == ["cart abandoner · removes from the cart",
-                                        "cart abandoner · browses long"]
+    # "removes from the cart" is part of what "cart abandoner" says: never beside it
+    assert [t["name"] for t in how] == ["cart abandoner · slow to buy",
+                                        "cart abandoner · many views per visit"]
     same = [{"name": "x", "kind": "taste", "top_brands": [], "top_products": []}
             for _ in range(2)]
     make_unique(same, [backed] * 2)
     assert [t["name"] for t in same] == ["x (1)", "x (2)"]
+
+
+def test_either_interval_refutes_a_word():
+    # six customers: the bootstrap interval of view->cart is wide, the counts' lies wholly
+    # above everyone's 0.09 (REES46 cosmetics, February: "window shopper" at 0.381)
+    wide = Interval(0.381, 0.0625, 0.579, 6, counts_low=0.199, counts_high=0.593)
+    assert verdict(wide, 0.0906, -1) == "contradicted" and wide.contradicts(0.0906, -1)
+    assert not wide.contradicts(0.0906, 1)
+    group, everyone = figures(views_per_visit=3.0, minutes_per_visit=3.0)
+    group["view_to_cart"] = wide
+    everyone["view_to_cart"] = 0.0906
+    assert not qualifies("window shopper", group, everyone, ALL)
+
+
+def test_a_named_behaviour_needs_the_figure_that_sets_it_apart():
+    # REES46 head: no carts and no purchases where hardly anyone carts, views and minutes
+    # per visit like everyone's: not a window shopper
+    group, everyone = figures(view_to_cart=0.0, view_to_purchase=0.0)
+    everyone |= {"view_to_cart": 0.01, "view_to_purchase": 0.017}
+    group |= {"view_to_cart": Interval(0.0, 0.0, 0.0, 116, 0.0, 0.002),
+              "view_to_purchase": Interval(0.0, 0.0, 0.0, 116, 0.0, 0.002)}
+    assert not qualifies("window shopper", group, everyone, ALL)
+    # backed, but views per visit 17% above everyone's: too small a margin to name by
+    group["views_per_visit"] = Interval(0.585, 0.56, 0.61, 116)
+    assert not qualifies("window shopper", group, everyone, ALL)
+    group["views_per_visit"] = Interval(1.5, 1.4, 1.6, 116)
+    assert qualifies("window shopper", group, everyone, ALL)
+
+
+def test_visit_rhythm_is_not_claimed_from_a_few_second_visits():
+    # MovieLens: 8 of 94 typical customers have a second visit, hours apart
+    group, everyone = figures()
+    group["visits_per_week"] = Interval(64.7, 28.6, 99.2, 8)
+    everyone["visits_per_week"] = 13.7
+    words = [line["reads"] for line in evidence_lines(group, everyone, ALL, group=94)]
+    assert "frequent visitor" not in words
+    most = dict(group, visits_per_week=Interval(64.7, 28.6, 99.2, 60))
+    assert "frequent visitor" in [line["reads"] for line in evidence_lines(
+        most, everyone, ALL, group=94)]
+
+
+def test_no_name_joins_opposite_overlapping_or_repeated_words():
+    pairs = [("visits often", "infrequent visitor"), ("visits often", "frequent visitor"),
+             ("visits rarely", "visits on a rhythm"), ("lingers", "quick visits"),
+             ("many views per visit", "few views per visit"),
+             ("few views per visit", "quick visits"), ("many views per visit", "lingers"),
+             ("window shopper", "lingers"), ("window shopper", "rarely carts"),
+             ("window shopper", "impulse buyer"), ("cart abandoner", "removes from the cart"),
+             ("abandons carts", "leaves carts unbought"), ("price-seeking", "premium-seeking"),
+             ("price-seeking", "looks at premium items"), ("regular", "visits rarely"),
+             ("deliberates", "carts instantly"), ("lingers", "lingers")]
+    for first, second in pairs:
+        assert clash(first, second) and clash(second, first), (first, second)
+    for first, second in [("few views per visit", "lingers"), ("converts", "slow to cart"),
+                          ("window shopper", "looks at cheap items"),
+                          ("brand runail", "lingers")]:
+        assert not clash(first, second), (first, second)
+    # a trait whose only distinct word clashes with its name gets no such word
+    traits = [{"name": "visits often", "kind": "behaviour",
+               "evidence": [{"reads": "infrequent visitor"}]},
+              {"name": "visits often", "kind": "behaviour",
+               "evidence": [{"reads": "irregular visits"}, {"reads": "lingers"}]}]
+    make_unique(traits, [lambda f, v: False] * 2)
+    assert [t["name"] for t in traits] == ["visits often (1)", "visits often · lingers"]
+
+
+def test_views_per_visit_words_say_what_they_measure():
+    words = {w for f in FEATURES for w in (f.high, f.low)}
+    assert "short visits" not in words and "browses long" not in words
+    assert WORD_CLAIMS["few views per visit"] == (("views_per_visit", -1),)
+    # synonyms name two traits alike: told apart
+    assert name_key("visits often") == name_key("frequent visitor")
+    assert name_key("few views per visit") != name_key("quick visits")
+    traits = [{"name": "visits often", "kind": "behaviour", "evidence": [
+        {"reads": "lingers"}]}, {"name": "frequent visitor", "kind": "behaviour",
+                                 "evidence": [{"reads": "converts"}]}]
+    make_unique(traits, [lambda f, v: False] * 2)
+    assert [t["name"] for t in traits] == ["visits often · lingers",
+                                           "frequent visitor · converts"]
+
+
+def test_lines_that_back_the_name_come_first():
+    lines = [{"reads": w, "feature": "x"} for w in (
+        "lingers", "many views per visit", "converts", "carts readily", "rarely buys",
+        "slow to buy", "looks at cheap items", "buys cheap items")]
+    ordered = order_lines(lines, "price-seeking", top_n=4)
+    assert [line["reads"] for line in ordered] == [
+        "looks at cheap items", "buys cheap items", "lingers", "many views per visit"]
+    assert len(order_lines(lines, "brand x · lingers", top_n=1)) == 1
+
+
+def test_readable_brands_come_before_category_ids():
+    trait = {"top_categories": ["1487580006317032448"], "top_brands": ["123"],
+             "top_products": ["5809910"]}
+    assert taste_candidates(trait, ["irisk"])[0] == ("brand", "irisk")
+    backed = {("category", "1487580006317032448"), ("brand", "irisk")}
+    assert taste_word(trait, lambda f, v: (f, v) in backed, ["irisk"]) == "brand irisk"
+    assert taste_word(trait, lambda f, v: (f, v) in backed) == "category 1487580006317032448"
+    assert taste_word(trait, lambda f, v: (f, v) in backed, readable_only=True) is None

@@ -104,3 +104,37 @@ def test_funnel_chart_labels_no_rate_where_there_is_nothing_to_rate():
                                             ("cart_to_purchase", "cart → purchase")])
     text = json.dumps(fig.to_plotly_json(), default=str)
     assert "nan%" not in text and "50%" in text and "0%" in text
+
+
+def test_the_customer_shown_for_a_segment_shares_its_taste_and_has_a_profile():
+    """REES46 head: a segment led by smartphones was shown by a customer with seven views
+    of one water heater and no smartphone."""
+    from funnelprint.data.dataset import Dataset
+    from funnelprint.data.pipeline import prepare_events
+    from funnelprint.profile.model import ProfileModel
+    from tests.conftest import shared_file
+
+    log = prepare_events(shared_file("rees46/2019-Oct_head.csv"))
+    dataset = Dataset.from_events(log, collapse_repeats=False)
+    profile = ProfileModel(seed=0).fit(dataset)
+    examples = content.segment_examples(profile, dataset, n=4)
+    assert examples and any(e.customer for e in examples)
+    segments = pl.DataFrame({"customer_id": profile.customer_ids_.astype(str),
+                             "segment": profile.assign_segments(profile.customer_traits_),
+                             "cold": profile.customer_cold_})
+    events = log.events.select(pl.col("customer_id").cast(pl.String), "category").join(
+        segments, on="customer_id")
+    for example in examples:
+        members = events.filter((pl.col("segment") == example.segment) & ~pl.col("cold")
+                                & pl.col("category").is_not_null())
+        leading = members["category"].value_counts(sort=True)["category"][0]
+        assert example.category == leading
+        if example.customer is None:
+            assert leading in example.why
+            continue
+        row = profile.customer_row(example.customer)
+        assert not profile.customer_cold_[row] and profile.customer_known_[row] >= 5
+        theirs = members.filter(pl.col("customer_id") == example.customer)["category"]
+        counts = theirs.value_counts()
+        assert counts.filter(pl.col("category") == leading)["count"].max() == \
+            counts["count"].max()

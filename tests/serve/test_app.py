@@ -91,7 +91,7 @@ def test_known_customers_are_served_from_the_fitted_history(client):
     profile = client.get("/v1/customers/u0001/profile", headers=READ).json()
     assert profile["n_events"] == 0 and profile["fitted_events"] > 0
     similar = client.get("/v1/customers/u0001/similar?k=3", headers=READ).json()
-    assert len(similar["customers"]) == 3
+    assert len(similar["customers"]) == 3 and similar["cold_start"] is False
     assert "u0001" not in [c["customer_id"] for c in similar["customers"]]
     assert all(-1 <= c["similarity"] <= 1.0001 for c in similar["customers"])
 
@@ -105,7 +105,9 @@ def test_a_visitor_with_no_events_is_a_cold_start_and_unknown_models_404(client)
     recs = client.get("/v1/customers/nobody/recommendations?k=5", headers=READ).json()
     assert len(recs["items"]) == 5 and all(i["reason"] for i in recs["items"])
     similar = client.get("/v1/customers/nobody/similar?k=3", headers=READ).json()
-    assert len(similar["customers"]) == 3
+    # a guess is like nobody: said, not answered with other guesses at 1.000
+    assert similar["cold_start"] is True and similar["customers"] == []
+    assert similar["known_events"] == 0 and "cold start" in similar["note"]
     response = client.get("/v1/customers/u0001/recommendations?model=nope", headers=READ)
     assert response.status_code == 404 and response.json()["error"] == "unknown_model"
 

@@ -38,6 +38,7 @@ from funnelprint.cli.common import (
 )
 from funnelprint.models import load
 from funnelprint.models.traits import TraitsRecommender
+from funnelprint.profile import naming
 from funnelprint.profile.model import ProfileModel
 
 
@@ -131,7 +132,7 @@ def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
             console.print(f"  customers    the {typical['customers']:,} of {typical['of_warm']:,}"
                           f" customers leaning most on it ({typical['share']:.0%}; "
                           f"{typical['cold_start_left_out']:,} cold-start customers left out)")
-        for row in info.get("evidence", [])[:4]:
+        for row in _shown_lines(info.get("evidence", [])):
             console.print(f"  evidence     {row['reads']}: {row['description']} "
                           f"{_figure(row['value'])} [{_figure(row['low'])}–"
                           f"{_figure(row['high'])}] vs {_figure(row['population'])} everyone")
@@ -143,10 +144,13 @@ def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
         if info.get("price_bands"):
             console.print(f"  price bands  {_mix(info['price_bands'])}   "
                           f"[dim](everyone: {_mix(info.get('population_price_bands', {}))})[/]")
-        for label, key, n in (("categories", "top_categories", 5), ("brands", "top_brands", 5),
-                              ("products", "top_products", 6), ("tokens", "top_tokens", 6)):
+        for label, key, n, field_ in (("categories", "top_categories", 5, "category"),
+                                      ("brands", "top_brands", 5, "brand"),
+                                      ("products", "top_products", 6, ""),
+                                      ("tokens", "top_tokens", 6, "")):
             if info.get(key):
-                console.print(f"  {label:<12} {escape(', '.join(map(str, info[key][:n])))}")
+                values = [_listed(field_, str(v)) for v in info[key][:n]]
+                console.print(f"  {label:<12} {escape(', '.join(values))}")
     for seg in summary["segments"]:
         lead = ", ".join(f"{k} {v:.0%}" for k, v in seg["traits"].items())
         console.print(f"segment {seg['segment']}: {seg['customers']:,} customers "
@@ -169,6 +173,22 @@ def traits_summary(profile: ProfileModel) -> dict[str, Any]:
                            "min_known_tokens": profile.min_known_tokens_},
             "thresholds": asdict(profile.thresholds_), "log_days": profile.log_days_,
             "left_out": profile.left_out_}
+
+
+#: Evidence lines ``traits`` prints beyond those that back the trait's name.
+SHOWN_LINES = 4
+
+
+def _shown_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every line that backs a word of the name, then the others to :data:`SHOWN_LINES`."""
+    backing = [line for line in lines if line.get("backs_name")]
+    others = [line for line in lines if not line.get("backs_name")]
+    return [*backing, *others][:max(SHOWN_LINES, len(backing))]
+
+
+def _listed(field_: str, value: str) -> str:
+    """A category or brand as it reads, an id with its field (``category 2053013563651392361``)."""
+    return value if not field_ or naming.readable(value) else f"{field_} {value}"
 
 
 def _mix(shares: dict[str, float]) -> str:

@@ -9,8 +9,17 @@ events than of everyone's. The typical customers' figure gets a 95% interval by 
 customers (bootstrap), and a claim is
 
 * ``supported`` when the interval lies wholly on the claimed side of everyone's value,
-* ``contradicted`` when it lies wholly on the other side,
+* ``contradicted`` when it, or for a rate of counts its Beta interval from the pooled
+  counts (which a bootstrap over a handful of customers misses), lies wholly on the other
+  side,
 * ``open`` otherwise (the data cannot tell).
+
+Names are also read as a reader would: two words of one habit in one name (opposites such
+as ``visits often · infrequent visitor``, or overlaps such as ``window shopper ·
+lingers``), two traits whose names read alike, behaviour words resting on too few typical
+customers (or on a second visit most of them never made), and named behaviours whose
+defining figure does not stand apart (``window shopper`` of customers who browse like
+everyone and cart nothing where hardly anyone carts).
 
 The figures are raw counts (:mod:`funnelprint.profile.evidence`), not the smoothed,
 imputed features the model is fitted on (:mod:`funnelprint.profile.behaviour`); what each
@@ -36,6 +45,7 @@ import polars as pl
 from funnelprint.data.dataset import Dataset
 from funnelprint.profile.evidence import (
     FIGURES,
+    RATES,
     RESAMPLES,
     Interval,
     customer_counts,
@@ -43,7 +53,6 @@ from funnelprint.profile.evidence import (
     intervals,
     label_counts,
     typical_rows,
-    verdict,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +71,9 @@ WORDS: dict[str, tuple[tuple[str, int], ...]] = {
     "keeps what it carts": (("removals_per_cart", -1),),
     "abandons carts": (("cart_to_purchase", -1),),
     "completes carts": (("cart_to_purchase", 1),),
-    "browses long": (("views_per_visit", 1),),
+    "many views per visit": (("views_per_visit", 1),),
+    "few views per visit": (("views_per_visit", -1),),
+    "browses long": (("views_per_visit", 1),),  # the older words, in models saved before
     "short visits": (("views_per_visit", -1),),
     "lingers": (("minutes_per_visit", 1),),
     "quick visits": (("minutes_per_visit", -1),),
@@ -105,6 +116,37 @@ WORDS: dict[str, tuple[tuple[str, int], ...]] = {
     "low price": (("viewed_price", -1),),
     "high price": (("viewed_price", 1),),
 }
+#: Raw figures that measure one habit, from their meaning: two words on one of them in one
+#: name are opposites or say the same twice ("visits often · infrequent visitor").
+HABITS: tuple[frozenset[str], ...] = (
+    frozenset({"visits", "visits_per_week", "visit_regularity"}),
+    frozenset({"views_before_cart", "seconds_to_cart"}),
+    frozenset({"viewed_price", "carted_price", "bought_price"}),
+    frozenset({"views_per_visit"}), frozenset({"minutes_per_visit"}),
+    frozenset({"view_to_cart"}), frozenset({"view_to_purchase"}),
+    frozenset({"cart_to_purchase"}), frozenset({"removals_per_cart"}),
+    frozenset({"repeat_views"}), frozenset({"repeat_purchases"}),
+    frozenset({"seconds_to_purchase"}),
+)
+#: Figures whose words read alike on one side: both in one name say one thing twice
+#: ("few views per visit · quick visits").
+ALIKE: tuple[frozenset[str], ...] = (frozenset({"views_per_visit", "minutes_per_visit"}),)
+#: What sets each named behaviour apart: at least one of these must be supported, by a
+#: fifth of everyone's value (a window shopper browses more than everyone; carting nothing
+#: where nobody carts is not enough).
+DEFINING: dict[str, tuple[tuple[str, int], ...]] = {
+    "price-seeking": (("viewed_price", -1), ("carted_price", -1), ("bought_price", -1)),
+    "premium-seeking": (("viewed_price", 1), ("carted_price", 1), ("bought_price", 1)),
+    "impulse buyer": (("seconds_to_cart", -1), ("seconds_to_purchase", -1)),
+    "window shopper": (("views_per_visit", 1), ("minutes_per_visit", 1)),
+    "cart abandoner": (("cart_to_purchase", -1),),
+    "regular": (("visit_regularity", 1), ("visits_per_week", 1)),
+}
+#: Figures only customers with a second visit have: a word on one says something of a
+#: trait's customers only where at least half of them have it.
+SECOND_VISIT = frozenset({"visits_per_week", "visit_regularity"})
+#: Fewest typical customers for a behaviour word in a name to count as more than noise.
+FEW_CUSTOMERS = 20
 #: Words that claim nothing checkable.
 NEUTRAL_WORDS = frozenset({"mixed funnel", "mid price", "typical shopper", "mixed"})
 #: Field labels a name may put before a value (``category 8``, ``brand 489``).
@@ -138,6 +180,10 @@ class TraitsCheck:
     duplicates: list[str] = field(default_factory=list)
     unchecked: list[tuple[str, str]] = field(default_factory=list)  # (trait, word)
     names: dict[str, str] = field(default_factory=dict)
+    clashes: list[tuple[str, str, str]] = field(default_factory=list)  # (trait, word, word)
+    alike: list[tuple[str, str]] = field(default_factory=list)  # names that read alike
+    thin: list[tuple[str, str]] = field(default_factory=list)  # (trait, word)
+    undistinguished: list[tuple[str, str]] = field(default_factory=list)  # (trait, word)
 
     def words(self, source: str) -> list[tuple[str, str, str]]:
         """(trait, word, verdict) of every word read in ``source``: a word of several
@@ -166,6 +212,10 @@ class TraitsCheck:
             "bare_ids": len(self.bare_ids),
             "duplicate_names": len(self.duplicates),
             "unchecked_words": len(self.unchecked),
+            "clashing_words": len(self.clashes),
+            "alike_names": len(self.alike),
+            "thin_name_words": len(self.thin),
+            "undistinguished_words": len(self.undistinguished),
         }
 
     def table(self) -> pl.DataFrame:
@@ -211,6 +261,48 @@ def classify(part: str, known: dict[str, set[str]]) -> tuple[str, str]:
     return "unknown", part
 
 
+def judge(typical: Interval, everyone: float, sign: int) -> str:
+    """``contradicted`` when either interval of the typical customers' figure (the
+    bootstrap one, or the one from counts where there is one) lies wholly on the other side
+    of everyone's value than ``sign`` claims; else ``supported`` when the bootstrap interval
+    lies wholly on the claimed side; else ``open``."""
+    if not np.isfinite(everyone):
+        return "open"
+    for low, high in ((typical.low, typical.high), (typical.counts_low, typical.counts_high)):
+        if np.isfinite(low) and np.isfinite(high) and (
+                (sign > 0 and high < everyone) or (sign < 0 and low > everyone)):
+            return "contradicted"
+    if np.isfinite(typical.low) and np.isfinite(typical.high) and (
+            (sign > 0 and typical.low > everyone) or (sign < 0 and typical.high < everyone)):
+        return "supported"
+    return "open"
+
+
+def _habit(figure: str, groups: tuple[frozenset[str], ...]) -> frozenset[str]:
+    return next((g for g in groups if figure in g), frozenset({figure}))
+
+
+def clashing(first: str, second: str) -> bool:
+    """Whether two words of one name are the same word, opposites or overlaps (a claim on
+    one habit each, :data:`HABITS`), or read alike on one side (:data:`ALIKE`)."""
+    if first == second:
+        return True
+    return any(_habit(fa, HABITS) == _habit(fb, HABITS)
+               or (sa == sb and _habit(fa, ALIKE) == _habit(fb, ALIKE))
+               for fa, sa in WORDS.get(first, ()) for fb, sb in WORDS.get(second, ()))
+
+
+def reading(name: str) -> tuple[str, ...]:
+    """What a name says to a reader: its parts, a behaviour word as the habits and sides it
+    claims (synonyms, words on one habit and side, become one)."""
+    out = []
+    for part in name_parts(name):
+        claims = WORDS.get(part)
+        out.append(part if claims is None else "+".join(sorted(
+            f"{min(_habit(f, HABITS))}{s:+d}" for f, s in claims)))
+    return tuple(sorted(out))
+
+
 # ------------------------------------------------------------------ the check
 
 
@@ -233,15 +325,24 @@ def check_traits(model: ProfileModel, dataset: Dataset, seed: int = 0,
              "product": set(dataset.item_ids.astype(str).tolist())}
     report = TraitsCheck()
     seen: dict[str, str] = {}
+    rates = np.array([f in RATES for f in FIGURES])
+    readings: dict[tuple[str, ...], str] = {}
     for j, info in enumerate(model.trait_info_):
         trait, name = str(info["trait"]), str(info["name"])
         report.names[trait] = name
         if name in seen:
             report.duplicates.append(name)
+        elif reading(name) in readings:
+            report.alike.append((readings[reading(name)], name))
         seen[name] = trait
+        readings.setdefault(reading(name), name)
+        parts = name_parts(name)
+        report.clashes += [(trait, a, b) for i, a in enumerate(parts) for b in parts[i + 1:]
+                           if clashing(a, b)]
         rows = groups[j]
-        figures = dict(zip(FIGURES, intervals(hits, trials, rows, seed + j, resamples),
+        figures = dict(zip(FIGURES, intervals(hits, trials, rows, seed + j, resamples, rates),
                            strict=True))
+        _judge_name(report, trait, parts, figures, population, rows.size)
         words = [("name", p) for p in name_parts(name)] + [
             ("evidence", str(e["reads"])) for e in info.get("evidence", [])]
         for source, part in words:
@@ -250,19 +351,48 @@ def check_traits(model: ProfileModel, dataset: Dataset, seed: int = 0,
                 for figure, sign in WORDS[value]:
                     report.claims.append(Claim(trait, source, value, figure, sign,
                                                figures[figure], population[figure],
-                                               verdict(figures[figure], population[figure],
-                                                       sign)))
+                                               judge(figures[figure], population[figure],
+                                                     sign)))
             elif kind in LABELS:
                 label = label_counts(events, n_rows, kind, value)
-                typical = intervals(label[:, :1], label[:, 1:], rows, seed + j, resamples)[0]
+                typical = intervals(label[:, :1], label[:, 1:], rows, seed + j, resamples,
+                                    np.ones(1, dtype=bool))[0]
                 whole = float(label[:, 0].sum() / max(label[:, 1].sum(), 1.0))
                 report.claims.append(Claim(trait, source, part, f"share of events: {kind}",
-                                           1, typical, whole, verdict(typical, whole, 1)))
+                                           1, typical, whole, judge(typical, whole, 1)))
             elif kind == "bare":
                 report.bare_ids.append((trait, part))
             elif kind == "unknown":
                 report.unchecked.append((trait, part))
     return report
+
+
+def _judge_name(report: TraitsCheck, trait: str, parts: list[str],
+                figures: dict[str, Interval], population: dict[str, float],
+                typical: int) -> None:
+    """Behaviour words of a name that rest on too little (fewer than
+    :data:`FEW_CUSTOMERS` typical customers, or a second-visit figure fewer than half of
+    them have), and named behaviours none of whose defining figures stands apart."""
+    for part in parts:
+        claims = WORDS.get(part)
+        if claims is None:
+            continue
+        if typical < FEW_CUSTOMERS or any(
+                figures[f].customers < 0.5 * typical for f, _ in claims if f in SECOND_VISIT):
+            report.thin.append((trait, part))
+        defining = DEFINING.get(part)
+        if defining and not any(
+                judge(figures[f], population[f], sign) == "supported"
+                and _apart(f, figures[f].value, population[f]) for f, sign in defining):
+            report.undistinguished.append((trait, part))
+
+
+def _apart(figure: str, value: float, everyone: float) -> bool:
+    """Whether a figure stands a fifth apart from everyone's; a figure in log(1 + seconds)
+    by half as long again in seconds."""
+    if figure.startswith("seconds_"):
+        return abs(value - everyone) >= np.log(1.5)
+    return abs(value - everyone) >= 0.2 * abs(everyone)
 
 
 def _aligned(model: ProfileModel, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -282,5 +412,6 @@ def _aligned(model: ProfileModel, dataset: Dataset) -> tuple[np.ndarray, np.ndar
     return shares, warm
 
 
-__all__ = ["LABELS", "NEUTRAL_WORDS", "WORDS", "Claim", "TraitsCheck", "check_traits",
-           "classify", "name_parts"]
+__all__ = ["ALIKE", "DEFINING", "FEW_CUSTOMERS", "HABITS", "LABELS", "NEUTRAL_WORDS",
+           "SECOND_VISIT", "WORDS", "Claim", "TraitsCheck", "check_traits", "clashing",
+           "classify", "judge", "name_parts", "reading"]

@@ -62,8 +62,8 @@ FEATURES = (
             "keeps what it carts", "removals_per_cart"),
     Feature("carts_never_bought", "share of carted products never bought (smoothed)",
             "abandons carts", "completes carts", "cart_to_purchase", sign=-1),
-    Feature("views_per_session", "product views per visit", "browses long",
-            "short visits", "views_per_visit"),
+    Feature("views_per_session", "product views per visit", "many views per visit",
+            "few views per visit", "views_per_visit"),
     Feature("session_minutes", "minutes per visit (first to last event)", "lingers",
             "quick visits", "minutes_per_visit"),
     Feature("sessions", "number of visits (log)", "visits often", "visits rarely", "visits",
@@ -114,15 +114,17 @@ class BehaviourTable:
 def price_positions(prices: np.ndarray | None, categories: np.ndarray | None) -> np.ndarray | None:
     """Each item's price percentile within its category (0 cheapest, 1 dearest; tied prices
     share their mid-rank, so a category of one price sits at 0.5); NaN where the price or
-    the category is unknown. None (and the price features are left out) without prices, without
-    categories — across categories a percentile says which category a customer shops, not
-    how they choose within it — or when no category has two different prices."""
+    the category is unknown. Where no item has a category, the percentile is shop-wide
+    (among every priced product: it then says whether a customer shops the dearer part of
+    the shop, category and choice together), with a warning. None (and the price features
+    are left out) without prices, or when no category has two different prices."""
     if prices is None or not np.isfinite(prices).any():
         return None
-    if categories is None:
-        log.warning("product prices without categories: price percentiles need a category to "
-                    "compare within, so the price behaviour features are left out")
-        return None
+    if not has_categories(categories):
+        log.warning("product prices without categories: price percentiles are shop-wide "
+                    "(among all products), not within a category; give --products with a "
+                    "category column to compare within categories")
+        categories = np.full(np.asarray(prices).size, "shop", dtype=object)
     prices = np.asarray(prices, dtype=np.float64)
     names = np.asarray(categories).astype(str)
     group = np.unique(names, return_inverse=True)[1].ravel()
@@ -145,6 +147,11 @@ def price_positions(prices: np.ndarray | None, categories: np.ndarray | None) ->
                     "left out")
         return None
     return out
+
+
+def has_categories(categories: np.ndarray | None) -> bool:
+    """Whether any item has a known category."""
+    return categories is not None and bool((np.asarray(categories).astype(str) != "").any())
 
 
 def observable_features(price_position: np.ndarray | None, span_days: float
@@ -554,5 +561,5 @@ class VisitStyles:
 
 __all__ = ["FEATURE", "FEATURES", "FEATURE_NAMES", "PRIOR_TRIALS", "VISIT_FEATURES",
            "BehaviourScaler", "BehaviourTable", "Feature", "VisitStyles", "VisitTable",
-           "behaviour_features", "log_span_days", "observable_features", "price_positions",
-           "visit_features"]
+           "behaviour_features", "has_categories", "log_span_days", "observable_features",
+           "price_positions", "visit_features"]

@@ -35,6 +35,14 @@ RESAMPLES = 1000
 LEVEL = 0.95
 #: Fewest customers of a group with a figure's events for the figure to back a word.
 MIN_CUSTOMERS = 5
+#: Figures that only customers with two or more visits have (a gap between visits): they
+#: describe a group only where at least :data:`MIN_COVERAGE` of its customers have them,
+#: else a handful of customers with two visits an hour apart make "visits often" of a group
+#: that mostly came once.
+PER_CUSTOMER_FIGURES = frozenset({"visits_per_week", "visit_regularity"})
+#: Least share of a group's customers that must have a figure of
+#: :data:`PER_CUSTOMER_FIGURES` for it to describe the group.
+MIN_COVERAGE = 0.5
 #: Action mix keys of the funnel's actions (other actions keep their own names).
 MIX_KEYS = ("view", "cart", "remove", "buy")
 #: Figures that count hits among trials (rates), which also get an interval from counts.
@@ -97,6 +105,24 @@ class Interval:
             return False
         return bool(low > population) if sign > 0 else bool(high < population)
 
+    def contradicts(self, population: float, sign: int) -> bool:
+        """Whether either interval (the bootstrap one, or the one from counts where there is
+        one) lies wholly on the other side of ``population`` than ``sign`` claims: a word
+        said against this is false for the group, however wide the other interval is."""
+        if not np.isfinite(population):
+            return False
+        for low, high in ((self.low, self.high), (self.counts_low, self.counts_high)):
+            if np.isfinite(low) and np.isfinite(high) and (
+                    (sign > 0 and high < population) or (sign < 0 and low > population)):
+                return True
+        return False
+
+    def covers(self, figure: str, group: int) -> bool:
+        """Whether the figure describes a group of ``group`` customers: any figure does,
+        except one of :data:`PER_CUSTOMER_FIGURES` that fewer than :data:`MIN_COVERAGE` of
+        them have."""
+        return figure not in PER_CUSTOMER_FIGURES or self.customers >= MIN_COVERAGE * group
+
 
 def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0,
                 labels: bool = True) -> pl.DataFrame:
@@ -121,7 +147,8 @@ def event_frame(dataset: Dataset, session_gap_minutes: float = 30.0,
 
 def item_frame(dataset: Dataset) -> pl.DataFrame:
     """Per item: its id (``product``), category, brand, and price percentile within its
-    category (mid-rank of equal prices; null where the price or the category is unknown)."""
+    category (mid-rank of equal prices; null where the price or the category is unknown;
+    among every priced product where no item has a category)."""
     n = dataset.n_items
 
     def strings(values: np.ndarray | None) -> pl.Series:
@@ -136,15 +163,21 @@ def item_frame(dataset: Dataset) -> pl.DataFrame:
                           "category": strings(dataset.item_categories),
                           "brand": strings(dataset.item_brands),
                           "price": pl.Series(prices, dtype=pl.Float64).fill_nan(None)})
-    priced = pl.col("price").is_not_null() & pl.col("category").is_not_null()
-    position = ((pl.col("price").rank("average").over("category") - 0.5)
-                / pl.col("price").count().over("category"))
+    if items["category"].is_null().all():  # shop-wide percentiles without categories
+        items = items.with_columns(pl.col("price").is_not_null().cast(pl.String)
+                                   .alias("__within"))
+    else:
+        items = items.with_columns(pl.col("category").alias("__within"))
+    priced = pl.col("price").is_not_null() & pl.col("__within").is_not_null()
+    position = ((pl.col("price").rank("average").over("__within") - 0.5)
+                / pl.col("price").count().over("__within"))
     items = items.with_columns(pl.when(priced).then(position).otherwise(None)
                                .alias("position"))
     # A category whose products all cost the same says nothing about price choice; prices
     # that never differ anywhere say nothing at all.
-    return items.with_columns(pl.when(pl.col("price").n_unique().over("category") > 1)
-                              .then(pl.col("position")).otherwise(None).alias("position"))
+    return items.with_columns(pl.when(pl.col("price").n_unique().over("__within") > 1)
+                              .then(pl.col("position")).otherwise(None).alias("position")
+                              ).drop("__within")
 
 
 def customer_counts(events: pl.DataFrame, n_rows: int) -> pl.DataFrame:
@@ -286,15 +319,17 @@ def intervals(hits: np.ndarray, trials: np.ndarray, rows: np.ndarray, seed: int 
 
 
 def verdict(interval: Interval, population: float, sign: int) -> str:
-    """``supported``, ``contradicted`` or ``open`` (see the module's docstring)."""
+    """``supported`` (the bootstrap interval lies wholly on the claimed side of
+    ``population``), ``contradicted`` (either interval lies wholly on the other side: see
+    :meth:`Interval.contradicts`) or ``open``."""
+    if interval.contradicts(population, sign):
+        return "contradicted"
     if not (np.isfinite(interval.low) and np.isfinite(interval.high)
             and np.isfinite(population)):
         return "open"
     above, below = interval.low > population, interval.high < population
     if (above and sign > 0) or (below and sign < 0):
         return "supported"
-    if (above and sign < 0) or (below and sign > 0):
-        return "contradicted"
     return "open"
 
 
@@ -323,6 +358,7 @@ class CustomerFigures:
     bands: np.ndarray
     labels: dict[str, tuple[np.ndarray, sp.csr_matrix]]
     events: np.ndarray
+    shop_wide_prices: bool = False  # no item has a category: percentiles across the shop
 
     @classmethod
     def count(cls, dataset: Dataset, session_gap_minutes: float = 30.0) -> CustomerFigures:
@@ -361,7 +397,8 @@ class CustomerFigures:
             labels[field_] = (names, matrix)
         return cls(counts.select([f"{f}.hits" for f in FIGURES]).to_numpy(),
                    counts.select([f"{f}.trials" for f in FIGURES]).to_numpy(), actions,
-                   action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64))
+                   action_keys, bands, labels, np.diff(seq.offsets).astype(np.float64),
+                   bool(items["category"].is_null().all()))
 
     def shifts(self, rows: np.ndarray) -> dict[str, float]:
         """How far customers ``rows`` stand from everyone on each figure, whatever its unit:
@@ -410,6 +447,19 @@ class CustomerFigures:
                           np.ones(1, dtype=bool))[0]
         return share, everyone
 
+    def leading_labels(self, field_: str, rows: np.ndarray, n: int) -> list[str]:
+        """The ``n`` values of ``field_`` that take the largest share of the events of
+        customers ``rows`` among those whose share there is above everyone's (no interval:
+        candidates for a word, each checked with :meth:`label_share`)."""
+        names, matrix = self.labels[field_]
+        if not names.size or not rows.size:
+            return []
+        mine = np.asarray(matrix[rows].sum(axis=0)).ravel() / max(self.events[rows].sum(), 1.0)
+        everyone = np.asarray(matrix.sum(axis=0)).ravel() / max(self.events.sum(), 1.0)
+        above = np.flatnonzero(mine > everyone)
+        order = above[np.lexsort((names[above], -mine[above]))]
+        return [str(v) for v in names[order[:n]]]
+
     def action_mix(self, rows: np.ndarray | None = None) -> dict[str, float]:
         """Shares of each action among the events of ``rows`` (default: everyone)."""
         return _shares(self.actions if rows is None else self.actions[rows], self.action_keys)
@@ -435,7 +485,7 @@ def _shares(counts: np.ndarray, keys: tuple[str, ...]) -> dict[str, float]:
             for k, v in zip(keys, total, strict=True)}
 
 
-__all__ = ["FIGURES", "LABEL_FIELDS", "LEVEL", "MIN_CUSTOMERS", "MIX_KEYS", "PRICE_BANDS",
-           "RATES", "RESAMPLES",
+__all__ = ["FIGURES", "LABEL_FIELDS", "LEVEL", "MIN_COVERAGE", "MIN_CUSTOMERS", "MIX_KEYS",
+           "PER_CUSTOMER_FIGURES", "PRICE_BANDS", "RATES", "RESAMPLES",
            "TYPICAL_SHARE", "CustomerFigures", "Interval", "customer_counts", "event_frame",
            "intervals", "item_frame", "label_counts", "typical_rows", "verdict"]

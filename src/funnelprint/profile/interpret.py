@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from funnelprint.profile import naming
+from funnelprint.profile.behaviour import FEATURE
 from funnelprint.profile.evidence import (
     TYPICAL_SHARE,
     CustomerFigures,
@@ -105,39 +106,61 @@ def describe_customers(traits: list[dict[str, Any]], behaviour_share: np.ndarray
     population = figures.population()
     groups = typical_rows(shares, warm)
     everyone_mix, everyone_bands = figures.action_mix(), figures.price_bands()
-    checks = []
+    shown = {FEATURE[f].figure for f in available}
+    checks: list[naming.TasteCheck] = []
+    every_line: list[list[dict[str, Any]]] = []
+    taken: set[str] = set()
     for j, trait in enumerate(traits):
         rows = groups[j]
         group = figures.group(rows, seed + j)
         shifts = figures.shifts(rows)
-        lines = naming.evidence_lines(group, population, available, shifts)
+        every_line.append(naming.evidence_lines(group, population, available, shifts,
+                                                top_n=None, group=rows.size))
+        if figures.shop_wide_prices:  # say which products a percentile is among
+            for line in every_line[-1]:
+                if "within the category" in str(line["description"]):
+                    line["description"] = str(line["description"]).replace(
+                        " within the category", "") + ", among all products (no categories)"
+        lines = every_line[-1][:naming.EVIDENCE_LINES]
         backed = naming.taste_checker(figures, rows, seed + j)
         checks.append(backed)
         share = float(behaviour_share[j]) if behaviour_share.size else 0.0
         kind = "taste" if share < 1 / 3 else "behaviour" if share > 2 / 3 else "mixed"
-        how = naming.behaviour_word(lines, group, population, available, shifts) \
-            if kind != "taste" else None
+        few = rows.size < naming.MIN_NAME_CUSTOMERS  # too few to name a behaviour by
+        how = naming.behaviour_word(lines, group, population, available, shifts, rows.size) \
+            if kind != "taste" and not few else None
         if kind == "mixed" and how not in naming.BEHAVIOUR_NAMES and max(
                 (abs(float(line["shift"])) for line in lines), default=0.0
         ) < naming.DISTINCT_EFFECT:
             how = None  # behaviour mass alone, without behaviour that sets them apart
-        what = naming.taste_word(trait, backed)
+        brands = [b for b in figures.leading_labels("brand", rows, naming.TASTE_CANDIDATES)
+                  if naming.readable(b)]
+        what = naming.taste_word(trait, backed, brands, readable_only=True)
+        if few and not what:  # a readable label they lean on says more than an id
+            what = naming.leaning_word(trait, figures, rows, brands, taken, readable_only=True)
+        what = what or naming.taste_word(trait, backed, brands)
         if how and what and kind == "mixed":
             name = f"{what} · {how}"
         elif how and (kind == "behaviour" or not what):
             name, kind = how, "behaviour"
         elif what:
             name, kind = what, "taste"
+        elif few:
+            name = naming.leaning_word(trait, figures, rows, brands, taken) \
+                or "no distinct shoppers"
+            kind = "taste" if name != "no distinct shoppers" else kind
         else:
             name = how or (lines[0]["reads"] if lines else "no distinct shoppers")
             kind = "behaviour" if lines else kind
+        taken.add(name)
         trait.update({
             "kind": kind, "behaviour_share": round(share, 3), "behaviour": how or "",
             "name": name, "evidence": lines,
             "figures": {f: {"value": _round(i.value), "low": _round(i.low),
                             "high": _round(i.high), "counts_low": _round(i.counts_low),
                             "counts_high": _round(i.counts_high), "customers": i.customers,
-                            "population": _round(population[f])} for f, i in group.items()},
+                            "population": _round(population[f])}
+                        for f, i in group.items() if f in shown},
             "action_mix": figures.action_mix(rows), "population_action_mix": everyone_mix,
             "price_bands": figures.price_bands(rows) if figures.bands.any() else {},
             "population_price_bands": everyone_bands if figures.bands.any() else {},
@@ -148,6 +171,10 @@ def describe_customers(traits: list[dict[str, Any]], behaviour_share: np.ndarray
                                   if warm.size else 0.0},
         })
     naming.make_unique(traits, checks)
+    for trait, lines in zip(traits, every_line, strict=True):
+        # The lines that back the name lead (all of them), so that a reader sees why.
+        trait["evidence"] = [{**line, "backs_name": naming.backs_name(line, trait["name"])}
+                             for line in naming.order_lines(lines, trait["name"])]
 
 
 def _round(value: float) -> float | None:

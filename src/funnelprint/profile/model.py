@@ -66,6 +66,19 @@ if TYPE_CHECKING:  # torch is imported only where attention aggregation is used
 log = logging.getLogger(__name__)
 
 
+class ColdStartError(ValueError):
+    """Similar customers were asked for a cold-start customer: their trait mix is a guess
+    (the prior of a segment or of everyone), so any customer "like" them would be a guess
+    too."""
+
+    def __init__(self, customer_id: str, known: int, needed: int) -> None:
+        super().__init__(
+            f"customer {customer_id!r} is cold start: {known} known event(s), fewer than the "
+            f"{needed} a profile needs, so their trait mix is a guess and no customer is "
+            "similar to it on evidence")
+        self.customer_id, self.known, self.needed = customer_id, known, needed
+
+
 @dataclass
 class Profiles:
     """Profiles of a set of sequence rows under a fitted model.
@@ -438,14 +451,19 @@ class ProfileModel:
 
     def similar(self, customer_id: str, k: int = 10) -> pl.DataFrame:
         """The ``k`` training customers with the most similar trait mix (cosine), with the
-        trait they share most; ``k`` is cut to the other customers there are."""
+        trait they share most; ``k`` is cut to the other customers there are. A cold-start
+        customer's mix is a guess, not evidence: :class:`ColdStartError`."""
         row = self.customer_row(customer_id)
+        if self.customer_cold_[row]:
+            raise ColdStartError(customer_id, int(self.customer_known_[row]),
+                                 self.min_known_tokens_)
         return self.similar_to(self.customer_traits_[row], k, exclude=row)
 
     def similar_to(self, mix: np.ndarray, k: int = 10, exclude: int | None = None
                    ) -> pl.DataFrame:
         """The ``k`` training customers closest to the trait mix ``mix`` (cosine), with the
-        trait they share most, leaving out training row ``exclude``."""
+        trait they share most, leaving out training row ``exclude`` and the cold-start
+        customers (their mixes are guesses: two guesses would match at 1.000)."""
         self._check_fitted()
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
@@ -453,7 +471,10 @@ class ProfileModel:
         traits = self.customer_traits_
         unit = unit_rows(traits)
         sim = unit @ unit_rows(mix[None, :])[0]
-        others = np.flatnonzero(np.arange(sim.size) != (-1 if exclude is None else exclude))
+        keep = ~self.customer_cold_
+        if exclude is not None:
+            keep[exclude] = False
+        others = np.flatnonzero(keep)
         top = others[np.argsort(-sim[others], kind="stable")[:k]]
         shared = np.argmax(traits[top] * mix, axis=1)
         return pl.DataFrame({
@@ -507,5 +528,5 @@ class ProfileModel:
 
 
 __all__ = ["BETA_LOSSES", "CONTEXTS", "FINAL_TOL", "MERGE_SAMPLE", "MIN_CUSTOMERS",
-           "ArrayReader", "ProfileConfig", "ProfileModel", "Profiles",
+           "ArrayReader", "ColdStartError", "ProfileConfig", "ProfileModel", "Profiles",
            "fit_segments", "hellinger", "normalise", "one_thread", "token_sentences"]

@@ -7,10 +7,12 @@ Everything here returns plain Python values or polars frames; drawing them is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
@@ -199,21 +201,90 @@ def _funnel_rates() -> list[pl.Expr]:
     ]
 
 
-def example_customers(profile: ProfileModel, n: int = 4, min_tokens: int = 5) -> list[str]:
+@dataclass(frozen=True)
+class Example:
+    """The customer shown for one segment (None where none fits), the segment's leading
+    category (None without categories) and, without a customer, why."""
+
+    segment: int
+    customer: str | None
+    category: str | None = None
+    why: str = ""
+
+
+def segment_examples(profile: ProfileModel, dataset: Dataset | None = None, n: int = 4,
+                     min_tokens: int = 5) -> list[Example]:
     """One typical customer for each of the ``n`` largest segments: the one closest to the
-    segment's centre among customers with at least ``min_tokens`` known tokens."""
+    segment's centre among customers profiled from their events (not cold start) with at
+    least ``min_tokens`` known tokens and, where ``dataset`` knows categories, whose events
+    lean most on the segment's leading category (its members' most viewed one), so that the
+    customer shown shares the segment's taste. A segment without such a customer gets an
+    :class:`Example` saying why."""
     traits, known = profile.customer_traits_, profile.customer_known_
     segments = profile.assign_segments(traits)
     hellinger = np.sqrt(np.clip(traits, 0.0, None))
     sizes = np.bincount(segments, minlength=profile.segment_centers_.shape[0])
+    enough = (known >= max(min_tokens, profile.min_known_tokens_)) & ~profile.customer_cold_
+    leading = _leading_categories(profile, dataset)
     chosen = []
     for s in np.argsort(-sizes, kind="stable")[:n]:
-        rows = np.flatnonzero((segments == s) & (known >= min_tokens))
+        members = (segments == s) & ~profile.customer_cold_
+        if not members.any():
+            continue
+        category = None
+        rows = np.flatnonzero((segments == s) & enough)
+        if leading is not None:
+            own, counts = leading
+            category_code = int(np.asarray(counts[members].sum(axis=0)).ravel().argmax())
+            category = str(own[category_code])
+            if rows.size:
+                theirs = counts[rows]
+                top = np.asarray(theirs.max(axis=1).todense()).ravel()
+                mine = np.asarray(theirs[:, category_code].todense()).ravel()
+                rows = rows[(mine > 0) & (mine >= top)]  # their leading category (ties too)
         if not rows.size:
+            chosen.append(Example(int(s), None, category, (
+                f"no customer with {max(min_tokens, profile.min_known_tokens_)} or more known "
+                "events" + (f" leans most on its leading category, {category}"
+                            if category is not None else "")))
+            )
             continue
         distance = ((hellinger[rows] - profile.segment_centers_[s]) ** 2).sum(axis=1)
-        chosen.append(str(profile.customer_ids_[rows[distance.argmin()]]))
+        chosen.append(Example(int(s), str(profile.customer_ids_[rows[distance.argmin()]]),
+                              category))
     return chosen
+
+
+def _leading_categories(profile: ProfileModel, dataset: Dataset | None
+                        ) -> tuple[np.ndarray, sp.csr_matrix] | None:
+    """The categories of ``dataset`` and each profiled customer's events per category
+    (customers x categories), in the profile's customer order; None without categories."""
+    if dataset is None or dataset.item_categories is None:
+        return None
+    names = np.asarray(dataset.item_categories).astype(str)
+    cats, code = np.unique(names, return_inverse=True)
+    known = cats != ""
+    seq = dataset.sequences
+    rows = np.repeat(np.arange(seq.n_rows), np.diff(seq.offsets))
+    event_code = code.ravel()[seq.items]
+    keep = known[event_code]  # an unknown category is no one's taste
+    index = dataset.customer_index()
+    mine = np.array([index.get(str(c), -1) for c in profile.customer_ids_], dtype=np.int64)
+    to_profile = np.full(seq.n_rows, -1, dtype=np.int64)
+    to_profile[mine[mine >= 0]] = np.flatnonzero(mine >= 0)
+    row = to_profile[rows]
+    keep &= row >= 0
+    counts = sp.csr_matrix((np.ones(int(keep.sum())), (row[keep], event_code[keep])),
+                           shape=(mine.size, cats.size))
+    counts.sum_duplicates()
+    return cats, counts
+
+
+def example_customers(profile: ProfileModel, n: int = 4, min_tokens: int = 5,
+                      dataset: Dataset | None = None) -> list[str]:
+    """The customers of :func:`segment_examples` (segments without one left out)."""
+    return [e.customer for e in segment_examples(profile, dataset, n, min_tokens)
+            if e.customer is not None]
 
 
 def journey(events: pl.DataFrame, customer_id: str, limit: int = 200) -> pl.DataFrame:

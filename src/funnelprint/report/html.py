@@ -23,6 +23,7 @@ from funnelprint.evaluate.leaderboard import HEADLINE
 from funnelprint.models.neural.base import SequentialRecommender
 from funnelprint.models.serving import answer_known, recommend_customer
 from funnelprint.models.traits import TraitsRecommender
+from funnelprint.profile.naming import readable
 from funnelprint.report import charts, content
 
 Leaderboard = tuple[str, dict[str, Any]]
@@ -58,12 +59,14 @@ def build_report(model: TraitsRecommender, log: EventLog | None = None,
     fitted sequential model whose attention is drawn for the example customers."""
     profile = model.profile_
     labels = segment_labels(profile.segment_summary())
-    customers = content.example_customers(profile, examples)
+    shown = content.segment_examples(profile, model.dataset_, examples)
+    customers = [e.customer for e in shown if e.customer is not None]
     sections = [
         ("data", "Data", data_section(log, products)),
         ("traits", "Traits", traits_section(model)),
         ("segments", "Segments", segments_section(model, log, labels)),
-        ("customers", "Customers", customers_section(model, log, products, customers, labels)),
+        ("customers", "Customers", customers_section(model, log, products, customers, labels,
+                                                     shown)),
         ("models", "Models", models_section(leaderboards, sequential, customers)),
     ]
     return page(sections, model)
@@ -141,14 +144,17 @@ def trait_card(info: dict[str, Any], population: dict[str, float], reach: dict[s
                ) -> str:
     kind = info.get("kind", "taste")
     share = info.get("behaviour_share")
-    evidence = info.get("evidence", [])[:5]
+    backing = [e for e in info.get("evidence", []) if e.get("backs_name")]
+    evidence = [*backing, *(e for e in info.get("evidence", []) if not e.get("backs_name"))
+                ][:max(5, len(backing))]  # what backs the name first, all of it
     rows = [(e["reads"], e.get("description", e["feature"]),
              _interval(e["value"], e.get("low"), e.get("high")), _num(e["population"]),
              f"×{e['lift']:.2f}" if isinstance(e.get("lift"), int | float) else "—")
             for e in evidence]
-    lists = [(label, info.get(key, [])[:5]) for label, key in
-             (("categories", "top_categories"), ("brands", "top_brands"),
-              ("products", "top_products"))]
+    lists = [(label, [v if not field_ or readable(str(v)) else f"{field_} {v}"
+                      for v in info.get(key, [])[:5]]) for label, key, field_ in
+             (("categories", "top_categories", "category"), ("brands", "top_brands", "brand"),
+              ("products", "top_products", ""))]
     everyone_mix = info.get("population_action_mix") or population
     typical = info.get("typical_customers")
     bands = info.get("price_bands") or {}
@@ -233,14 +239,18 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
 
 def customers_section(model: TraitsRecommender, log: EventLog | None,
                       products: pl.DataFrame | None, customers: Sequence[str],
-                      labels: dict[int, str]) -> str:
+                      labels: dict[int, str], shown: Sequence[content.Example] = ()) -> str:
+    missing = "".join(note(f"Segment {esc(labels.get(e.segment, e.segment))}: {esc(e.why)}, "
+                           "so none is shown.") for e in shown if e.customer is None)
     if not customers:
-        return note("No customer has enough history to show.")
+        return note("No customer has enough history to show.") + missing
     profile = model.profile_
     names = [info["name"] for info in profile.trait_info_]
     segments = profile.customer_profiles_.select(pl.col("customer_id").cast(pl.String),
                                                  "segment")
-    parts = [note("The most typical customer of each of the largest segments.")]
+    parts = [note("The most typical customer of each of the largest segments: profiled from "
+                  "their own events (not cold start) and, where the data has categories, "
+                  "leaning most on the segment's leading category."), missing]
     for cid in customers:
         row = profile.customer_row(cid)
         shares = profile.customer_traits_[row]

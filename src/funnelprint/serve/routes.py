@@ -29,6 +29,7 @@ from funnelprint.models.serving import (
     profile_history,
 )
 from funnelprint.models.traits import TraitsRecommender
+from funnelprint.profile.model import ColdStartError
 from funnelprint.serve.batches import (
     ID_CHARS,
     ID_FIELDS,
@@ -216,13 +217,18 @@ def get_similar(customer_id: CustomerId, request: Request,
     service = _service(request)
     model = _trait_model(service.models)
     history = service.history(model, customer_id)
-    mix = profile_history(model, history).traits[0]
+    profiles = profile_history(model, history)
+    mix, known = profiles.traits[0], int(profiles.known[0])
+    if profiles.cold[0]:  # a guess: two guesses would match at 1.000
+        return Similar(customer_id=customer_id, customers=[], cold_start=True,
+                       known_events=known, note=str(ColdStartError(
+                           customer_id, known, model.profile_.min_known_tokens_)))
     try:  # the customer's row among the profile's customers, not the model dataset's
         own: int | None = model.profile_.customer_row(customer_id)
     except KeyError:
         own = None
     table = model.profile_.similar_to(mix, k, exclude=own)
-    return Similar(customer_id=customer_id, customers=[
+    return Similar(customer_id=customer_id, known_events=known, customers=[
         Neighbour(customer_id=r["customer_id"], similarity=round(_finite(r["similarity"]), 4),
                   reason=r["reason"]) for r in table.iter_rows(named=True)])
 

@@ -88,7 +88,7 @@ class Profile(BaseModel):
     traits: list[TraitShare]
     segment: int
     cold_start: bool
-    known_events: int = Field(0, description="Events of products the model knows: the "
+    known_events: int = Field(default=0, description="Events of products the model knows: the "
                                              "evidence the profile rests on")
     guess: str | None = Field(None, description="For a cold-start customer, what the profile "
                                                 "is: 'segment S' (the segment nearest to "
@@ -123,6 +123,11 @@ class Neighbour(BaseModel):
 class Similar(BaseModel):
     customer_id: str
     customers: list[Neighbour]
+    cold_start: bool = Field(default=False, description="The customer has too few known events for "
+                             "a profile: their trait mix is a guess, and no customer is "
+                             "listed as similar to a guess")
+    known_events: int = Field(default=0, description="Known events the customer's profile rests on")
+    note: str = Field(default="", description="Why no customers are listed, where none are")
 
 
 class ModelInfo(BaseModel):
