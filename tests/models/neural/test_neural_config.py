@@ -15,7 +15,7 @@ from funnelprint.models.neural.config import (
     SequentialConfig,
 )
 
-KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst")
+KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn", "seqvae")
 
 
 @pytest.mark.parametrize("key", KEYS)

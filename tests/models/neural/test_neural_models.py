@@ -30,7 +30,8 @@ def test_sasrec_learns_a_simple_sequence(loss, cyclic_split, cyclic_valid):
     assert ((items >= 0) & (items < cyclic_split.train.n_items)).all()
 
 
-@pytest.mark.parametrize("key", ["bert4rec", "gru4rec", "funnelformer", "bst"])
+@pytest.mark.parametrize("key", ["bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn",
+                                 "seqvae"])
 def test_each_sequential_model_learns_and_returns_valid_items(key, cyclic_split, cyclic_valid):
     model = make_model(key, **FAST)
     model.fit(cyclic_split.train, cyclic_valid)
@@ -52,7 +53,8 @@ def test_each_sequential_model_learns_and_returns_valid_items(key, cyclic_split,
 def test_eval_mode_scores_stay_finite_for_empty_and_padded_histories(cyclic_split):
     empty = Sequences(np.zeros(2, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
                       np.zeros(0, np.int64))
-    for key in ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst"):
+    for key in ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn",
+                "seqvae"):
         model = make_model(key, **{**FEW_STEPS, "epochs": 1}).fit(cyclic_split.train)
         assert np.isfinite(model.score(empty)).all(), key
         assert np.isfinite(model.score(cyclic_split.test.history)).any(axis=1).all(), key
@@ -61,7 +63,8 @@ def test_eval_mode_scores_stay_finite_for_empty_and_padded_histories(cyclic_spli
 def test_abilities_are_declared_by_the_classes():
     assert isinstance(make_model("bst"), CandidateScorer)
     assert not isinstance(make_model("sasrec"), CandidateScorer)
-    for key in ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst"):
+    for key in ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn",
+                "seqvae"):
         assert isinstance(make_model(key), Explainer)
 
 

@@ -15,6 +15,7 @@ from funnelprint.models.neural.training import LOSSES, Loss
 from funnelprint.models.registry import model_class
 
 Target = Literal["any", "purchase"]
+Block = Literal["standard", "ligr"]
 
 #: Settings that suit selection on full-ranking validation (the field defaults).
 FULL_PRESET: dict[str, Any] = {
@@ -140,9 +141,17 @@ class AttentionConfig(SequentialConfig):
 @dataclass(frozen=True)
 class SASRecConfig(AttentionConfig):
     """:class:`AttentionConfig` plus ``pre_norm`` (LayerNorm before attention and the
-    feed-forward layer rather than after)."""
+    feed-forward layer rather than after) and the ``block`` type: ``"standard"`` or the gated
+    ``"ligr"`` block of eSASRec (always pre-norm; a SwiGLU feed-forward layer
+    ``ff_multiplier`` times as wide as ``dim``)."""
 
     pre_norm: bool = True
+    block: Block = "standard"
+    ff_multiplier: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        at_least(self, 1, "ff_multiplier")
 
 
 @dataclass(frozen=True)
@@ -188,3 +197,48 @@ class BSTConfig(AttentionConfig):
         if self.candidates_from == "bst":
             raise ValueError("BST cannot generate its own candidates (candidates_from='bst')")
         model_class(self.candidates_from)  # an unknown key raises ValueError
+
+
+@dataclass(frozen=True)
+class SRGNNConfig(SequentialConfig):
+    """:class:`SequentialConfig` plus the number of gated graph steps (``gnn_steps``). Every
+    prefix of a training sequence is one example, so an epoch has as many examples as
+    there are training steps."""
+
+    gnn_steps: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        at_least(self, 1, "gnn_steps")
+
+
+@dataclass(frozen=True)
+class GCEGNNConfig(SequentialConfig):
+    """:class:`SequentialConfig` plus GCE-GNN's global item graph: items within ``hops``
+    steps of each other in a training sequence are linked, and each item keeps its
+    ``neighbours`` most frequent links."""
+
+    hops: int = 3
+    neighbours: int = 12
+
+    def validate(self) -> None:
+        super().validate()
+        at_least(self, 1, "hops", "neighbours")
+
+
+@dataclass(frozen=True)
+class SeqVAEConfig(SASRecConfig):
+    """:class:`SASRecConfig` plus the ``latent`` dimensions of each step's Gaussian and the
+    weight of its KL term, raised linearly from 0 to ``beta`` over the first
+    ``anneal_steps`` optimiser steps (KL annealing, as in SVAE)."""
+
+    latent: int = 32
+    beta: float = 0.2
+    anneal_steps: int = 2000
+
+    def validate(self) -> None:
+        super().validate()
+        at_least(self, 1, "latent")
+        at_least(self, 0, "anneal_steps")
+        if not self.beta >= 0.0:
+            raise ValueError(f"beta must be at least 0, not {self.beta}")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -14,7 +16,7 @@ _ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": 
                  "purchase": "bought"}
 #: How each way of weighting the history reads in a reason.
 METHOD_WORDS = {"attention": "attended to", "gradient": "driven by",
-                "target-attention": "matches"}
+                "target-attention": "matches", "graph": "through the session graph from"}
 
 
 def records_actions(dataset: Dataset) -> bool:
@@ -72,3 +74,24 @@ def attention_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
     for w in weights[1:]:
         rollout = mixed(w) @ rollout
     return rollout
+
+
+def gradient_rollout(weights: list[torch.Tensor], gradients: Sequence[torch.Tensor]
+                     ) -> torch.Tensor:
+    """Relevance of each step to a score (Chefer et al., CVPR 2021): per block the attention
+    weights times the score's gradient on them, positive part, heads averaged; accumulated
+    as R <- R + A R from the identity, which is then taken off again. Shape (batch, n, n);
+    row t gives position t's relevance over the steps for that one score, so different
+    scores weight different steps."""
+    if not weights:
+        raise ValueError("gradient rollout needs the weights of at least one block")
+    n = weights[0].shape[-1]
+    eye = torch.eye(n, device=weights[0].device).expand(weights[0].shape[0], n, n)
+    relevance = eye
+    for w, g in zip(weights, gradients, strict=True):
+        relevance = relevance + (w * g).clamp_min(0.0).mean(dim=1) @ relevance
+    # what reached each position through attention (its own residual path would give
+    # every position all of its own weight); a position nothing reached keeps itself
+    through = relevance - eye
+    empty = through.sum(dim=-1, keepdim=True) <= 0
+    return torch.where(empty, eye, through)

@@ -48,7 +48,7 @@ class SASRec(NextItemRecommender[SASRecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm)
+                         c.pre_norm, block=c.block, ff_multiplier=c.ff_multiplier)
 
 
 @register
@@ -74,7 +74,8 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
         n_actions = len(dataset.action_names) if c.use_actions else 0
         return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
                          c.pre_norm, n_actions=n_actions,
-                         n_gaps=N_GAP_BUCKETS if c.use_gaps else 0)
+                         n_gaps=N_GAP_BUCKETS if c.use_gaps else 0, block=c.block,
+                         ff_multiplier=c.ff_multiplier)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         maxlen = self.config.maxlen
@@ -113,7 +114,8 @@ class BERT4Rec(NextItemRecommender[BERT4RecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm, causal=False, mask_token=True)
+                         c.pre_norm, causal=False, mask_token=True, block=c.block,
+                         ff_multiplier=c.ff_multiplier)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         rows = sequences.select(np.flatnonzero(sequences.lengths >= 2))
