@@ -6,7 +6,7 @@ and the training data built from them: every customer's window with a target at 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -122,20 +122,28 @@ class Windows:
 @dataclass
 class PrefixWindows:
     """Every prefix of every sequence with at least two steps, as one window of its last
-    ``maxlen`` items with the next item as the only target (``targets`` of shape (rows, 1)).
+    ``maxlen`` steps with the next item as the only target (``targets`` of shape (rows, 1)).
     Only the prefix ends are held; windows are cut per batch, so memory stays proportional
-    to the number of events rather than events x ``maxlen``."""
+    to the number of events rather than events x ``maxlen``. ``extra`` holds arrays with
+    one row per prefix that every batch carries along (e.g. candidates to score)."""
 
-    items: np.ndarray  # flat items of the sequences
+    values: dict[str, np.ndarray]  # flat step values of each feature (items first)
     starts: np.ndarray  # per prefix: flat index of its row's first step
     ends: np.ndarray  # per prefix: flat index of its target (the prefix is [start, end))
     maxlen: int
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, sequences: Sequences, maxlen: int) -> PrefixWindows:
+    def of(cls, sequences: Sequences, maxlen: int, features: tuple[str, ...] = ("items",)
+           ) -> PrefixWindows:
         targets = np.flatnonzero(sequences.positions() >= 1)
         starts = np.repeat(sequences.offsets[:-1], sequences.lengths)[targets]
-        return cls(sequences.items.astype(np.int64), starts, targets, maxlen)
+        values = {f: step_values(sequences, f).astype(np.int64) for f in features}
+        return cls(values, starts, targets, maxlen)
+
+    @property
+    def items(self) -> np.ndarray:
+        return self.values["items"]
 
     @property
     def n_rows(self) -> int:
@@ -149,11 +157,17 @@ class PrefixWindows:
     def loss_positions(self) -> float:
         return float(self.n_rows)
 
-    def window(self, rows: np.ndarray, width: int) -> np.ndarray:
-        """Left-padded windows (rows, ``width``) of the given prefixes, items shifted by 1."""
+    def steps(self, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices (rows, ``width``) of the last ``width`` steps of the given prefixes,
+        left-aligned with padding, and which of them are real steps."""
         index = self.ends[rows, None] - width + np.arange(width)
-        real = index >= self.starts[rows, None]
-        return np.where(real, self.items[np.maximum(index, 0)] + 1, 0)
+        return np.maximum(index, 0), index >= self.starts[rows, None]
+
+    def window(self, rows: np.ndarray, width: int, feature: str = "items") -> np.ndarray:
+        """Left-padded windows (rows, ``width``) of one feature of the given prefixes,
+        values shifted by 1."""
+        index, real = self.steps(rows, width)
+        return np.where(real, self.values[feature][index] + 1, 0)
 
     def batches(self, batch_size: int, rng: np.random.Generator, device: torch.device
                 ) -> Sequence[Batch]:
@@ -178,7 +192,8 @@ class _PrefixBatches(Sequence[Batch]):
     def __getitem__(self, index: int) -> Batch:  # type: ignore[override]
         rows = self.chunks[index]
         width = max(1, int(self.lengths[rows].max()))
-        items = self.data.window(rows, width)
-        targets = self.data.items[self.data.ends[rows]][:, None] + 1
-        return {"items": torch.from_numpy(items).to(self.device),
-                "targets": torch.from_numpy(targets).to(self.device)}
+        data = self.data
+        arrays = {f: data.window(rows, width, f) for f in data.values}
+        arrays["targets"] = data.items[data.ends[rows]][:, None] + 1
+        arrays.update({name: values[rows] for name, values in data.extra.items()})
+        return {name: torch.from_numpy(a).to(self.device) for name, a in arrays.items()}

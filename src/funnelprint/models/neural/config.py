@@ -181,19 +181,27 @@ class FunnelformerConfig(SASRecConfig):
 class BSTConfig(AttentionConfig):
     """:class:`AttentionConfig` (one block by default) plus the candidate generator
     (``candidates_from``, a registered model key, built with its default settings), the
-    ``n_candidates`` it proposes per customer, the ``bst_negatives`` per training step, and
-    the action and time-gap inputs."""
+    ``n_candidates`` it proposes per customer, the negatives per training prefix (
+    ``hard_negatives`` from the generator's list, ``uniform_negatives`` from the
+    catalogue), whether BST reads the generator's rank of each candidate (``use_ranks``),
+    and the action and time-gap inputs."""
 
     blocks: int = 1
     candidates_from: str = "markov"
     n_candidates: int = 200
-    bst_negatives: int = 4
+    hard_negatives: int = 8
+    uniform_negatives: int = 4
+    use_ranks: bool = True
     use_actions: bool = True
     use_gaps: bool = True
 
     def validate(self) -> None:
         super().validate()
-        at_least(self, 1, "n_candidates", "bst_negatives")
+        at_least(self, 1, "n_candidates")
+        at_least(self, 0, "hard_negatives", "uniform_negatives")
+        if self.hard_negatives + self.uniform_negatives < 1:
+            raise ValueError("BST needs at least one negative per training prefix "
+                             "(hard_negatives + uniform_negatives)")
         if self.candidates_from == "bst":
             raise ValueError("BST cannot generate its own candidates (candidates_from='bst')")
         model_class(self.candidates_from)  # an unknown key raises ValueError
@@ -228,10 +236,14 @@ class GCEGNNConfig(SequentialConfig):
 
 @dataclass(frozen=True)
 class SeqVAEConfig(SASRecConfig):
-    """:class:`SASRecConfig` plus the ``latent`` dimensions of each step's Gaussian and the
+    """:class:`SASRecConfig` plus the ``latent`` dimensions of each step's Gaussian, the
     weight of its KL term, raised linearly from 0 to ``beta`` over the first
-    ``anneal_steps`` optimiser steps (KL annealing, as in SVAE)."""
+    ``anneal_steps`` optimiser steps (KL annealing, as in SVAE), and the action
+    (``use_actions``) and time-gap (``use_gaps``) inputs of ``funnelformer``, off by
+    default."""
 
+    use_actions: bool = False
+    use_gaps: bool = False
     latent: int = 32
     beta: float = 0.2
     anneal_steps: int = 2000

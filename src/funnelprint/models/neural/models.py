@@ -1,30 +1,24 @@
-"""The sequential models, registered under their keys: SASRec, Funnelformer, BERT4Rec and
-GRU4Rec (next-item networks) and BST (a re-ranker of another model's candidates)."""
+"""The next-item sequential models, registered under their keys: SASRec, Funnelformer,
+BERT4Rec and GRU4Rec. (BST, a re-ranker of another model's candidates, lives in
+:mod:`.reranker`; the GNNs in :mod:`.graph_models`; the sequential VAE in
+:mod:`.vae_models`.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from typing_extensions import Self
 
-from funnelprint.artifacts import ArtifactError
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.models.contract import CandidateScorer, ModelState, Recommender, Validator
-from funnelprint.models.neural.base import NextItemRecommender, SequentialRecommender
+from funnelprint.models.neural.base import NextItemRecommender
 from funnelprint.models.neural.batching import (
     N_GAP_BUCKETS,
     first_real_column,
     last_window,
     training_windows,
 )
-from funnelprint.models.neural.bst import BSTNet
 from funnelprint.models.neural.config import (
     BERT4RecConfig,
-    BSTConfig,
     FunnelformerConfig,
     GRU4RecConfig,
     SASRecConfig,
@@ -32,9 +26,8 @@ from funnelprint.models.neural.config import (
 from funnelprint.models.neural.gru import GRUNet
 from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.sasrec import SASRecNet
-from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
-from funnelprint.models.ranking import mask_seen, top_k
-from funnelprint.models.registry import make_model, model_class, register
+from funnelprint.models.neural.training import TrainConfig, sequence_loss
+from funnelprint.models.registry import register
 
 
 @register
@@ -168,148 +161,3 @@ class GRU4Rec(NextItemRecommender[GRU4RecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return GRUNet(dataset.n_items, c.dim, c.layers, c.dropout)
-
-
-#: Where BST's state keeps its candidate generator's state and how to rebuild it.
-GENERATOR, GENERATOR_MODEL = "generator", "generator_model"
-
-
-@register
-class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
-    """Behavioral Sequence Transformer as a re-ranker: a candidate generator
-    (``candidates_from``, any registered model, fitted by :meth:`fit` with the same
-    validator and saved with BST) proposes ``n_candidates`` items per customer, and BST
-    scores each (history, candidate) pair with a click/buy logit. Trained with
-    ``bst_negatives`` negatives per step, half uniform and half drawn from other steps'
-    targets, so popular items are negatives too (binary cross-entropy, CTR-style).
-
-    Items outside the candidate list keep the generator's order, below every candidate.
-    Explanations are the candidate's target attention over the history.
-    """
-
-    key = "bst"
-    config_class = BSTConfig
-    explain_with = "target-attention"
-
-    generator_: Recommender[Any]
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        c = self.config
-        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
-
-    def build(self, dataset: Dataset) -> BSTNet:
-        c = self.config
-        return BSTNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                      len(dataset.action_names) if c.use_actions else 0,
-                      N_GAP_BUCKETS if c.use_gaps else 0)
-
-    # ------------------------------------------------------------------ the generator
-
-    def _generator_runtime(self, key: str,
-                           names: tuple[str, ...] = ("device", "progress")) -> dict[str, Any]:
-        """BST's settings among ``names`` that the generator's config also has."""
-        fields = model_class(key).config_class.field_names()
-        return {name: getattr(self.config, name) for name in names if name in fields}
-
-    def prepare(self, train: Dataset, valid: Validator | None) -> None:
-        """Fit the candidate generator with BST's run-time settings, seed and time budget
-        (a sequential generator trains within the same budget before BST does)."""
-        key = self.config.candidates_from
-        shared = self._generator_runtime(key, ("device", "progress", "seed", "time_budget_s"))
-        self.generator_ = make_model(key, **shared).fit(train, valid)
-
-    def extra_report(self) -> dict[str, Any]:
-        report = self.generator_.fit_report_
-        return {GENERATOR: dict(report)} if report else {}
-
-    def to_state(self) -> ModelState:
-        state = super().to_state().with_nested(GENERATOR, self.generator_.to_state())
-        state.meta[GENERATOR_MODEL] = {"key": self.generator_.key,
-                                       "params": self.generator_.get_params()}
-        return state
-
-    @classmethod
-    def from_state(cls, config: BSTConfig, dataset: Dataset, state: ModelState) -> Self:
-        model = super().from_state(config, dataset, state)
-        saved = state.value(GENERATOR_MODEL)
-        if not isinstance(saved, dict) or not isinstance(saved.get("params"), dict):
-            raise ArtifactError("the candidate generator's settings are incomplete")
-        key = saved.get("key")
-        if key != config.candidates_from:
-            raise ArtifactError(f"the saved candidate generator is {key!r}, but "
-                                f"candidates_from is {config.candidates_from!r}")
-        generator_class = model_class(key)
-        generator_config = generator_class.config_class.from_params(
-            {**saved["params"], **model._generator_runtime(key)})
-        model.generator_ = generator_class.from_state(generator_config, dataset,
-                                                      state.nested(GENERATOR))
-        return model
-
-    # ------------------------------------------------------------------ training
-
-    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
-                   ) -> torch.Tensor:
-        targets = batch["targets"]
-        keep = targets > 0
-        b, n = targets.shape
-        n_negatives = self.config.bst_negatives
-        # Half uniform negatives, half other steps' targets (popularity-distributed): a
-        # re-ranker must separate the popular items a candidate generator proposes too.
-        n_popular = n_negatives // 2
-        uniform = torch.randint(0, self.dataset_.n_items, (b, n, n_negatives - n_popular),
-                                device=targets.device, generator=generator)
-        pool = targets[keep] - 1
-        picks = torch.randint(0, pool.numel(), (b, n, n_popular), device=targets.device,
-                              generator=generator)
-        candidates = torch.cat([(targets - 1).clamp_min(0).unsqueeze(-1), uniform, pool[picks]],
-                               dim=-1)
-        logits, _ = self.net_(batch, candidates)
-        labels = torch.zeros_like(logits)
-        labels[..., 0] = 1.0
-        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        return position_mean(loss[keep].mean(dim=-1), config)
-
-    # ------------------------------------------------------------------ scoring
-
-    def score_candidates(self, history: Sequences, customers: np.ndarray | None,
-                         candidates: np.ndarray) -> np.ndarray:
-        """Click/buy logits of each row's ``candidates`` (rows, C)."""
-        self._check_fitted()
-        self.net_.eval()
-        with torch.no_grad():
-            cand = torch.from_numpy(np.asarray(candidates, dtype=np.int64)).to(self.device_)
-            logits, _ = self.net_(self.inputs(history), cand.unsqueeze(1), last_only=True)
-        scores: np.ndarray = logits[:, 0].float().cpu().numpy()
-        return scores
-
-    def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        self._check_fitted()
-        base = self.generator_.score(history, customers).astype(np.float32, copy=False)
-        base = np.where(np.isfinite(base), base, -np.inf)
-        masked = base.copy()
-        mask_seen(masked, history)
-        top, _ = top_k(masked, min(self.config.n_candidates, base.shape[1]))
-        listed = top >= 0
-        top = np.where(listed, top, 0)
-        finite = np.isfinite(base)
-        high = base[finite].max() if finite.any() else 0.0
-        out = np.where(finite, base - high - 1.0, -np.inf).astype(np.float32)
-        logits = self.score_candidates(history, customers, top)
-        # candidates rank above everything else, in the order of their BST probability
-        rows = np.broadcast_to(np.arange(top.shape[0])[:, None], top.shape)
-        out[rows[listed], top[listed]] = 1.0 / (1.0 + np.exp(-logits[listed]))
-        return out
-
-    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
-        """Each item's target attention over one customer's window."""
-        self._check_fitted()
-        if history.n_rows != 1:
-            raise ValueError("explain takes the history of one customer")
-        items = self._checked_items(items)
-        self.net_.eval()
-        with torch.no_grad():
-            cand = torch.from_numpy(items[None, None, :]).to(self.device_)
-            _, weights = self.net_(self.inputs(history), cand, last_only=True)
-        rows: np.ndarray = weights[0, 0].float().cpu().numpy()
-        return rows

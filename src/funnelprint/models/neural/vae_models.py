@@ -10,7 +10,7 @@ import torch
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
 from funnelprint.models.neural.base import NextItemRecommender
-from funnelprint.models.neural.batching import PrefixWindows, Windows
+from funnelprint.models.neural.batching import N_GAP_BUCKETS, PrefixWindows, Windows
 from funnelprint.models.neural.config import SeqVAEConfig
 from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.sasrec import SASRecNet
@@ -31,10 +31,17 @@ class SeqVAE(NextItemRecommender[SeqVAEConfig]):
     config_class = SeqVAEConfig
     _steps = 0
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        c = self.config
+        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
+
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         encoder = SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                            c.pre_norm, block=c.block, ff_multiplier=c.ff_multiplier)
+                            c.pre_norm, n_actions=len(dataset.action_names) if c.use_actions
+                            else 0, n_gaps=N_GAP_BUCKETS if c.use_gaps else 0,
+                            block=c.block, ff_multiplier=c.ff_multiplier)
         return SeqVAENet(encoder, c.latent)
 
     def training_data(self, sequences: Sequences) -> Windows | PrefixWindows:
@@ -83,8 +90,9 @@ class SeqVAE(NextItemRecommender[SeqVAEConfig]):
         if customers is None:
             customers = np.arange(self.dataset_.n_customers)
         customers = np.asarray(customers, dtype=np.int64)
-        means, sds = [], []
-        for start in range(0, max(customers.size, 1), 4096):
+        latent = self.config.latent
+        means, sds = [np.zeros((0, latent), np.float32)], [np.zeros((0, latent), np.float32)]
+        for start in range(0, customers.size, 4096):
             part = self.dataset_.sequences.select(customers[start: start + 4096])
             mean, sd = self.latent_profile(part)
             means.append(mean)
