@@ -169,12 +169,19 @@ class BERT4RecConfig(SASRecConfig):
 @dataclass(frozen=True)
 class FunnelformerConfig(SASRecConfig):
     """:class:`SASRecConfig` plus the action (``use_actions``) and time-gap (``use_gaps``)
-    inputs, and the training ``target``: the next item (``"any"``) or the next purchased
-    item (``"purchase"``)."""
+    inputs, the ``target`` it scores (the next item, ``"any"``, or the next purchased item,
+    ``"purchase"``, through a purchase-intent head), and whether the actions on items
+    already in the window count as direct ``evidence`` for them (needs ``use_actions``)."""
 
     use_actions: bool = True
     use_gaps: bool = True
     target: Target = "any"
+    evidence: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.evidence and not self.use_actions:
+            raise ValueError("evidence reads the actions: it needs use_actions=True")
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ from funnelprint.models.neural.config import (
     GRU4RecConfig,
     SASRecConfig,
 )
+from funnelprint.models.neural.evidence import history_softmax_loss
+from funnelprint.models.neural.funnel import FunnelNet
 from funnelprint.models.neural.gru import GRUNet
 from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.sasrec import SASRecNet
-from funnelprint.models.neural.training import TrainConfig, sequence_loss
+from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
 from funnelprint.models.registry import register
 
 
@@ -49,9 +51,13 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
     """Action-aware transformer: each step embeds item + action type + position + time-gap
     bucket (time since the customer's previous event).
 
-    ``target="any"`` predicts the next item whatever the action; ``target="purchase"`` trains
-    on the next *purchased* item from every step before it. ``use_actions`` / ``use_gaps``
-    switch the extra inputs off (with both off it is SASRec), for ablations.
+    ``target="any"`` predicts the next item whatever the action. ``target="purchase"`` adds
+    a purchase-intent head trained on the next *purchased* item from every step before it
+    (beside the next item, which keeps every step a target) and scores with it.
+    ``evidence`` adds a learned score to the items already in the window, by the action
+    taken on them and how many steps ago (a cart for, a removal against), trained against
+    the window's own items. ``use_actions`` / ``use_gaps`` switch the extra inputs off
+    (with both off and no evidence it is SASRec), for ablations.
     """
 
     key = "funnelformer"
@@ -62,13 +68,24 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
         c = self.config
         return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
 
+    @property
+    def _head(self) -> int:
+        return 1 if self.config.target == "purchase" else 0
+
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         n_actions = len(dataset.action_names) if c.use_actions else 0
-        return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm, n_actions=n_actions,
-                         n_gaps=N_GAP_BUCKETS if c.use_gaps else 0, block=c.block,
-                         ff_multiplier=c.ff_multiplier)
+        return FunnelNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                         c.pre_norm, n_actions, N_GAP_BUCKETS if c.use_gaps else 0, c.block,
+                         c.ff_multiplier, purchase_head=c.target == "purchase",
+                         evidence=c.evidence)
+
+    @property
+    def _funnel(self) -> FunnelNet:
+        net = self.net_
+        if not isinstance(net, FunnelNet):
+            raise TypeError("the funnelformer network is not a FunnelNet")
+        return net
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         maxlen = self.config.maxlen
@@ -79,8 +96,43 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
             purchase = self.dataset_.action_names.index("purchase")
             usable = sequences.select(np.flatnonzero(sequences.lengths >= 2))
             ahead = next_action_items(usable, purchase)
-            arrays["targets"] = last_window(usable, maxlen + 1, ahead)[:, :-1]
+            arrays["purchase_targets"] = last_window(usable, maxlen + 1, ahead)[:, :-1]
         return arrays
+
+    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
+                   ) -> torch.Tensor:
+        net = self._funnel
+        hidden = net(batch)[0]
+        names = ("targets", "purchase_targets")[: 1 + self._head]
+        loss = torch.zeros((), device=hidden.device)
+        for head, name in enumerate(names):
+            states = net.head_states(hidden, head)
+            if net.evidence is None:
+                loss = loss + sequence_loss(states, batch[name], net.items.weight,
+                                            net.n_items, config, generator)
+            else:
+                loss = loss + position_mean(history_softmax_loss(
+                    states, batch[name], batch["items"], batch["actions"], net.items.weight,
+                    net.n_items, net.evidence, head, self.config.negatives, generator),
+                    config)
+        return loss
+
+    def _item_scores(self, x: torch.Tensor, batch: Batch, items: np.ndarray
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The network part of the scores (the head the model scores with), for
+        explanations."""
+        hidden, weights = self.net_.encode(x, batch, return_weights=True)
+        states = self._funnel.head_states(hidden[:, -1], self._head)
+        wanted = torch.as_tensor(items, device=self.device_)
+        return (states @ self.net_.item_weights()[wanted].T)[0], weights
+
+    def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
+        self._check_fitted()
+        net = self._funnel
+        net.eval()
+        with torch.no_grad():
+            scores = net.last_scores(self.inputs(history), self._head)
+        return scores.float().cpu().numpy()
 
 
 def next_action_items(seq: Sequences, action: int) -> np.ndarray:
