@@ -28,6 +28,11 @@ def recency(n: int, device: torch.device) -> torch.Tensor:
     return torch.where(back >= 0, buckets, torch.full_like(buckets, -1))
 
 
+#: The evidence is ``SCALE`` times its stored table: an optimiser step moves it as far, in
+#: score units, as it moves a score built from dozens of embedding weights.
+SCALE = 10.0
+
+
 class Evidence(nn.Module):
     """A learned weight per (action, recency bucket); ``heads`` independent tables (e.g.
     one for the next item, one for the next purchase). Starts at zero: no evidence."""
@@ -36,13 +41,16 @@ class Evidence(nn.Module):
         super().__init__()
         self.table = nn.Parameter(torch.zeros(heads, n_actions + 1, N_RECENCY))
 
+    def weights(self, head: int = 0) -> torch.Tensor:
+        """(n_actions + 1, N_RECENCY) score added per (shifted action, recency bucket)."""
+        return self.table[head] * SCALE
+
     def step_weights(self, actions: torch.Tensor, head: int = 0) -> torch.Tensor:
         """(batch, n_s, n_t): what step s adds to its item's score at position t (zero for
         padding steps and for s > t). ``actions`` are shifted by 1 (0 = padding)."""
         n = actions.shape[1]
         buckets = recency(n, actions.device)  # (s, t)
-        table = self.table[head]
-        weights = table[actions.unsqueeze(-1), buckets.clamp_min(0).unsqueeze(0)]
+        weights = self.weights(head)[actions.unsqueeze(-1), buckets.clamp_min(0).unsqueeze(0)]
         keep = (buckets >= 0).unsqueeze(0) & (actions > 0).unsqueeze(-1)
         return weights * keep
 
