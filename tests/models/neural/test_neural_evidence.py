@@ -79,3 +79,14 @@ def test_evidence_learns_that_carted_items_get_bought(params):
     cart = 1 + model.dataset_.action_names.index("add_to_cart")
     view = 1 + model.dataset_.action_names.index("view")
     assert table[cart, 2] > table[view, 1]  # carted 2 steps back beats viewed 1 step back
+
+
+def test_reasons_name_the_cart_that_the_evidence_counts():
+    split = purchase_split(carted_then_bought())
+    model = make_model("funnelformer", **{**FAST, "epochs": 60, "batch_size": 32,
+                                          "evidence": True})
+    model.fit(split.train)
+    history = split.test.history.select(np.array([0]))
+    carted = int(history.items[-3])  # view a, (view) cart b, view x, view y: b is 3rd last
+    reason = model.reasons(history, np.array([carted]))[0]
+    assert reason["evidence"][0]["step"] == f"carted {model.dataset_.item_ids[carted]}"

@@ -126,6 +126,25 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
         wanted = torch.as_tensor(items, device=self.device_)
         return (states @ self.net_.item_weights()[wanted].T)[0], weights
 
+    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
+        """See :meth:`NextItemRecommender.explain`; with ``evidence``, each item's steps also
+        carry their evidence for it: the network's share (its attribution times its positive
+        score) plus each step's positive evidence, normalised."""
+        rows = super().explain(history, items)
+        evidence = self._funnel.evidence
+        if evidence is None or not rows.size:
+            return rows
+        items = self._checked_items(items)
+        batch = self.inputs(history)
+        with torch.no_grad():
+            network, _ = self._item_scores(self.net_.embed(batch), batch, items)
+            steps = evidence.step_weights(batch["actions"], self._head)[0, :, -1]
+            on_item = batch["items"][0][None, :] == torch.as_tensor(items + 1)[:, None]
+            own = (on_item * steps[None, :]).clamp_min(0.0).numpy()
+        combined = rows * np.maximum(network.numpy(), 0.0)[:, None] + own
+        total = combined.sum(axis=1, keepdims=True)
+        return np.where(total > 0, combined / np.maximum(total, 1e-12), rows)
+
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         self._check_fitted()
         net = self._funnel
