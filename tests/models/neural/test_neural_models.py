@@ -231,3 +231,16 @@ def test_bst_trains_on_the_generator_hard_candidates_with_their_ranks(cyclic_spl
     for item, rank in zip(hard[hard >= 0], ranks[prefix, 1:3][hard >= 0], strict=True):
         assert rank == int((scores > scores[item]).sum()) < 3
     assert (candidates[:, 1:] != candidates[:, :1]).all()  # never the target as a negative
+
+
+def test_seqvae_mean_profile_averages_the_steps(cyclic_split):
+    model = make_model("seqvae", latent=3, **FEW_STEPS).fit(cyclic_split.train)
+    history = cyclic_split.train.sequences.select(np.array([2]))
+    mean, sd = model.latent_profile(history, pooling="mean")
+    batch = model.inputs(history)
+    with torch.no_grad():
+        steps, log_var, _ = model.net_.posterior(model.net_.embed(batch), batch)
+    assert np.allclose(mean[0], steps[0].mean(dim=0).numpy(), atol=1e-5)
+    assert np.allclose(sd[0], log_var[0].exp().mean(dim=0).sqrt().numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        model.latent_profile(history, pooling="max")

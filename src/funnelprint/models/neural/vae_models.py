@@ -3,6 +3,8 @@ is a Gaussian, exposed as a profile with uncertainty (:meth:`SeqVAE.profiles`)."
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 import polars as pl
 import torch
@@ -17,6 +19,9 @@ from funnelprint.models.neural.sasrec import SASRecNet
 from funnelprint.models.neural.seqvae import SeqVAENet, kl_to_standard_normal
 from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
 from funnelprint.models.registry import register
+
+Pooling = Literal["last", "mean"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
 
 
 @register
@@ -70,22 +75,35 @@ class SeqVAE(NextItemRecommender[SeqVAEConfig]):
             raise TypeError("the seqvae network is not a SeqVAENet")
         return net
 
-    def latent_profile(self, history: Sequences) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation (rows, latent) of each history's last-step Gaussian;
-        an empty history gives the encoder's state for no steps."""
+    def latent_profile(self, history: Sequences, pooling: Pooling = "last"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (rows, latent) of each history's latent Gaussian:
+        the last step's (``pooling="last"``: the customer now), or the average over the
+        window's steps of their means and variances (``"mean"``: the customer over the
+        window). An empty history gives the encoder's state for no steps."""
         self._check_fitted()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         net = self._vae
         net.eval()
         batch = self.inputs(history)
         with torch.no_grad():
             mean, log_var, _ = net.posterior(net.embed(batch), batch)
-        return (mean[:, -1].float().cpu().numpy(),
-                (0.5 * log_var[:, -1]).exp().float().cpu().numpy())
+            if pooling == "last":
+                mean, variance = mean[:, -1], log_var[:, -1].exp()
+            else:
+                real = (batch["items"] > 0).unsqueeze(-1).float()
+                real[:, -1] = 1.0  # an empty history keeps its one (padding) step
+                count = real.sum(dim=1)
+                mean = (mean * real).sum(dim=1) / count
+                variance = (log_var.exp() * real).sum(dim=1) / count
+        return mean.float().cpu().numpy(), variance.sqrt().float().cpu().numpy()
 
-    def profiles(self, customers: np.ndarray | None = None) -> pl.DataFrame:
+    def profiles(self, customers: np.ndarray | None = None, pooling: Pooling = "last"
+                 ) -> pl.DataFrame:
         """One row per customer (default: all of the dataset's): ``customer_id``, then
         ``latent_<k>`` (mean) and ``latent_<k>_sd`` (standard deviation) per dimension, from
-        the customer's whole sequence."""
+        the customer's sequence (see :meth:`latent_profile` for ``pooling``)."""
         self._check_fitted()
         if customers is None:
             customers = np.arange(self.dataset_.n_customers)
@@ -94,7 +112,7 @@ class SeqVAE(NextItemRecommender[SeqVAEConfig]):
         means, sds = [np.zeros((0, latent), np.float32)], [np.zeros((0, latent), np.float32)]
         for start in range(0, customers.size, 4096):
             part = self.dataset_.sequences.select(customers[start: start + 4096])
-            mean, sd = self.latent_profile(part)
+            mean, sd = self.latent_profile(part, pooling)
             means.append(mean)
             sds.append(sd)
         mean, sd = np.concatenate(means), np.concatenate(sds)
