@@ -72,7 +72,9 @@ def test_gnn_scores_split_exactly_into_step_contributions():
     counts = torch.tensor([[0.0, 0.0], [2.0, 1.0], [2.0, 0.0], [1.0, 0.0]])
     batch = {"items": torch.tensor([[0, 1, 2, 1, 3], [0, 0, 0, 0, 2]])}
     items = torch.tensor([0, 1, 2])
-    for net in (SRGNNNet(n_items=3, dim=8), GCEGNNNet(3, 5, neighbours, counts, dim=8)):
+    for net in (SRGNNNet(n_items=3, dim=8), GCEGNNNet(3, 5, neighbours, counts, dim=8),
+                SRGNNNet(n_items=3, dim=8, scale=16.0),
+                GCEGNNNet(3, 5, neighbours, counts, dim=8, scale=16.0)):
         net.eval()
         with torch.no_grad():
             scores = net(batch) @ net.item_weights()[items].T
@@ -80,3 +82,5 @@ def test_gnn_scores_split_exactly_into_step_contributions():
         assert torch.isfinite(scores).all()
         assert torch.allclose(parts.sum(dim=-1), scores, atol=1e-5)
         assert torch.all(parts[1, :, :-1] == 0)  # padding steps contribute nothing
+        if net.scale:  # unit vectors: every score within +-scale
+            assert scores.abs().max() <= net.scale + 1e-4

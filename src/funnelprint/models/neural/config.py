@@ -215,10 +215,23 @@ class BSTConfig(AttentionConfig):
 
 
 @dataclass(frozen=True)
-class SRGNNConfig(SequentialConfig):
-    """:class:`SequentialConfig` plus the number of gated graph steps (``gnn_steps``). Every
-    prefix of a training sequence is one example, so an epoch has as many examples as
-    there are training steps."""
+class GraphConfig(SequentialConfig):
+    """:class:`SequentialConfig` plus, for the session-graph models, ``scale``: above 0,
+    session vectors and item embeddings are scored as unit vectors times ``scale``
+    (NISER); 0 scores plain dot products. Every prefix of a training sequence is one
+    example, so an epoch has as many examples as there are training steps."""
+
+    scale: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.scale >= 0.0:
+            raise ValueError(f"scale must be at least 0, not {self.scale}")
+
+
+@dataclass(frozen=True)
+class SRGNNConfig(GraphConfig):
+    """:class:`GraphConfig` plus the number of gated graph steps (``gnn_steps``)."""
 
     gnn_steps: int = 1
 
@@ -228,8 +241,8 @@ class SRGNNConfig(SequentialConfig):
 
 
 @dataclass(frozen=True)
-class GCEGNNConfig(SequentialConfig):
-    """:class:`SequentialConfig` plus GCE-GNN's global item graph: items within ``hops``
+class GCEGNNConfig(GraphConfig):
+    """:class:`GraphConfig` plus GCE-GNN's global item graph: items within ``hops``
     steps of each other in a training sequence are linked, and each item keeps its
     ``neighbours`` most frequent links."""
 

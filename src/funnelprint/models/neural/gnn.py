@@ -18,7 +18,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from funnelprint.models.neural.graphs import SessionGraphs, normalised_adjacency, session_graphs
-from funnelprint.models.neural.layers import Batch, Dropout, init_embedding
+from funnelprint.models.neural.layers import Batch, Dropout
+
+
+def init_items(table: nn.Embedding) -> None:
+    """Uniform in +-dim^-0.5, padding row zero, as in the reference implementations of both
+    GNNs: with the far smaller xavier init of the transformers' tables (which scale their
+    input by sqrt(dim) and normalise it), the graph steps and the pooled session vector
+    stay tiny and learning crawls (REES46 by session, SR-GNN loo-full NDCG@10: 0.0219 with
+    xavier, see the README for the figure with this init)."""
+    bound = table.embedding_dim ** -0.5
+    nn.init.uniform_(table.weight, -bound, bound)
+    with torch.no_grad():
+        table.weight[0].zero_()
 
 
 def steps_of(nodes: torch.Tensor, graphs: SessionGraphs) -> torch.Tensor:
@@ -34,30 +46,51 @@ class SessionNet(nn.Module, ABC):
 
     n_items: int
     items: nn.Embedding
+    #: Above 0: session vectors and item embeddings are scored as unit vectors, the score
+    #: multiplied by ``scale`` (NISER, Gupta et al., 2019); 0: plain dot products.
+    scale: float = 0.0
 
     @abstractmethod
     def steps(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per step of the window: vectors that add up to the session vector, weighted by
         the second output; the third is a term (rows, dim) added outside the sum."""
 
+    def _pooled(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                             torch.Tensor]:
+        """The steps, their weights, the extra term, and the factor (rows, 1) the raw
+        session vector is multiplied by."""
+        vectors, weights, extra = self.steps(batch)
+        session = (weights.unsqueeze(-1) * vectors).sum(dim=1) + extra
+        if self.scale > 0:
+            factor = self.scale / session.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        else:
+            factor = torch.ones_like(session[:, :1])
+        return vectors, weights, extra, factor
+
     def forward(self, batch: Batch) -> torch.Tensor:
         """Session vectors (rows, dim)."""
-        vectors, weights, extra = self.steps(batch)
-        return (weights.unsqueeze(-1) * vectors).sum(dim=1) + extra
+        vectors, weights, extra, factor = self._pooled(batch)
+        return ((weights.unsqueeze(-1) * vectors).sum(dim=1) + extra) * factor
 
     def contributions(self, batch: Batch, items: torch.Tensor) -> torch.Tensor:
         """Each step's share of the score of each item: (rows, len(items), n); the extra
         term counts to the last step. Summed over steps it is the item's score."""
-        vectors, weights, extra = self.steps(batch)
+        vectors, weights, extra, factor = self._pooled(batch)
         table = self.item_weights()[items]
         parts = weights.unsqueeze(1) * torch.einsum("rnd,cd->rcn", vectors, table)
         last = extra @ table.T
         parts[:, :, -1] += last
-        return parts
+        return parts * factor.unsqueeze(-1)
+
+    def output_table(self) -> torch.Tensor:
+        """The item table as scores read it (row i + 1 = item i; row 0 padding): unit rows
+        when ``scale`` is set."""
+        table = self.items.weight
+        return nn.functional.normalize(table, dim=-1) if self.scale > 0 else table
 
     def item_weights(self) -> torch.Tensor:
-        """Embeddings of items 0..n_items - 1 (row 0 of the table is padding)."""
-        return self.items.weight[1: self.n_items + 1]
+        """Output embeddings of items 0..n_items - 1."""
+        return self.output_table()[1: self.n_items + 1]
 
 
 class GatedGraphStep(nn.Module):
@@ -82,12 +115,13 @@ class SRGNNNet(SessionNet):
     """SR-GNN: ``gnn_steps`` gated graph steps over the session graph; the session vector
     is W [last step ; sum_i a_i v_i] with a_i = q . sigmoid(W1 v_last + W2 v_i + c)."""
 
-    def __init__(self, n_items: int, dim: int = 64, gnn_steps: int = 1, dropout: float = 0.2
-                 ) -> None:
+    def __init__(self, n_items: int, dim: int = 64, gnn_steps: int = 1, dropout: float = 0.2,
+                 scale: float = 0.0) -> None:
         super().__init__()
         self.n_items = n_items
+        self.scale = scale
         self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        init_embedding(self.items)
+        init_items(self.items)
         self.dropout = Dropout(dropout)
         self.graph_steps = nn.ModuleList([GatedGraphStep(dim) for _ in range(gnn_steps)])
         self.last_query = nn.Linear(dim, dim)
@@ -179,11 +213,13 @@ class GCEGNNNet(SessionNet):
     session mean."""
 
     def __init__(self, n_items: int, maxlen: int, neighbours: torch.Tensor,
-                 counts: torch.Tensor, dim: int = 64, dropout: float = 0.2) -> None:
+                 counts: torch.Tensor, dim: int = 64, dropout: float = 0.2,
+                 scale: float = 0.0) -> None:
         super().__init__()
         self.n_items = n_items
+        self.scale = scale
         self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        init_embedding(self.items)
+        init_items(self.items)
         self.positions = nn.Embedding(maxlen, dim)
         nn.init.normal_(self.positions.weight, std=dim ** -0.5)
         self.neighbours: torch.Tensor

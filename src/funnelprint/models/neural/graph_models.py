@@ -43,7 +43,7 @@ class SessionGraphRecommender(SequentialRecommender[SC, SN]):
     def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
                    ) -> torch.Tensor:
         session = self.net_(batch).unsqueeze(1)
-        return sequence_loss(session, batch["targets"], self.net_.items.weight,
+        return sequence_loss(session, batch["targets"], self.net_.output_table(),
                              self.net_.n_items, config, generator)
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
@@ -82,7 +82,7 @@ class SRGNN(SessionGraphRecommender[SRGNNConfig, SRGNNNet]):
 
     def build(self, dataset: Dataset) -> SRGNNNet:
         c = self.config
-        return SRGNNNet(dataset.n_items, c.dim, c.gnn_steps, c.dropout)
+        return SRGNNNet(dataset.n_items, c.dim, c.gnn_steps, c.dropout, c.scale)
 
 
 @register
@@ -101,7 +101,7 @@ class GCEGNN(SessionGraphRecommender[GCEGNNConfig, GCEGNNNet]):
         c = self.config
         shape = (dataset.n_items + 1, c.neighbours)
         return GCEGNNNet(dataset.n_items, c.maxlen, torch.zeros(shape, dtype=torch.long),
-                         torch.zeros(shape), c.dim, c.dropout)
+                         torch.zeros(shape), c.dim, c.dropout, c.scale)
 
     def prepare(self, train: Dataset, valid: Validator | None) -> None:
         """Count the global item graph of the training sequences."""
