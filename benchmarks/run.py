@@ -17,8 +17,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = ("ingest", "profile", "outside", "evaluate", "sequential", "serve")
 #: Run only when named with --only: the action ablation (four models, three targets, three
-#: seeds on five funnel logs) and the sequential VAE's latent recovery train many models.
-OPTIONAL = ("ablation", "latent")
+#: seeds on five funnel logs), the sequential VAE's latent recovery and BST against its
+#: candidate generator train many models.
+OPTIONAL = ("ablation", "latent", "rerank")
 
 
 def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict:
