@@ -231,8 +231,12 @@ class GraphConfig(SequentialConfig):
 
 @dataclass(frozen=True)
 class SRGNNConfig(GraphConfig):
-    """:class:`GraphConfig` plus the number of gated graph steps (``gnn_steps``)."""
+    """:class:`GraphConfig` plus the number of gated graph steps (``gnn_steps``). Scores
+    unit vectors times 12 by default (REES46 by session, validation loo-full NDCG@10:
+    0.0457 with plain dot products, 0.0492 with scale 12). GCE-GNN keeps plain dot
+    products: its 0.0624 fell with the scale."""
 
+    scale: float = 12.0
     gnn_steps: int = 1
 
     def validate(self) -> None:
