@@ -1,12 +1,14 @@
 """The HTTP service on loopback, for SQLite and PostgreSQL: bulk ingest of a historical
 export, batched ingestion over HTTP, then mixed traffic (event batches, profiles,
-recommendations, similar customers) at fixed request rates (100 and 200 per second by
+recommendations, similar customers) at fixed request rates (100 to 400 per second by
 default) from concurrent clients (an asyncio driver on keep-alive connections).
 
 Figures: events/s of each ingestion; for the mixed run, the request rate achieved, errors,
 and p50/p95/p99 latency per route (ms, measured by the client from the moment each request
-was due, so that time queued behind a busy server counts), and the CPU time the server
-processes spent per request (what bounds the rate on a machine shared with other work).
+was due, so that time queued behind a busy server counts), the CPU time the server
+processes spent per request (what bounds the rate on a machine shared with other work), and
+the capacity: the highest rate tried at which profile p99 ≤ 25 ms and recommendations
+p99 ≤ 50 ms without an error. Every figure stands beside the load average of its run.
 The PostgreSQL run uses a throwaway server (skipped, and said so, where PostgreSQL is not
 installed).
 """
@@ -162,6 +164,7 @@ async def mixed(port: int, known: list[str], requests: int, rate: float, clients
     routes = {kind: {"n": len(v), **percentiles(v), "errors": errors[kind]}
               for kind, v in latencies.items()}
     return {"requests": requests, "target_rate": rate, "clients": clients,
+            "load_average": round(os.getloadavg()[0], 2),
             "requests_per_s": round(requests / seconds, 1),
             "server_cpu_ms_per_request": round(cpu / requests * 1000, 2),
             "errors": sum(errors.values()), "routes": routes}
@@ -201,13 +204,27 @@ def run_store(name: str, url: str, model: Path, events: Path, args: argparse.Nam
             for seed, rate in enumerate(float(r) for r in args.rates.split(","))}
     finally:
         stop(server)
-    return {"bulk_ingest_events_per_s": round(bulk), "http_ingest": http, "mixed": traffic}
+    return {"bulk_ingest_events_per_s": round(bulk), "http_ingest": http, "mixed": traffic,
+            "capacity_per_s": capacity(traffic)}
+
+
+#: The latency targets of the capacity figure: p99 in ms per route.
+TARGETS = {"profile": 25.0, "recommendations": 50.0}
+
+
+def capacity(traffic: dict) -> float:
+    """The highest rate tried whose run met every target without an error (0: none)."""
+    met = [run["target_rate"] for run in traffic.values()
+           if not run["errors"] and all(run["routes"][route]["p99"] <= limit
+                                        for route, limit in TARGETS.items())]
+    return max(met, default=0.0)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rates", default="100,200", help="request rates of the mixed runs")
+    parser.add_argument("--rates", default="100,200,300,400",
+                        help="request rates of the mixed runs")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=80)

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("ingest", "profile", "outside", "evaluate", "sequential", "serve")
+BENCHES = ("ingest", "profile", "outside", "check", "evaluate", "sequential", "serve", "chaos",
+           "scale", "recs")
 #: Run only when named with --only: the action ablation (four models, three targets, three
 #: seeds on five funnel logs), the sequential VAE's latent recovery and BST against its
 #: candidate generator train many models.
@@ -64,7 +65,10 @@ def main() -> None:
         result = run_one(name, args, one_core if name == "ingest" else {})
         record["results"][name] = result
         print(f"[{name}]")
-        _print(result, indent=2)
+        shown = dict(result)
+        for line in shown.pop("table", []):  # a part's own table, printed as it is
+            print(f"  {line}")
+        _print(shown, indent=2)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(record, indent=2))

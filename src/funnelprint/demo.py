@@ -57,9 +57,11 @@ def main() -> None:
     run(["traits", "--model", model])
     run(["similar", "--model", model, "--customer", "u0001", "--k", "5"])
     run(["recommend", "--model", model, "--customer", "u0001", "--k", "5"])
+    run(["recommend", "--model", model, "--customers", "all", "--k", "10",
+         "--out", str(args.out / "recommendations.parquet")])
     board = args.out / "leaderboard.json"
     record = run_json(["evaluate", "--data", f"events:{events}", "--products", products,
-                       "--models", "traits,pop,itemknn,markov", "--protocol", "temporal-full",
+                       "--models", "traits,pop,itemknn,markov", "--protocol", "last-new-full",
                        "--json"], board)
     print_leaderboard(record, (5, 10, 20))
     sequential = str(args.out / "funnelformer")

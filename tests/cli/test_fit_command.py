@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from funnelprint.data.simulate import SimulationConfig, simulate
@@ -51,7 +52,49 @@ def test_fit_any_registered_model_then_recommend(cli, shop, tmp_path):
     rows = json.loads(result.stdout)
     assert [r["rank"] for r in rows] == [1, 2, 3]
     result = cli(["recommend", "--model", out, "--customer", "nobody"])
-    assert result.code == 2 and "unknown customer 'nobody'" in result.stderr
+    assert result.code == 0 and "answered as a new visitor" in result.stderr
+
+
+@pytest.mark.parametrize("key, extra", [
+    ("traits", []), ("pop", []), ("itemknn", []), ("markov", []), ("item2vec", []),
+    ("sasrec", ["--epochs", "1"]), ("bst", ["--epochs", "1"])])
+def test_batch_recommendations_for_every_customer(cli, shop, tmp_path, key, extra):
+    model = tmp_path / key
+    assert cli(["fit", shop["events"], "--out", model, "--model-type", key, *extra]).code == 0
+    out = tmp_path / "recs.parquet"
+    result = cli(["recommend", "--model", model, "--customers", "all", "--k", "4",
+                  "--out", out])
+    assert result.code == 0, result.output
+    table = pl.read_parquet(out)
+    fitted = load(model)
+    assert table.columns == ["customer_id", "rank", "product_id", "score", "reason"]
+    assert table["customer_id"].n_unique() == fitted.dataset_.n_customers
+    assert table.group_by("customer_id").len()["len"].max() == 4
+    assert table["reason"].str.len_chars().min() > 0
+    one = json.loads(cli(["recommend", "--model", model, "--customer", "u0001", "--k", "4",
+                          "--json"]).stdout)
+    mine = table.filter(pl.col("customer_id") == "u0001").sort("rank")
+    assert mine["product_id"].to_list() == [r["product_id"] for r in one]
+    assert mine["reason"].to_list() == [r["reason"] for r in one]
+
+
+def test_batch_recommendations_for_listed_customers_to_csv(cli, shop, tmp_path):
+    model = tmp_path / "pop"
+    assert cli(["fit", shop["events"], "--out", model, "--model-type", "pop"]).code == 0
+    ids = tmp_path / "ids.txt"
+    ids.write_text("customer_id\nu0002\n\nstranger\nu0002\n")
+    out = tmp_path / "recs.csv"
+    result = cli(["recommend", "--model", model, "--customers", ids, "--k", "3", "--out", out,
+                  "--exclude", "none"])
+    assert result.code == 0, result.output
+    assert "1 of them are not among the model's customers" in result.stderr
+    table = pl.read_csv(out, schema_overrides={"customer_id": pl.String})
+    assert table["customer_id"].to_list() == ["u0002"] * 3 + ["stranger"] * 3
+    for args in (["--customers", "all"], ["--customers", "all", "--out", tmp_path / "x.txt"],
+                 ["--customer", "u0002", "--out", out], ["--customer", "u0002",
+                                                         "--exclude", "bought"]):
+        result = cli(["recommend", "--model", model, *args])
+        assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1, args
 
 
 def test_output_that_cannot_be_written_is_refused_first(cli, shop, tmp_path):
@@ -104,3 +147,21 @@ def test_graph_and_latent_models_fit_recommend_and_evaluate(cli, shop, tmp_path,
     result = cli(["evaluate", "--model-dir", out, "--protocol", "loo-full", "--json"])
     assert result.code == 0, result.output
     assert 0.0 <= json.loads(result.stdout)["models"][key]["NDCG@10"] <= 1.0
+
+
+def test_products_file_columns_mapped_by_name(cli, shop, tmp_path):
+    import polars as pl
+
+    original = pl.read_csv(shop["products"], infer_schema=False)
+    renamed = original.rename({"product_id": "sku_id", "category": "cat_name",
+                               "brand": "maker", "price": "amount"})
+    path = tmp_path / "catalogue.csv"
+    renamed.write_csv(path)
+    out = tmp_path / "traits"
+    result = cli(["fit", shop["events"], "--out", out, "--traits", "3", "--param", "n_init=1",
+                  "--param", "min_count=2", "--products", path, "--product-columns",
+                  "product=sku_id,category=cat_name,brand=maker,price=amount"])
+    assert result.code == 0, result.output
+    dataset = load(out).dataset_
+    brands = dict(zip(original["product_id"], original["brand"], strict=True))
+    assert [brands[i] for i in dataset.item_ids] == list(dataset.item_brands)

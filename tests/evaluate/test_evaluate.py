@@ -6,8 +6,16 @@ import pytest
 
 from funnelprint.data.dataset import Dataset, kcore_filter, load_dataset
 from funnelprint.evaluate import metrics
+from funnelprint.evaluate.leaderboard import run_leaderboard
 from funnelprint.evaluate.protocol import Protocol, evaluate_model
-from funnelprint.evaluate.splits import loo_split, temporal_split, user_split
+from funnelprint.evaluate.splits import (
+    last_new_split,
+    loo_split,
+    temporal_split,
+    user_split,
+    with_catalogue,
+)
+from funnelprint.evaluate.splits import split as make_split
 from funnelprint.models import make_model
 
 
@@ -90,6 +98,56 @@ def test_loo_split_holds_out_last_two():
     assert item[split.valid.history.row(0)].tolist() == ["1", "2"]
     assert item[split.test.target_items].tolist() == ["4"]
     assert item[split.test.history.row(0)].tolist() == ["1", "2", "3"]
+
+
+def test_last_new_split_holds_out_the_last_product_new_to_the_customer():
+    # a: 1 2 1 3 2 -> the last new product is 3 (position 3), the one before it 2.
+    data = tiny([("a", "1", 1), ("a", "2", 2), ("a", "1", 3), ("a", "3", 4), ("a", "2", 5),
+                 ("b", "1", 1), ("b", "1", 2), ("c", "4", 1), ("c", "1", 2)])
+    split = last_new_split(data)
+    item = data.item_ids
+    assert split.test.customers.tolist() == [0, 2] and split.valid.customers.tolist() == [0]
+    assert item[split.test.target_items].tolist() == ["3", "1"]
+    assert item[split.test.history.row(0)].tolist() == ["1", "2", "1"]
+    assert item[split.valid.target_items].tolist() == ["2"]
+    assert item[split.valid.history.row(0)].tolist() == ["1"]
+    assert item[split.train.sequences.row(0)].tolist() == ["1"]  # before its validation target
+    assert item[split.train.sequences.row(1)].tolist() == ["1", "1"]  # nothing new: all
+    assert item[split.train.sequences.row(2)].tolist() == ["4"]  # before its test target
+
+
+def test_a_product_seen_only_in_held_out_steps_can_never_be_recommended():
+    # "x" is only ever customer a's held-out last step; "y" only a validation target.
+    rows = [("a", "1", 1), ("a", "2", 2), ("a", "y", 3), ("a", "x", 4)]
+    rows += [(f"c{i}", str(1 + i % 2), 1) for i in range(5)]
+    rows += [("b", "2", 1), ("b", "1", 2), ("b", "3", 3), ("d", "3", 1), ("d", "1", 2)]
+    rows.sort(key=lambda r: (r[0], r[2]))
+    data = tiny(rows)
+    for kind in ("loo", "last-new"):
+        split = make_split(data, kind)
+        assert not {"x", "y"} & set(split.train.item_ids.tolist())
+        assert split.info["test_targets_outside_catalogue"] >= 1
+        assert split.info["catalogue_items"] == split.train.n_items
+        assert split.test.target_items.max() < split.train.n_items
+        model = make_model("pop").fit(split.train)
+        shown = split.train.item_ids[model.recommend(k=100, exclude_seen=False)[0]]
+        assert "x" not in shown and "y" not in shown
+    record = run_leaderboard(data, ["pop", "markov"], "loo-full", ks=(10,))
+    assert record["split"]["test_targets_outside_catalogue"] == 1  # x: counted, not scored
+    assert record["split"]["evaluated"] == 1  # b's target 3 is in the catalogue; a's is not
+
+
+def test_a_products_file_joins_the_catalogue_of_every_model():
+    data = tiny([("a", "1", 1), ("a", "2", 2), ("a", "3", 3), ("b", "2", 1), ("b", "1", 2),
+                 ("b", "4", 3)])
+    products = pl.DataFrame({"product_id": ["1", "2", "3", "9"], "category": ["k"] * 4})
+    extended, listed = with_catalogue(data, products)
+    assert extended.item_ids.tolist() == ["1", "2", "3", "4", "9"]
+    assert listed.tolist() == [True, True, True, False, True]
+    split = make_split(extended, "loo", listed=listed)
+    assert set(split.train.item_ids.tolist()) == {"1", "2", "3", "9"}  # 3: listed; 4: not
+    assert split.info["test_targets_outside_catalogue"] == 1  # b's 4
+    assert split.train.item_categories.tolist()[-1] == "k"
 
 
 def test_temporal_split_never_trains_at_or_after_the_cut():
@@ -203,7 +261,8 @@ def test_sampled_negatives_avoid_history_and_target():
     n_items = 12
     rows = np.array([0, 1])
     excluded = np.array([0 * n_items + i for i in range(10)] + [1 * n_items + 3])
-    draws = _draw_negatives(rows, 500, n_items, excluded, np.random.default_rng(0))
+    draws = _draw_negatives(rows, 500, np.arange(n_items), n_items, excluded,
+                            np.random.default_rng(0))
     assert set(draws[0].tolist()) == {10, 11}
     assert 3 not in set(draws[1].tolist())
 
@@ -260,3 +319,23 @@ def test_a_masked_target_is_a_miss_at_every_cut_off():
     assert ranks[0] == metrics.MISS and ranks[1] == 2
     assert metrics.set_metrics(ranks, np.arange(2), 2, 1000)["HR@1000"] == 0.5
     assert metrics.owner_mrr(ranks, np.arange(2), 2) == pytest.approx(1 / 3 / 2)
+
+
+def test_the_record_says_when_a_time_budget_cut_training_short():
+    from funnelprint.evaluate.leaderboard import training_outcome
+
+    class Trained:
+        def __init__(self, report, **params):
+            self.fit_report_, self.params = report, params
+
+        def get_params(self):
+            return self.params
+
+    rising = [{"epoch": 1}, {"epoch": 2, "valid": 0.02}, {"epoch": 3}, {"epoch": 4, "valid": 0.03}]
+    cut = training_outcome(Trained({"epochs": rising, "best_epoch": 4, "train_seconds": 61.0},
+                                   time_budget_s=60.0, epochs=200))
+    assert cut["stopped_by"] == "time budget" and cut["still_improving"]
+    assert "0.02 -> 0.03" in cut["note"] and cut["epochs"] == 4
+    settled = training_outcome(Trained({"epochs": rising, "best_epoch": 2, "train_seconds": 9.0},
+                                       time_budget_s=60.0, epochs=200))
+    assert settled["stopped_by"] == "patience" and "note" not in settled

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from funnelprint.data.sequences import Sequences
-from funnelprint.models import affinity
+from funnelprint.models import affinity, weights
 from funnelprint.models.affinity import FEATURES, ItemSide
+from funnelprint.models.signals import ItemLinks
 
 ACTIONS = ("view", "add_to_cart", "remove_from_cart", "purchase")
 V, C, R, P = range(4)
@@ -17,12 +18,14 @@ def one_row(items, actions) -> Sequences:
                                np.arange(n) * 1_000_000, 1)
 
 
-def item_side(n_items: int = 6) -> ItemSide:
+def item_side(n_items: int = 6, links: ItemLinks | None = None) -> ItemSide:
     rng = np.random.default_rng(0)
+    if links is None:
+        links = ItemLinks.learn(one_row([0, 1, 0, 2], [V, V, V, V]), n_items)
     return ItemSide.build(np.arange(1, n_items + 1), rng.random((n_items, 3)),
                           rng.normal(size=(n_items, 4)),
                           np.array(["a", "a", "a", "b", "b", ""])[:n_items],
-                          np.array([0.1, 0.5, 0.9, 0.2, 0.8, np.nan])[:n_items])
+                          np.array([0.1, 0.5, 0.9, 0.2, 0.8, np.nan])[:n_items], links)
 
 
 def test_left_in_cart_is_carted_and_neither_bought_nor_removed_after():
@@ -55,12 +58,27 @@ def test_category_shares_and_seen():
     recent = stack[FEATURES.index("recent_category"), 0]  # the last two: items 3 and 5
     assert recent[3] == pytest.approx(0.5) and recent[0] == 0.0
     assert stack[FEATURES.index("seen"), 0].tolist() == [1, 1, 0, 1, 0, 1]
+    touches = stack[FEATURES.index("touches"), 0]  # the last step weighs 1, the one before 0.7
+    assert touches[5] == pytest.approx(1.0) and touches[0] == pytest.approx(0.7 ** 3)
+
+
+def test_link_features_follow_the_training_links():
+    # 0 is followed by 1 twice and by 2 once; 3 and 4 share visits with 0 only in row 1.
+    train = Sequences.from_rows(np.array([0, 0, 0, 0, 0, 1, 1]), np.array([0, 1, 0, 1, 0, 3, 4]),
+                                np.zeros(7), np.arange(7) * 1_000_000, 2)
+    items = item_side(links=ItemLinks.learn(train, 6))
+    stack = affinity.features(one_row([0], [V]), np.ones((1, 3)), items, ACTIONS, 5, 0.7)
+    transition = stack[FEATURES.index("transition"), 0]
+    assert transition[1] > 0 and transition[2] == transition[3] == 0
+    assert transition[1] == pytest.approx(np.log1p(1.0 / affinity.LINK_SCALE))  # 0 -> 1 always
+    neighbour = stack[FEATURES.index("neighbour"), 0]
+    assert neighbour[1] > 0 and neighbour[3] == 0  # 3 never shares a customer with 0
 
 
 def test_last_new_step_skips_returns_to_earlier_items():
     seq = Sequences.from_rows(np.array([0, 0, 0, 0, 1, 1]), np.array([4, 2, 4, 2, 1, 1]),
                               np.zeros(6), np.arange(6), 2)
-    assert affinity._last_new_step(seq).tolist() == [1, 0]
+    assert weights.last_new_step(seq).tolist() == [1, 0]
 
 
 def test_learned_weights_recover_a_planted_preference():
@@ -74,9 +92,9 @@ def test_learned_weights_recover_a_planted_preference():
     targets = (p.cumsum(axis=1) > rng.random((rows, 1))).argmax(axis=1)
     allowed = np.ones((rows, n), dtype=bool)
     free = np.array([True, True, True])
-    learned = affinity.learn_weights(stack, targets, allowed, free, np.zeros(f))
+    learned = weights.learn_weights(stack, targets, allowed, free, np.zeros(f))
     assert learned == pytest.approx(planted, abs=0.15)
-    pinned = affinity.learn_weights(stack, targets, allowed, np.array([False, True, True]),
+    pinned = weights.learn_weights(stack, targets, allowed, np.array([False, True, True]),
                                     np.array([5.0, 0.0, 0.0]))
     assert pinned[0] == 5.0 and pinned[1] < 0
 
@@ -86,26 +104,53 @@ def test_scores_in_blocks_equal_one_block(monkeypatch):
     seq = Sequences.from_rows(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 3, 2, 4, 0]),
                               np.array([V, C, V, C, P, V]), np.arange(6), 3)
     mix = np.random.default_rng(2).random((3, 3))
-    weights = np.arange(len(FEATURES), dtype=np.float64)
-    whole = affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, weights)
+    learned = np.arange(len(FEATURES), dtype=np.float64)
+    whole = affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, learned)
     monkeypatch.setattr(affinity, "BLOCK_CELLS", 1)
-    assert affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, weights) == \
+    assert affinity.weighted_scores(seq, mix, items, ACTIONS, 5, 0.7, learned) == \
         pytest.approx(whole)
 
 
-def test_sampled_candidates_hold_the_target_the_recent_history_and_corrected_draws():
+def test_sampled_candidates_hold_the_target_the_history_the_hardest_and_corrected_draws():
+    n_items = 10_000
     history = Sequences.from_rows(np.array([0, 0, 0, 1]), np.array([7, 9, 7, 3]),
                                   np.zeros(4), np.arange(4), 2)
     targets = np.array([9, 5])
-    columns, allowed, correction = affinity.candidates(10_000, targets, history, seed=0)
+    block = np.random.default_rng(0).random((len(FEATURES), 2, n_items)).astype(np.float32)
+    block[FEATURES.index("transition"), 0, 42] = 10.0  # the hardest candidate of row 0
+    columns, allowed, correction = weights.candidates(block, targets, history,
+                                                      np.random.default_rng(0))
     assert columns.shape == allowed.shape == correction.shape
     assert (columns[:, 0] == targets).all() and allowed[:, 0].all()
-    recent = slice(1, 1 + affinity.HISTORY_CANDIDATES)
-    # Row 0: item 7 once (its repeat is not a second candidate); 9 is the target itself.
-    assert sorted(columns[0, recent][allowed[0, recent]].tolist()) == [7]
-    assert columns[1, recent][allowed[1, recent]].tolist() == [3]
-    drawn = columns[:, 1 + affinity.HISTORY_CANDIDATES:]
-    assert drawn.shape[1] == affinity.SAMPLED_CANDIDATES
-    assert not (drawn == targets[:, None]).any()
-    assert correction[0, -1] == pytest.approx(np.log(9_999 / affinity.SAMPLED_CANDIDATES))
-    assert (correction[:, recent] == 0).all()
+    fixed = 1 + weights.HISTORY_CANDIDATES + len(weights.HARD_FEATURES) * weights.HARD_PER_FEATURE
+    row0 = columns[0, :fixed][allowed[0, :fixed]].tolist()
+    assert 7 in row0 and 42 in row0 and row0.count(7) == 1 and row0.count(9) == 1
+    assert 3 in columns[1, :fixed][allowed[1, :fixed]].tolist()
+    drawn, fresh = columns[:, fixed:], allowed[:, fixed:]
+    assert drawn.shape[1] == weights.SAMPLED_CANDIDATES
+    assert not np.isin(drawn[0][fresh[0]], row0).any()  # draws stand for the other items
+    others = n_items - allowed[0, :fixed].sum()
+    assert correction[0, -1] == pytest.approx(np.log(others / fresh[0].sum()))
+    assert (correction[:, :fixed] == 0).all()
+
+
+def test_features_at_listed_items_agree_with_the_whole_stack():
+    rng = np.random.default_rng(4)
+    n, rows = 40, 6
+    lengths = rng.integers(0, 9, rows)
+    owner = np.repeat(np.arange(rows), lengths)
+    seq = Sequences.from_rows(owner, rng.integers(0, n, owner.size),
+                              rng.integers(0, 4, owner.size), np.arange(owner.size), rows)
+    links = ItemLinks.learn(Sequences.from_rows(
+        np.repeat(np.arange(30), 6), rng.integers(0, n, 180), np.zeros(180), np.arange(180), 30),
+        n)
+    categories = np.array(["a", "b", "", "c"] * 10)
+    prices = np.where(rng.random(n) < 0.3, np.nan, rng.random(n))
+    items = ItemSide.build(rng.integers(1, 50, n), rng.random((n, 3)), rng.normal(size=(n, 4)),
+                           categories, prices, links)
+    mix = rng.random((rows, 3))
+    stack = affinity.features(seq, mix, items, ACTIONS, 5, 0.7)
+    columns = rng.integers(0, n, (rows, 7))
+    picked, mean = affinity.features_at(seq, mix, items, ACTIONS, 5, 0.7, columns)
+    assert picked == pytest.approx(np.take_along_axis(stack, columns[None], axis=2), abs=1e-5)
+    assert mean == pytest.approx(stack.astype(np.float64).mean(axis=2), abs=1e-5)

@@ -11,7 +11,7 @@ from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
 from funnelprint.evaluate.leaderboard import evaluate_fitted, run_leaderboard
 from funnelprint.models import ModelConfig, available, load, make_model, register, save
-from funnelprint.models.serving import recommend_with_reasons
+from funnelprint.models.serving import recommend_customer
 from tests.models.toy import PurchasePop, PurchasePopConfig
 
 
@@ -84,7 +84,7 @@ def test_a_model_added_in_one_module_runs_through_the_whole_contract(tmp_path) -
     np.testing.assert_array_equal(loaded.recommend(k=5)[0], model.recommend(k=5)[0])
     evaluated = evaluate_fitted(loaded, loaded.dataset_, "loo-full", ks=(10,))
     assert evaluated["models"]["purchase-pop"]["evaluated"] == data.n_customers
-    rows = recommend_with_reasons(loaded, "u0", k=3)
+    rows = recommend_customer(loaded, "u0", k=3)
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert all(r["reason"] == "ranked by purchase-pop" for r in rows)
     seen = set(data.item_ids[data.sequences.row(0)])

@@ -1,10 +1,11 @@
 """Recommendations and histories for customers the model knows, did not know, or knows
-with newer events."""
+with newer events: one request, one answer path."""
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -13,12 +14,13 @@ from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.records import check_records
 from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.models.serving import (
+    Request,
+    answer,
     events_to_sequences,
     history_for,
     pipeline_sequences,
     profile_history,
-    recommend_history,
-    recommend_with_reasons,
+    recommend_customer,
 )
 from funnelprint.models.traits import TraitsRecommender
 
@@ -38,13 +40,45 @@ def events(customer, *steps):
                          ).events.drop("index")
 
 
+def recommend_history(model, history, k=10, exclude="seen"):
+    return answer(model, Request.of_history(model, "c", history), k, exclude).lists()[0]
+
+
 def test_a_known_customer_without_new_events_matches_the_fitted_path(model):
     customer = str(model.dataset_.customer_ids[0])
     history = history_for(model, customer)
     assert history.known_row == 0 and history.new_events == 0
-    fitted = recommend_with_reasons(model, customer, k=5, exclude_seen=False)
+    fitted = recommend_customer(model, customer, k=5, exclude="none")
     served = recommend_history(model, history, k=5, exclude="none")
     assert [i["product_id"] for i in served] == [i["product_id"] for i in fitted]
+    items, _ = model.recommend(np.array([0]), k=5, exclude_seen=False)
+    assert [i["product_id"] for i in served] == model.dataset_.item_ids[items[0]].tolist()
+
+
+def test_exclusions_are_the_same_for_every_caller(model):
+    customer = str(model.dataset_.customer_ids[1])
+    history = model.dataset_.sequences.select(np.array([1]))
+    seen = set(model.dataset_.item_ids[history.items])
+    bought = set(model.dataset_.item_ids[history.items[
+        history.actions == model.dataset_.action_names.index("purchase")]])
+    assert bought and seen - bought
+    shown = {e: {i["product_id"] for i in recommend_customer(model, customer, 200, e)}
+             for e in ("seen", "purchased", "none")}
+    assert not shown["seen"] & seen and not shown["purchased"] & bought
+    assert shown["purchased"] & (seen - bought) and shown["none"] & bought
+    assert {i["product_id"] for i in recommend_customer(model, customer, 200)} == shown["seen"]
+    with pytest.raises(ValueError, match="exclude"):
+        recommend_customer(model, customer, 5, "bought")  # type: ignore[arg-type]
+
+
+def test_a_batch_answers_each_customer_as_alone(model):
+    ids = [*model.dataset_.customer_ids[:7].tolist(), "stranger"]
+    batch = answer(model, Request.of_known(model, ids), k=4).lists()
+    assert len(batch) == 8
+    for customer, listed in zip(ids, batch, strict=True):
+        alone = recommend_customer(model, customer, 4)
+        assert [i["product_id"] for i in listed] == [i["product_id"] for i in alone]
+        assert [i["reason"] for i in listed] == [i["reason"] for i in alone]
 
 
 def test_new_events_extend_the_fitted_history(model):
@@ -73,14 +107,14 @@ def test_a_new_customer_from_events_alone(model):
         recommend_history(model, history, k=0)
 
 
-def test_one_row_profiles_are_remembered_as_copies(model):
-    history = history_for(model, str(model.dataset_.customer_ids[3])).sequences
-    first = model.profile_.profile(history)
-    first.traits[:] = -1  # a caller changing its copy does not change the next answer
-    second = model.profile_.profile(history)
-    assert (second.traits >= 0).all()
-    both = model.profile_.profile(model.dataset_.sequences.select([3, 4]))
-    assert abs(both.traits[0] - second.traits[0]).max() < 1e-5
+def test_answering_leaves_the_fitted_model_as_it_was(model):
+    before = {k: v for k, v in vars(model.profile_).items()}
+    state = {k: v for k, v in vars(model).items()}
+    recommend_customer(model, str(model.dataset_.customer_ids[3]), 5)
+    recommend_customer(model, "someone-new", 5, events=events("someone-new", ("view", "p0001")))
+    assert vars(model.profile_).keys() == before.keys() and vars(model).keys() == state.keys()
+    assert all(vars(model)[k] is v for k, v in state.items())
+    assert all(vars(model.profile_)[k] is v for k, v in before.items())
 
 
 def test_the_direct_path_matches_the_event_pipeline(model):

@@ -9,7 +9,8 @@ import pytest
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.profile.interpret import behaviour_name
+from funnelprint.profile.audit import check_traits
+from funnelprint.profile.evidence import verdict
 from funnelprint.profile.joint import BALANCE_GRID, ELBOW
 from funnelprint.profile.model import ProfileModel
 from funnelprint.profile.quality import align, persona_columns, trait_recovery
@@ -42,18 +43,33 @@ def test_taste_and_behaviour_dimensions_are_both_recovered_and_named(independent
     assert result["mean_correlation"] >= 0.8
 
 
-def test_every_trait_has_a_kind_a_name_and_checkable_evidence(independent):
+def test_every_trait_has_a_kind_a_name_and_evidence_that_holds(independent):
     model = independent[3]
     kinds = {info["kind"] for info in model.trait_info_}
     assert kinds <= {"taste", "behaviour", "mixed"} and "taste" in kinds and kinds - {"taste"}
     for info in model.trait_info_:
         assert info["name"] and 0 <= info["behaviour_share"] <= 1
         for row in info["evidence"]:
-            assert {"feature", "value", "population", "lift", "reads"} <= set(row)
+            assert {"feature", "value", "low", "high", "population", "lift", "reads"} <= set(row)
             assert row["lift"] == pytest.approx(row["value"] / row["population"], rel=0.01)
+            # a line is printed only where its interval lies wholly on its word's side
+            assert row["low"] > row["population"] or row["high"] < row["population"]
         assert sum(info["action_mix"].values()) == pytest.approx(1.0, abs=0.01)
-        if info["kind"] == "mixed":  # behaviour words only where behaviour stands out
-            assert max(abs(row["percentile"] - 50) for row in info["evidence"]) >= 10
+        assert set(info["population_action_mix"]) == set(info["action_mix"])
+        typical = info["typical_customers"]
+        assert typical["customers"] == round(0.1 * typical["of_warm"])
+
+
+def test_the_check_finds_no_word_that_the_customers_contradict(independent):
+    _, _, dataset, model = independent
+    report = check_traits(model, dataset)
+    summary = report.summary()
+    assert summary["name_words_contradicted"] == 0, report.table()
+    assert summary["evidence_contradicted"] == 0, report.table()
+    assert summary["bare_ids"] == summary["duplicate_names"] == 0
+    assert summary["unchecked_words"] == 0, report.unchecked
+    # the words of the names are claims the data backs, not only ones it cannot refute
+    assert summary["name_words_supported"] >= 0.8 * summary["name_words"]
 
 
 def test_balance_and_number_of_traits_come_from_the_selection(independent):
@@ -91,19 +107,19 @@ def test_without_prices_the_price_features_are_left_out(independent, caplog):
     assert features and not {f for f in features if "price" in f}
 
 
-def test_price_names_need_the_items_side_of_the_category_median_too():
-    """Where many customers seek low prices, everyone else ranks above the population's
-    median; that alone is not premium-seeking."""
-    effects = {"carted_price_position": 0.3, "viewed_price_position": 0.25,
-               "bought_price_position": 0.2, "view_to_purchase": 0.05}
-    cheap_shop = {"carted_price_position": 0.45, "viewed_price_position": 0.42,
-                  "bought_price_position": 0.44}
-    dear_items = {"carted_price_position": 0.75, "viewed_price_position": 0.7,
-                  "bought_price_position": 0.72}
-    assert behaviour_name(effects, "fallback") == "premium-seeking"
-    assert behaviour_name(effects, "fallback", dear_items) == "premium-seeking"
-    assert behaviour_name(effects, "fallback", cheap_shop) == "fallback"
-    seeking = {f: -v for f, v in effects.items()}
-    low = {f: 1 - v for f, v in dear_items.items()}
-    assert behaviour_name(seeking, "fallback", low) == "price-seeking"
-    assert behaviour_name(seeking, "fallback", dear_items) == "fallback"
+def test_figures_of_the_typical_customers_are_raw_and_beside_everyone(independent):
+    _, _, _, model = independent
+    window = next(i for i in model.trait_info_ if i["name"] == "window shopper")
+    figures = window["figures"]
+    for name in ("view_to_cart", "views_per_visit", "minutes_per_visit"):
+        row = figures[name]
+        assert row["low"] <= row["value"] <= row["high"] and row["customers"] > 0
+    assert verdict_of(figures["view_to_cart"], -1) == "supported"
+    assert verdict_of(figures["views_per_visit"], 1) == "supported"
+
+
+def verdict_of(row: dict, sign: int) -> str:
+    from funnelprint.profile.evidence import Interval
+
+    return verdict(Interval(row["value"], row["low"], row["high"], row["customers"]),
+                   row["population"], sign)

@@ -41,6 +41,22 @@ def test_config_is_validated():
         ProfileModel(ProfileConfig(), traits=3)
 
 
+def test_config_types_are_checked_like_every_config():
+    # The same check as every model's configuration: a wrong type is refused by name.
+    for bad, message in (({"behaviour": "no"}, "behaviour must be bool, not 'no'"),
+                         ({"traits": 2.5}, "traits must be int or None, not 2.5"),
+                         ({"aggregation": "median"}, "aggregation must be one of")):
+        with pytest.raises(ValueError, match=message):
+            ProfileConfig(**bad)
+    assert ProfileConfig(temperature=1).temperature == 1.0  # an int where a float goes
+    with pytest.raises(ValueError, match="min_count must be at least 1, not 0"):
+        ProfileConfig(min_count=0)
+    assert ProfileConfig.from_params({"traits": 3}).replace(seed=2) == ProfileConfig(traits=3,
+                                                                                     seed=2)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        ProfileConfig.from_params({"trait": 3})
+
+
 def test_sentences_follow_sessions(shop):
     _, _, log, dataset = shop
     seq = dataset.sequences
@@ -101,7 +117,8 @@ def test_refresh_matches_fit_and_flags_cold_start(fitted, shop):
     _, _, log, dataset = shop
     cols = trait_columns(4)
     again = fitted.transform(dataset)
-    assert again.columns == ["customer_id", *cols, "segment", "cold_start", "known_tokens"]
+    assert again.columns == ["customer_id", *cols, "segment", "cold_start", "known_tokens",
+                             "guess", "confidence"]
     assert np.allclose(again.select(cols).to_numpy(), fitted.customer_traits_, atol=1e-9)
     assert again.equals(fitted.customer_profiles_)
     same, aligned = fitted.transform_events(log)
@@ -113,6 +130,14 @@ def test_refresh_matches_fit_and_flags_cold_start(fitted, shop):
     assert profiles["customer_id"].to_list() == ["newbie", "stranger"]
     assert profiles["cold_start"].to_list() == [True, True]
     assert profiles["known_tokens"].to_list() == [1, 0]
+    # a labelled guess: the nearest segment to what one event shows, or everyone's profile
+    newbie, stranger_row = profiles.row(0, named=True), profiles.row(1, named=True)
+    assert newbie["guess"] == f"segment {newbie['segment']}"
+    assert 0 < newbie["confidence"] <= 1 / 3  # one known event of the three needed
+    assert stranger_row["guess"] == "everyone" and stranger_row["confidence"] == 0
+    warm = again.filter(~pl.col("cold_start"))
+    assert warm.height and warm["guess"].null_count() == warm["confidence"].null_count() \
+        == warm.height
     assert np.allclose(profiles.select(cols).to_numpy().sum(axis=1), 1.0)
     stranger = profiles.filter(pl.col("customer_id") == "stranger")
     assert np.allclose(stranger.select(cols).to_numpy()[0], fitted.population_profile_ /
@@ -154,7 +179,8 @@ def test_segments_follow_dominant_personas(fitted, shop):
     assert np.allclose(prior.select(trait_columns(4)).to_numpy()[0],
                        profiles[prior["segment"][0]])
     summary = fitted.segment_summary()
-    assert sum(s["customers"] for s in summary) == fitted.customer_ids_.size
+    assert sum(s["customers"] for s in summary) == (~fitted.customer_cold_).sum()
+    assert sum(s["customers"] + s["cold_start"] for s in summary) == fitted.customer_ids_.size
 
 
 def test_similar_customers(fitted):

@@ -33,6 +33,17 @@ def test_report_states_the_leaderboard_protocol_and_tie_rule(shop):
     assert f"{record['models']['markov']['NDCG@10']:.4g}" in page
 
 
+def test_report_compares_the_model_with_the_baselines_on_its_log(shop):
+    page = shop.report.read_text(encoding="utf-8")
+    assert "Leaderboard: events.csv (this log)" in page
+    assert "protocol <b>last-new-full</b>" in page
+    assert "last product new to them held out" in page
+    assert "products in the training catalogue" in page
+    compared = page.split("Leaderboard: events.csv (this log)")[1].split("Leaderboard:")[0]
+    for model in ("traits", "pop", "itemknn", "markov"):
+        assert f"<td>{model}</td>" in compared
+
+
 class Links(HTMLParser):
     """Every element's attribute that could load something (script bodies, where plotly.js
     keeps the addresses of map tiles it never uses here, are not markup)."""

@@ -38,8 +38,16 @@ def test_ingest_refuses_bad_rows_like_every_command(cli, tmp_path):
     url = f"sqlite:///{tmp_path / 'e.sqlite'}"
     code, _, err = cli(["ingest", bad, "--store", url])
     assert code == 2 and "cannot parse timestamp" in err and len(err.strip().splitlines()) == 1
-    code, out, _ = cli(["ingest", bad, "--store", url, "--on-error", "skip"])
-    assert code == 0 and "stored 0 events" in out and "1 rows dropped" in out
+    # Skipping every row stores nothing: one line with the counts and the first bad value.
+    code, _, err = cli(["ingest", bad, "--store", url, "--on-error", "skip"])
+    assert code == 2 and "no events left to use (dropped: 1 bad_timestamp)" in err
+    errors = [line for line in err.splitlines() if line.lower().startswith("error")]
+    assert len(errors) == 1 and "yesterday" in errors[0]
+    good = tmp_path / "good.csv"
+    good.write_text("user_id,timestamp,action,product_id\nu1,yesterday,view,p1\n"
+                    "u1,1700000000,pay,p1\n")
+    code, out, _ = cli(["ingest", good, "--store", url, "--on-error", "skip"])
+    assert code == 0 and "stored 1 events" in out and "1 rows dropped" in out
 
 
 @pytest.mark.parametrize("args, env, message", [

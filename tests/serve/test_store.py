@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import polars as pl
@@ -137,4 +138,23 @@ def test_sqlite_commits_reach_the_disk_before_they_are_acknowledged(tmp_path):
     with store.transaction() as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+
+
+def test_a_call_that_waits_past_the_time_limit_fails_as_unavailable(tmp_path):
+    """Another writer holds the lock: the write gives up after the store's limit with a
+    failure the service answers 503 (retry), instead of waiting for as long as it takes."""
+    from funnelprint.serve.store import STORE_FAILURES
+
+    url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    holder, store = open_store(url), open_store(url, timeout_s=0.3)
+    store.migrate()
+    with holder.transaction():  # the lock is held until the block ends
+        started = time.monotonic()
+        with pytest.raises(STORE_FAILURES):
+            store.add(events(event("c1", 1, "view", "p1")))
+        waited = time.monotonic() - started
+    assert waited < 5  # the limit is 0.3 s; the holder's own would be 5 s
+    assert store.add(events(event("c1", 1, "view", "p1"))).stored == 1  # usable again
+    holder.close()
     store.close()

@@ -18,7 +18,14 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from funnelprint.artifacts import ArtifactError, check_target
-from funnelprint.data import ColumnMapping, EventDataError, EventLog, SessionConfig, TokenConfig
+from funnelprint.data import (
+    ColumnMapping,
+    EventDataError,
+    EventLog,
+    SessionConfig,
+    TokenConfig,
+)
+from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import prepare_events
 
 #: Failures caused by what the user handed us: one line, exit code 2.
@@ -35,7 +42,22 @@ ColumnsOpt = Annotated[
                  "[,session=COL,category=COL,price=COL,brand=COL,quantity=COL]"),
 ]
 ActionsOpt = Annotated[
-    str | None, typer.Option(help="Rename raw actions: RAW=CANONICAL,... (e.g. atc=add_to_cart)")
+    str | None, typer.Option(help="Name raw actions: RAW=NAME,... (e.g. atc=add_to_cart,"
+                             "5=favorite); a name outside the funnel is an action type of its "
+                             "own")
+]
+ActionOpt = Annotated[
+    str | None, typer.Option("--action", help="One action for every row, for a log without "
+                             "an action column (e.g. view)")
+]
+MissingCustomerOpt = Annotated[
+    str, typer.Option("--missing-customer", help="Rows without a customer id (empty, NA, "
+                      "null...): 'drop' them (counted), or use their 'session' id as the "
+                      "customer")
+]
+ProductColumnsOpt = Annotated[
+    str | None, typer.Option(help="Map products-file fields to columns: product=COL"
+                             "[,category=COL,brand=COL,price=COL]")
 ]
 NamesOpt = Annotated[str | None, typer.Option(help="Column names of a headerless CSV: a,b,c,...")]
 OnErrorOpt = Annotated[
@@ -47,6 +69,45 @@ ModelOpt = Annotated[Path, typer.Option("--model", help="Model directory")]
 CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
 KOpt = Annotated[int, typer.Option("--k", help="How many results")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
+EngineOpt = Annotated[str, typer.Option(
+    help="local (this process) or spark (Apache Spark; pip install 'funnelprint[spark]')")]
+SparkMasterOpt = Annotated[str | None, typer.Option(
+    help="Spark master URL with --engine spark (default local[2]; spark://HOST:PORT for a "
+         "standalone cluster)")]
+
+MemoryOpt = Annotated[str | None, typer.Option(
+    help="Memory budget, e.g. 6GB: read the file in parts into partitions of whole "
+         "customers on disk and work one partition at a time (logs larger than memory)")]
+
+
+def check_reader_options(parts: bool, **given: Any) -> None:
+    """Refuse reader options that the chunked and Spark readers do not take yet, rather
+    than ignore them (``parts``: ``--memory`` or ``--engine spark`` was given)."""
+    if not parts:
+        return
+    unsupported = {"--action": given.get("action"), "--product-columns":
+                   given.get("product_columns"),
+                   "--missing-customer": None if given.get("missing_customer") in (None, "drop")
+                   else given.get("missing_customer")}
+    named = [flag for flag, value in unsupported.items() if value is not None]
+    if named:
+        raise ValueError(f"{named[0]} is read by the in-memory reader only; leave out "
+                         "--memory and --engine spark to use it")
+
+
+def check_engine(engine: str, spark_master: str | None, spark_only: dict[str, Any]) -> None:
+    """Refuse an unknown engine, and Spark options without ``--engine spark``."""
+    if engine not in ("local", "spark"):
+        raise ValueError(f"--engine must be local or spark, not {engine!r}")
+    if engine != "spark":
+        given = [flag for flag, value in {"--spark-master": spark_master, **spark_only}.items()
+                 if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies with --engine spark")
+    else:
+        from funnelprint.spark.session import require_spark
+
+        require_spark()
 
 
 def setup_logging(verbose: bool) -> None:
@@ -81,17 +142,17 @@ def load_log(
     events: Path, columns: str | None, actions: str | None, names: str | None, on_error: str,
     session_gap: float = 30.0, min_session_length: int = 1, max_session_events: int = 1000,
     max_events_per_minute: float = 60.0, rare_product_min_count: int = 0,
-    allow_all_dropped: bool = False,
+    action: str | None = None, missing_customer: str = "drop",
 ) -> EventLog:
     """Read an event file with the mapping flags every event-reading command shares. A file
-    without rows is an error; so is one whose rows were all dropped, unless
-    ``allow_all_dropped`` (``inspect``, which reports the drops)."""
+    without rows is an error; so is one whose rows were all dropped (one line with the
+    counts by reason and the first dropped value)."""
     positive("--session-gap", session_gap)
     positive("--min-session-length", min_session_length, allow_zero=True)
     positive("--max-session-events", max_session_events, allow_zero=True)
     positive("--max-events-per-minute", max_events_per_minute, allow_zero=True)
     positive("--rare-product-min-count", rare_product_min_count, allow_zero=True)
-    mapping = ColumnMapping.from_options(columns, actions, names)
+    mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
     sessions = SessionConfig(
         gap_minutes=session_gap,
         min_session_length=min_session_length,
@@ -100,13 +161,7 @@ def load_log(
     )
     log = prepare_events(events, mapping, on_error=on_error_mode(on_error), sessions=sessions,
                          tokens=TokenConfig(rare_product_min_count))
-    if not log.load_report.rows_read:
-        raise ValueError(f"{events}: no events in the file (a header and no rows)")
-    if not log.events.height and not allow_all_dropped:
-        dropped = ", ".join(f"{n:,} {reason}" for reason, n in log.dropped.items())
-        raise ValueError(f"{events}: no events left to use (" +
-                         (f"dropped: {dropped}" if dropped else "the file has no rows") +
-                         "); check the file and the session options")
+    check_events_left(log.load_report, log.events.height, log.dropped)
     return log
 
 

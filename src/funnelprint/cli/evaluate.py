@@ -12,10 +12,13 @@ import typer
 from rich.table import Table
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     NamesOpt,
     OnErrorOpt,
+    ProductColumnsOpt,
     check_output_suffix,
     console,
     on_error_mode,
@@ -47,9 +50,12 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     markdown: Annotated[Path | None, typer.Option(help="Also write a Markdown table")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Fit and evaluate recommenders on one dataset and protocol; print a leaderboard."""
@@ -74,12 +80,17 @@ def evaluate(
     else:
         if data is None:
             raise ValueError("give --data (or --model-dir for a saved model)")
-        mapping = ColumnMapping.from_options(columns, actions, names)
+        if product_columns is not None and products is None:
+            raise ValueError("--product-columns maps the columns of --products FILE; give both")
+        mapping = ColumnMapping.from_options(columns, actions, names, action, missing_customer)
         dataset = load_dataset(data, mapping, kcore=kcore, on_error=on_error_mode(on_error))
+        listed = None
         if products is not None:
             from funnelprint.data.products import read_products
+            from funnelprint.evaluate.splits import with_catalogue
 
-            dataset = dataset.with_products(read_products(products))
+            dataset, listed = with_catalogue(dataset,
+                                             read_products(products, columns=product_columns))
         keys = [m.strip() for m in models.split(",") if m.strip()]
         if not keys:
             raise ValueError("--models names no model")
@@ -93,7 +104,10 @@ def evaluate(
                              f"than the {dataset.n_items:,} items of {dataset.name}; use "
                              "SPLIT-full or a smaller N")
         record = run_leaderboard(dataset, keys, parsed, ks, keep_seen, cast(Ties, ties), seed,
-                                 part, progress=progress, model_params=params)
+                                 part, progress=progress, model_params=params, listed=listed)
+    failed = [r["error"] for r in record["models"].values() if "error" in r]
+    if failed and len(failed) == len(record["models"]):
+        raise ValueError(f"no model could be fitted: {failed[0]}")
     if not record["split"]["evaluated"]:
         raise ValueError(f"no customer can be evaluated under {parsed} (too few steps or "
                          "targets)")
@@ -153,11 +167,25 @@ def print_leaderboard(record: dict[str, Any], ks: tuple[int, ...]) -> None:
     for col in [*columns, "fit s", "score s", "MiB"]:
         table.add_column(col, justify="right", no_wrap=True)
     for key, result in record["models"].items():
+        if "error" in result:
+            table.add_row(key, *["—"] * (len(columns) + 3))
+            continue
         table.add_row(key, *[f"{result[c]:.4f}" for c in columns[:-1]],
                       f"{result[columns[-1]]:.2f}",
                       f"{result['fit_seconds']:.1f}", f"{result['score_seconds']:.1f}",
                       f"{result['peak_rss_mb']:.0f}")
     console.print(table)
+    split, part = record["split"], record["part"]
+    if "catalogue_items" in split:
+        console.print(f"catalogue: {split['catalogue_items']:,} items (those of the training "
+                      f"interactions, and of --products when given); "
+                      f"{split.get(f'{part}_targets_outside_catalogue', 0):,} held-out "
+                      "targets outside it are not scored", highlight=False)
+    for key, result in record["models"].items():
+        if "error" in result:
+            console.print(f"[red]{key}[/]: {result['error']}", highlight=False)
+        elif "note" in result:
+            console.print(f"[yellow]{key}[/]: {result['note']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

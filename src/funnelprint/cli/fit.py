@@ -13,12 +13,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    EngineOpt,
+    MemoryOpt,
+    MissingCustomerOpt,
     NamesOpt,
+    ProductColumnsOpt,
+    SparkMasterOpt,
+    check_engine,
     check_output_directory,
+    check_reader_options,
     console,
     load_log,
     positive,
@@ -62,9 +71,12 @@ def fit(
     products: Annotated[Path | None, typer.Option(
         help="Product metadata file: product id and any of category, brand, price")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: Annotated[str | None, typer.Option(
         "--on-error", help="'raise' (default) stops at the first bad row; 'skip' drops and "
                            "counts bad rows")] = None,
@@ -72,11 +84,27 @@ def fit(
         help="Minutes of inactivity that end a session (default 30)")] = None,
     rare_product_min_count: Annotated[int | None, typer.Option(
         help="Tokenise products seen fewer times by their category (traits)")] = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    sample_events: Annotated[int | None, typer.Option(
+        help="With --engine spark or --memory: fit on a hash sample of customers holding "
+             "about this many events (default: 10,000,000 on Spark, what the memory budget "
+             "allows locally; a smaller log is taken whole)")] = None,
+    memory: MemoryOpt = None,
 ) -> None:
     """Fit a model and save it. Models that read a validator (the sequential ones) train on
     each customer's history without its last two items, choose checkpoints on the item
     before the last, and are saved with every customer's full history to recommend from."""
     cls = model_class(model_type)
+    check_engine(engine, spark_master, {})
+    check_reader_options(engine == "spark" or memory is not None, action=action,
+                         missing_customer=missing_customer, product_columns=product_columns)
+    if sample_events is not None and engine != "spark" and memory is None:
+        raise ValueError("--sample-events applies with --engine spark or --memory")
+    if memory is not None and (engine == "spark" or model_type != "traits"):
+        raise ValueError("--memory fits the traits model on the local engine")
+    if engine == "spark" and model_type != "traits":
+        raise ValueError(f"--engine spark fits the traits model, not {model_type!r}")
     given = {"--traits": traits, "--aggregation": aggregation, "--nonneg": nonneg,
              "--time-budget": time_budget, "--epochs": epochs, "--seed": seed,
              "--rare-product-min-count": rare_product_min_count, "--products": products,
@@ -87,11 +115,15 @@ def fit(
     positive("--time-budget", time_budget)
     positive("--epochs", epochs)
     positive("--traits", traits)
+    if product_columns is not None and products is None:
+        raise ValueError("--product-columns maps the columns of --products FILE; give both")
     prefixed = events.partition(":")[0] in LOADERS and ":" in events
-    if prefixed and any(v is not None for v in (columns, actions, names, on_error,
-                                                session_gap, products)):
-        raise ValueError(f"{events}: --columns, --actions, --names, --on-error, "
-                         "--session-gap and --products apply to event files only")
+    if prefixed and (missing_customer != "drop" or any(
+            v is not None for v in (columns, actions, names, action, on_error, session_gap,
+                                    products))):
+        raise ValueError(f"{events}: --columns, --actions, --names, --action, "
+                         "--missing-customer, --on-error, --session-gap and --products apply "
+                         "to event files only")
     mode = valid_protocol or "full"
     from funnelprint.evaluate.protocol import Protocol
 
@@ -101,9 +133,23 @@ def fit(
                        cls.config_class.field_names() else {}, **params)
     if prefixed:
         dataset = load_dataset(events)
+    elif engine == "spark":
+        positive("--sample-events", sample_events)
+        dataset = spark_fit_dataset(Path(events), columns, actions, names, on_error or "raise",
+                                    float(params.get("session_gap_minutes", 30.0)), products,
+                                    spark_master, sample_events, int(params.get("seed", 0)))
+    elif memory is not None:
+        from funnelprint.cli.outofcore import sample_dataset
+
+        positive("--sample-events", sample_events)
+        dataset = sample_dataset(Path(events), columns, actions, names, on_error or "raise",
+                                 float(params.get("session_gap_minutes", 30.0)), products,
+                                 memory, sample_events, int(params.get("seed", 0)))
     else:
         dataset = events_dataset(cls, Path(events), columns, actions, names, on_error or "raise",
-                                 float(params.get("session_gap_minutes", 30.0)), products)
+                                 float(params.get("session_gap_minutes", 30.0)), products,
+                                 action=action, missing_customer=missing_customer,
+                                 product_columns=product_columns)
     if "validation" in cls.reads:
         fit_with_validation(model, dataset, protocol, out)
     else:
@@ -158,17 +204,45 @@ def check_inputs(cls: type[Recommender[Any]], given: dict[str, Any]) -> None:
 
 def events_dataset(cls: type[Recommender[Any]], path: Path, columns: str | None,
                    actions: str | None, names: str | None, on_error: str, session_gap: float,
-                   products: Path | None) -> Dataset:
+                   products: Path | None, *, action: str | None = None,
+                   missing_customer: str = "drop", product_columns: str | None = None
+                   ) -> Dataset:
     """The dataset a model of ``cls`` reads from an event file."""
-    log = load_log(path, columns, actions, names, on_error, session_gap)
+    log = load_log(path, columns, actions, names, on_error, session_gap, action=action,
+                   missing_customer=missing_customer)
+    metadata = None
+    if products is not None:
+        from funnelprint.data.products import read_products
+
+        metadata = read_products(products, columns=product_columns)
+    return Dataset.from_events(log, name=path.stem,
+                               collapse_repeats="every_event" not in cls.reads,
+                               products=metadata)
+
+
+def spark_fit_dataset(path: Path, columns: str | None, actions: str | None, names: str | None,
+                      on_error: str, session_gap: float, products: Path | None,
+                      master: str | None, sample_events: int | None, seed: int) -> Dataset:
+    """The dataset the traits model is fitted on, prepared on Spark from a customer sample
+    (see :mod:`funnelprint.spark.engine`)."""
+    from funnelprint.cli.common import on_error_mode
+    from funnelprint.data import ColumnMapping
+    from funnelprint.spark.engine import SAMPLE_EVENTS, spark_dataset
+
+    positive("--session-gap", session_gap)
     metadata = None
     if products is not None:
         from funnelprint.data.products import read_products
 
         metadata = read_products(products)
-    return Dataset.from_events(log, name=path.stem,
-                               collapse_repeats="every_event" not in cls.reads,
-                               products=metadata)
+    with console.status("preparing events on spark"):
+        dataset, summary = spark_dataset(
+            path, ColumnMapping.from_options(columns, actions, names), on_error_mode(on_error),
+            session_gap, metadata, master, sample_events or SAMPLE_EVENTS, seed)
+    console.print(f"spark ({summary['master']}): {summary['events']:,} events, sample of "
+                  f"{summary['sample_customers']:,} customers ({summary['sample_events']:,} "
+                  f"events, {summary['sample_fraction']:.1%} of customers by hash)")
+    return dataset
 
 
 def fit_with_validation(model: Recommender[Any], dataset: Dataset, protocol: Any,
@@ -200,10 +274,16 @@ def describe(model: Recommender[Any]) -> None:
     if isinstance(model, TraitsRecommender):
         profile = model.profile_
         cold = int(profile.customer_cold_.sum())
-        console.print(f"  {profile.traits} traits, {cold:,} cold-start customers, "
-                      f"{len(profile.vocabulary_):,} tokens")
+        chosen = profile.thresholds_
+        console.print(f"  {profile.traits} traits, {cold:,} cold-start customers "
+                      f"({profile.cold_start_share():.0%}: fewer than "
+                      f"{chosen.min_known_tokens} known events), {len(profile.vocabulary_):,} "
+                      f"tokens (seen {chosen.min_count} or more times)")
         for info in profile.trait_info_:
-            console.print(f"  {info['trait']}: {info['name']}")
+            console.print(f"  {info['trait']}: {escape(info['name'])}")
+        if profile.left_out_:
+            console.print(f"  left out, as this log cannot show them: "
+                          f"{', '.join(profile.left_out_)} (funnelprint traits says why)")
 
 
 def register(app: typer.Typer) -> None:

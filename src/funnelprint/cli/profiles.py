@@ -3,31 +3,42 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
     CustomerOpt,
+    EngineOpt,
     JsonOpt,
     KOpt,
+    MemoryOpt,
+    MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
+    SparkMasterOpt,
+    check_engine,
     check_output_suffix,
+    check_reader_options,
     console,
     load_log,
+    on_error_mode,
     positive,
     print_rows,
     write_json,
 )
 from funnelprint.models import load
 from funnelprint.models.traits import TraitsRecommender
+from funnelprint.profile.model import ProfileModel
 
 
 def load_traits(path: Path) -> TraitsRecommender:
@@ -45,15 +56,47 @@ def profile(
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
     session_gap: Annotated[float | None, typer.Option(
         help="Minutes of inactivity that end a session (default: the model's)")] = None,
+    engine: EngineOpt = "local",
+    spark_master: SparkMasterOpt = None,
+    memory: MemoryOpt = None,
 ) -> None:
-    """Profile customers with a fitted model (no retraining)."""
-    check_output_suffix(out, (".parquet", ".csv"), "--out")
+    """Profile customers with a fitted model (no retraining). With ``--engine spark`` the
+    profiles are written as a directory of Parquet parts (one table)."""
+    check_engine(engine, spark_master, {})
+    check_reader_options(engine == "spark" or memory is not None, action=action,
+                         missing_customer=missing_customer)
+    check_output_suffix(out, (".parquet",) if engine == "spark" else (".parquet", ".csv"),
+                        "--out")
     fitted = load_traits(model)
     gap = fitted.config.session_gap_minutes if session_gap is None else session_gap
-    log = load_log(events, columns, actions, names, on_error, gap)
+    if memory is not None:
+        if engine == "spark":
+            raise ValueError("--memory applies to the local engine")
+        from funnelprint.cli.outofcore import profile_partitions
+
+        written, cold = profile_partitions(fitted, events, out, columns, actions, names,
+                                           on_error, gap, memory)
+        console.print(f"wrote {written:,} profiles ({cold:,} cold start) to {out}")
+        return
+    if engine == "spark":
+        from funnelprint.data import ColumnMapping
+        from funnelprint.spark.engine import profile_spark
+
+        positive("--session-gap", gap)
+        with console.status("profiling on spark"):
+            done = profile_spark(events, model, out, fitted.profile_.traits,
+                                 ColumnMapping.from_options(columns, actions, names),
+                                 on_error_mode(on_error), gap, spark_master)
+        console.print(f"wrote {done['profiles']:,} profiles ({done['cold_start']:,} cold "
+                      f"start) to {out} (spark, {done['master']})")
+        return
+    log = load_log(events, columns, actions, names, on_error, gap, action=action,
+                   missing_customer=missing_customer)
     table = fitted.profile_events(log)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
@@ -62,35 +105,78 @@ def profile(
     else:
         table.write_csv(partial)
     partial.replace(out)
-    console.print(f"wrote {table.height:,} profiles ({int(table['cold_start'].sum()):,} cold "
-                  f"start) to {out}")
+    cold = int(table["cold_start"].sum())
+    console.print(f"wrote {table.height:,} profiles to {out}; {cold:,} "
+                  f"({cold / max(table.height, 1):.0%}) are cold start: fewer than "
+                  f"{fitted.profile_.min_known_tokens_} known events, so their profile is a "
+                  "guess (columns guess, confidence, known_tokens)")
 
 
 def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
-    """Describe each trait: name, kind (taste, behaviour or mixed), the behaviour evidence
-    with lifts over the population, top categories, brands, products, tokens, action mix."""
+    """Describe each trait: name, kind (taste, behaviour or mixed), the evidence of its
+    typical customers beside everyone (each figure with its 95% interval), their action mix
+    and price bands, top categories, brands, products, tokens; then the segments, the
+    cold-start share and what the log cannot show."""
     fitted = load_traits(model).profile_
+    summary = traits_summary(fitted)
     if as_json:
-        write_json(fitted.trait_info_)
+        write_json(summary)
         return
     for info in fitted.trait_info_:
         kind = (f"  [dim]({info['kind']}, {info['behaviour_share']:.0%} behaviour)[/]"
                 if "kind" in info else "")
-        console.print(f"[bold]{info['trait']}[/]: {info['name']}{kind}")
-        for row in info.get("evidence", [])[:3]:
-            console.print(f"  evidence     {row['reads']}: {row['feature']} {row['value']:.3g} "
-                          f"vs {row['population']:.3g} population (x{row['lift']:.2f})")
-        mix = " · ".join(f"{k} {v:.0%}" for k, v in info["action_mix"].items())
-        console.print(f"  action mix   {mix}")
-        if info.get("top_categories"):
-            console.print(f"  categories   {', '.join(info['top_categories'][:5])}")
-        if info.get("top_brands"):
-            console.print(f"  brands       {', '.join(info['top_brands'][:5])}")
-        console.print(f"  products     {', '.join(info['top_products'][:6])}")
-        console.print(f"  tokens       {', '.join(info['top_tokens'][:6])}")
-    for seg in fitted.segment_summary():
+        console.print(f"[bold]{info['trait']}[/]: {escape(info['name'])}{kind}")
+        typical = info.get("typical_customers")
+        if typical:
+            console.print(f"  customers    the {typical['customers']:,} of {typical['of_warm']:,}"
+                          f" customers leaning most on it ({typical['share']:.0%}; "
+                          f"{typical['cold_start_left_out']:,} cold-start customers left out)")
+        for row in info.get("evidence", [])[:4]:
+            console.print(f"  evidence     {row['reads']}: {row['description']} "
+                          f"{_figure(row['value'])} [{_figure(row['low'])}–"
+                          f"{_figure(row['high'])}] vs {_figure(row['population'])} everyone")
+        if not info.get("evidence"):
+            console.print("  evidence     none: no figure of its customers stands apart "
+                          "from everyone's by more than its interval")
+        console.print(f"  action mix   {_mix(info['action_mix'])}   "
+                      f"[dim](everyone: {_mix(info.get('population_action_mix', {}))})[/]")
+        if info.get("price_bands"):
+            console.print(f"  price bands  {_mix(info['price_bands'])}   "
+                          f"[dim](everyone: {_mix(info.get('population_price_bands', {}))})[/]")
+        for label, key, n in (("categories", "top_categories", 5), ("brands", "top_brands", 5),
+                              ("products", "top_products", 6), ("tokens", "top_tokens", 6)):
+            if info.get(key):
+                console.print(f"  {label:<12} {escape(', '.join(map(str, info[key][:n])))}")
+    for seg in summary["segments"]:
         lead = ", ".join(f"{k} {v:.0%}" for k, v in seg["traits"].items())
-        console.print(f"segment {seg['segment']}: {seg['customers']:,} customers · {lead}")
+        console.print(f"segment {seg['segment']}: {seg['customers']:,} customers "
+                      f"(+{seg.get('cold_start', 0):,} cold start) · {escape(lead)}")
+    cold = summary["cold_start"]
+    console.print(f"cold start: {cold['customers']:,} of {summary['customers']:,} customers "
+                  f"({cold['share']:.0%}) have fewer than {cold['min_known_tokens']} known "
+                  "events; their profiles are guesses (profile's guess and confidence columns)")
+    for feature, why in summary["left_out"].items():
+        console.print(f"[dim]left out: {feature} ({why})[/]")
+
+
+def traits_summary(profile: ProfileModel) -> dict[str, Any]:
+    """What ``traits --json`` prints: every trait, the segments, the cold-start share, the
+    thresholds chosen and the features the log cannot show."""
+    cold = int(profile.customer_cold_.sum())
+    return {"traits": profile.trait_info_, "segments": profile.segment_summary(),
+            "customers": int(profile.customer_ids_.size),
+            "cold_start": {"customers": cold, "share": round(profile.cold_start_share(), 4),
+                           "min_known_tokens": profile.min_known_tokens_},
+            "thresholds": asdict(profile.thresholds_), "log_days": profile.log_days_,
+            "left_out": profile.left_out_}
+
+
+def _mix(shares: dict[str, float]) -> str:
+    return " · ".join(f"{k} {v:.0%}" for k, v in shares.items())
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def similar(model: ModelOpt, customer: CustomerOpt, k: KOpt = 10,

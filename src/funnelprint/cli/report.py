@@ -10,11 +10,14 @@ import typer
 
 from funnelprint.artifacts import ArtifactError
 from funnelprint.cli.common import (
+    ActionOpt,
     ActionsOpt,
     ColumnsOpt,
+    MissingCustomerOpt,
     ModelOpt,
     NamesOpt,
     OnErrorOpt,
+    ProductColumnsOpt,
     check_output_suffix,
     console,
     err_console,
@@ -36,9 +39,16 @@ def report(
     sequential: Annotated[Path | None, typer.Option(
         help="A fitted sequential model directory: attention heatmaps")] = None,
     customers: Annotated[int, typer.Option(help="How many example customers")] = 4,
+    compare: Annotated[bool, typer.Option(
+        help="With --events: fit the model's settings and the baselines (pop, itemknn, "
+             "markov) on the log under the last-new protocol and show their leaderboard")]
+    = True,
+    product_columns: ProductColumnsOpt = None,
     columns: ColumnsOpt = None,
     actions: ActionsOpt = None,
     names: NamesOpt = None,
+    action: ActionOpt = None,
+    missing_customer: MissingCustomerOpt = "drop",
     on_error: OnErrorOpt = "raise",
 ) -> None:
     """Write an HTML report (open it in a browser, offline): data, traits, segments and their
@@ -52,17 +62,42 @@ def report(
     records = [(path.name, read_leaderboard(path)) for path in leaderboard or []]
     fitted = load_traits(model)
     seq = load_sequential(sequential) if sequential is not None else None
-    catalogue = read_products(products) if products is not None else None
+    if product_columns is not None and products is None:
+        raise ValueError("--product-columns maps the columns of --products FILE; give both")
+    catalogue = (read_products(products, columns=product_columns) if products is not None
+                 else None)
     log = None
     if events is not None:
         log = load_log(events, columns, actions, names, on_error,
-                       fitted.config.session_gap_minutes)
+                       fitted.config.session_gap_minutes, action=action,
+                       missing_customer=missing_customer)
         warn_other_customers(events, log.events["customer_id"].unique().to_list(),
                              fitted.profile_.customer_ids_)
+    if log is not None and compare:
+        with console.status("comparing the model with the baselines on the log "
+                            "(--no-compare skips it)"):
+            records.insert(0, (f"{Path(str(events)).name} (this log)",
+                               compare_on_log(fitted, log, catalogue)))
     with console.status("writing the report"):
         path = write_report(out, fitted, log, catalogue, records, seq, customers)
     size = path.stat().st_size / 2**20
     console.print(f"wrote the report to {path} ({size:.1f} MiB); open it in a browser")
+
+
+def compare_on_log(fitted: Any, log: Any, products: Any) -> dict[str, Any]:
+    """The leaderboard of the model's settings against the baselines on the report's log
+    (``last-new-full``: each customer's last product new to them held out)."""
+    from funnelprint.data.dataset import Dataset
+    from funnelprint.evaluate.leaderboard import run_leaderboard
+    from funnelprint.evaluate.splits import with_catalogue
+
+    dataset = Dataset.from_events(log, name=fitted.dataset_.name)
+    listed = None
+    if products is not None:
+        dataset, listed = with_catalogue(dataset, products)
+    return run_leaderboard(dataset, [fitted.key, "pop", "itemknn", "markov"], "last-new-full",
+                           ks=(10,), model_params={fitted.key: fitted.get_params()},
+                           listed=listed)
 
 
 def warn_other_customers(path: Path, customers: list[str], fitted: Any) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from funnelprint.data.errors import EventDataError
+from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import EventLog, prepare_events
 from funnelprint.data.schema import CANONICAL_ACTIONS, ColumnMapping
 from funnelprint.data.sequences import Sequences
@@ -189,6 +190,25 @@ class Dataset:
             item_brands=_overlay(self.item_brands, meta.get("brand"), ""),
             item_prices=_overlay(self.item_prices, meta.get("price"), np.nan),
         )
+
+    def with_items(self, product_ids: Any) -> Dataset:
+        """This dataset with the products of ``product_ids`` it does not index yet appended
+        to its items, without interactions (a products file's catalogue)."""
+        ids = pl.Series(product_ids).cast(pl.String).unique(maintain_order=True)
+        new = ids.filter(~ids.is_in(pl.Series(self.item_ids.astype(str)).implode()))
+        if not new.len():
+            return self
+        n = new.len()
+
+        def grown(values: np.ndarray | None, empty: object) -> np.ndarray | None:
+            return None if values is None else np.concatenate(
+                [values, np.full(n, empty, dtype=values.dtype)])
+
+        return replace(self, item_ids=np.concatenate([self.item_ids.astype(str),
+                                                      new.to_numpy().astype(str)]),
+                       item_categories=grown(self.item_categories, ""),
+                       item_brands=grown(self.item_brands, ""),
+                       item_prices=grown(self.item_prices, np.nan))
 
     def item_table(self) -> pl.DataFrame:
         """``item`` (index), ``product_id`` and whichever of ``category, brand, price`` the
@@ -391,8 +411,9 @@ def load_dataset(
     if not path.exists():
         raise EventDataError("no such file", path=str(path))
     if prefix == "events":
-        dataset = Dataset.from_events(prepare_events(path, mapping, **event_options),
-                                      name=path.stem)
+        event_log = prepare_events(path, mapping, **event_options)
+        check_events_left(event_log.load_report, event_log.events.height, event_log.dropped)
+        dataset = Dataset.from_events(event_log, name=path.stem)
     elif path.is_dir():
         raise EventDataError(f"is a directory; {prefix}: reads one file", path=str(path))
     else:

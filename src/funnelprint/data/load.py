@@ -30,14 +30,13 @@ import polars as pl
 
 from funnelprint.data.errors import EventDataError
 from funnelprint.data.schema import (
-    ACTION_SYNONYMS,
-    CANONICAL_ACTIONS,
     CANONICAL_COLUMN,
     CATEGORY_FALLBACKS,
     FIELDS,
-    MISSING_VALUES,
+    KNOWN_ACTIONS,
     REQUIRED_FIELDS,
     ColumnMapping,
+    listed,
     looks_like_header,
 )
 from funnelprint.data.timestamps import (
@@ -46,6 +45,13 @@ from funnelprint.data.timestamps import (
     TimeBounds,
     out_of_range,
     parse_timestamps,
+)
+from funnelprint.data.values import (
+    clean_text,
+    clean_text_or_null,
+    drop_missing_markers,
+    integral_ids,
+    read_actions,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,16 @@ class LoadReport:
     timestamp_encoding: str = ""
     dropped: Counter = field(default_factory=Counter)
     other_actions: dict[str, int] = field(default_factory=dict)
+    #: Raw action values read under another name (``{"pay": "purchase"}``).
+    action_mapping: dict[str, str] = field(default_factory=dict)
+    #: Per canonical column, ids written as floats read as integers (``208995.0``).
+    normalised: Counter = field(default_factory=Counter)
+    #: Values supplied where the file had none: ``customer_id_from_session`` (rows read with
+    #: ``missing_customer="session"``), ``session_id_from_gap`` (events without a session id,
+    #: in a file with a session column, whose session comes from the inactivity gap).
+    filled: Counter = field(default_factory=Counter)
+    #: One-line warnings about the file as a whole (no purchase, most ids missing, ...).
+    warnings: list[str] = field(default_factory=list)
     #: The first dropped row of each reason, as an error message (file, line, column, value).
     examples: dict[str, str] = field(default_factory=dict)
 
@@ -86,10 +102,19 @@ class LoadReport:
             "rows_read": self.rows_read,
             "events": self.events,
             "mapping": dict(self.mapping),
+            "action_mapping": dict(self.action_mapping),
             "timestamp_encoding": self.timestamp_encoding,
             "dropped": dict(self.dropped),
+            "normalised": dict(self.normalised),
+            "filled": dict(self.filled),
             "other_actions": dict(self.other_actions),
+            "warnings": list(self.warnings),
         }
+
+    def warn(self, message: str) -> None:
+        """Log a warning about the file and keep it in :attr:`warnings`."""
+        self.warnings.append(message)
+        log.warning("%s: %s", self.path, message)
 
 
 class ReadProblems:
@@ -161,7 +186,8 @@ def read_events(
         raise EventDataError(
             f"column {twice[0]!r} appears more than once in the header; rename the copies or "
             f"map another column with --columns", path=str(path), line=1)
-    missing = [f for f in REQUIRED_FIELDS if f not in resolved]
+    missing = [f for f in REQUIRED_FIELDS if f not in resolved
+               and not (f == "action" and mapping.constant_action is not None)]
     if missing and raw.height == 0 and problems.first is not None:
         # Nothing readable (every JSON line refused, say): the lines are the problem.
         if on_error == "raise":
@@ -171,17 +197,52 @@ def read_events(
         return _finish(empty.with_columns(pl.col("timestamp").cast(TIMESTAMP_DTYPE)), report)
     if missing:
         names = ", ".join(CANONICAL_COLUMN[f] for f in missing)
+        hint = ("map them with --columns customer=COL,timestamp=COL,action=COL,product=COL"
+                + ("; a log without actions takes one for every row with --action view"
+                   if "action" in missing else ""))
+        if "product" in resolved and {"customer", "timestamp"} <= set(missing) and (
+                {"category", "brand", "price"} & set(resolved)):
+            hint = "a products file? fit, evaluate and report take one with --products"
         raise EventDataError(
-            f"missing required column(s) {names}; the file has {', '.join(columns)} "
-            "(map them with --columns customer=COL,timestamp=COL,action=COL,product=COL)",
+            f"missing required column(s) {names}; the file has {listed(columns)} ({hint})",
             path=str(path),
         )
+    if mapping.missing_customer == "session" and "session" not in resolved:
+        raise EventDataError(
+            f"--missing-customer session needs a session column; the file has "
+            f"{listed(columns)} (map one with --columns session=COL)", path=str(path))
     report.mapping = {CANONICAL_COLUMN[f]: c for f, c in resolved.items()}
+    if mapping.constant_action is not None:
+        report.mapping["action"] = f"constant: {mapping.constant_action}"
+        ignored = ColumnMapping().resolve(columns).get("action")
+        if ignored is not None and ignored not in resolved.values():
+            log.warning("%s: column %r ignored: --action gives every row the action %r",
+                        path, ignored, mapping.constant_action)
     events, checks = _canonicalise(raw, resolved, mapping, report, time_bounds)
     events = _validate(events, raw, checks, on_error, report, problems)
     del raw
     events = _drop_duplicates(sort_journeys(events), report)
-    return _finish(events.drop(LINE), report)
+    return _finish(events.drop(LINE), report, mapping.constant_action is not None)
+
+
+def check_events_left(report: LoadReport, events: int,
+                      dropped: dict[str, int] | None = None) -> None:
+    """Refuse a file without rows, or whose rows were all dropped (``dropped``: every drop by
+    reason, the report's own by default): one line with the counts by reason and the first
+    dropped value, so that a run never goes on with nothing."""
+    if not report.rows_read:
+        raise EventDataError("no events in the file (a header and no rows)", path=report.path)
+    if events:
+        return
+    dropped = dict(report.dropped) if dropped is None else dropped
+    order = sorted(dropped, key=lambda reason: -dropped[reason])
+    counts = ", ".join(f"{dropped[reason]:,} {reason}" for reason in order)
+    first = next((report.examples[reason] for reason in order if reason in report.examples),
+                 None)
+    raise EventDataError(
+        "no events left to use (" + (f"dropped: {counts}" if counts else "the file has no rows")
+        + ")" + (f"; first: {first}" if first else "; check the file and the session options"),
+        path=report.path)
 
 
 def _count_problems(problems: ReadProblems, report: LoadReport) -> None:
@@ -190,15 +251,24 @@ def _count_problems(problems: ReadProblems, report: LoadReport) -> None:
         report.examples.setdefault(code, str(example))
 
 
-def _finish(events: pl.DataFrame, report: LoadReport) -> tuple[pl.DataFrame, LoadReport]:
+def _finish(events: pl.DataFrame, report: LoadReport, constant: bool = False
+            ) -> tuple[pl.DataFrame, LoadReport]:
+    """Count what is left and warn about the file as a whole (``constant``: every row was
+    given one action, so no purchase is expected)."""
     path = report.path
     report.events = events.height
-    counts = events["action"].value_counts()
+    counts = events["action"].value_counts(sort=True)
     report.other_actions = {
-        a: int(n) for a, n in counts.iter_rows() if a not in CANONICAL_ACTIONS
+        a: int(n) for a, n in counts.iter_rows() if a not in KNOWN_ACTIONS
     }
     if report.other_actions:
         log.info("%s: non-funnel actions kept as their own type: %s", path, report.other_actions)
+    if "session_id" in events.columns:
+        gaps = events["session_id"].null_count()
+        if gaps:
+            report.filled["session_id_from_gap"] += gaps
+    if events.height and "purchase" not in counts["action"].to_list() and not constant:
+        report.warn(_no_purchase(report.other_actions, counts))
     for reason, count in sorted(report.dropped.items()):
         example = report.examples.get(reason)
         if example:
@@ -206,6 +276,21 @@ def _finish(events: pl.DataFrame, report: LoadReport) -> tuple[pl.DataFrame, Loa
         else:
             log.warning("%s: dropped %d row(s): %s", path, count, reason)
     return events, report
+
+
+def _no_purchase(other: dict[str, int], counts: pl.DataFrame) -> str:
+    if other:
+        listed = ", ".join(f"{a!r} ({n:,})" for a, n in list(other.items())[:8])
+        more = f" and {len(other) - 8} more" if len(other) > 8 else ""
+        if all(a.isdigit() for a in other):
+            return (f"no purchase among the actions, which are codes: {listed}{more}; name "
+                    "them with --actions CODE=NAME,... (e.g. 1=view,2=add_to_cart,4=purchase; "
+                    "a name outside the funnel is an action type of its own)")
+        return (f"no purchase among the actions; not recognised: {listed}{more}; if one of "
+                "them is the purchase, name it with --actions VALUE=purchase")
+    found = ", ".join(counts["action"].to_list())
+    return (f"no purchase among the actions ({found}); if the log has purchases under another "
+            "name, map them with --actions VALUE=purchase")
 
 
 def data_columns(raw: pl.DataFrame) -> list[str]:
@@ -394,7 +479,9 @@ def _read_csv(
         raise EventDataError("file is empty or starts with a blank line", path=str(path), line=1)
     delimiter = _sniff_delimiter(first)
     fields = [f.strip() for f in _split_fields(first, delimiter)]
-    header = looks_like_header(fields)
+    # A first line naming every column the caller mapped is a header too.
+    header = looks_like_header(fields) or bool(
+        mapping.columns and set(mapping.columns.values()) <= set(fields))
     if mapping.names is not None:
         names = list(mapping.names)
         if header:
@@ -409,6 +496,11 @@ def _read_csv(
     elif len(fields) == len(SEED_ORDER):
         names = [CANONICAL_COLUMN[f] for f in SEED_ORDER]
         log.info("%s: no header; assuming columns %s", path, ",".join(names))
+    elif len(fields) == 1 and len(first.split()) > 1:
+        raise EventDataError(
+            "no header recognised, and the first line is one field of space-separated values; "
+            "a 'user item ...' sequence file (SASRec, S3-Rec) is read by fit and evaluate as "
+            "sasrec:PATH or s3rec:PATH", path=str(path), line=1, value=first)
     else:
         raise EventDataError(
             f"no header recognised in the first line ({len(fields)} fields); "
@@ -846,36 +938,6 @@ def _mark_json_objects(frame: pl.DataFrame, kept: bytes) -> pl.DataFrame:
 # ---------------------------------------------------------------------- canonicalising
 
 
-def clean_text(column: str) -> pl.Expr:
-    """Stripped text, empty cells as null (for missing-value markers see
-    :func:`drop_missing_markers`)."""
-    stripped = pl.col(column).cast(pl.String).str.strip_chars()
-    return pl.when(stripped.str.len_bytes() > 0).then(stripped).otherwise(None)
-
-
-def clean_text_or_null(column: str) -> pl.Expr:
-    """:func:`clean_text` with missing-value markers (``NaN``, ``null``, ...) as null too."""
-    text = clean_text(column)
-    return pl.when(text.str.to_lowercase().is_in(MISSING_VALUES)).then(None).otherwise(text)
-
-
-_MARKER_BYTES = max(len(v) for v in MISSING_VALUES)
-
-
-def drop_missing_markers(series: pl.Series) -> pl.Series:
-    """Missing-value markers (``NaN``, ``null``, ``None``, ``<NA>``, any case) to null.
-
-    Only values as short as a marker are looked at, so long ids cost one length check."""
-    short = series.str.len_bytes() <= _MARKER_BYTES
-    if not short.any():
-        return series
-    positions = short.arg_true()
-    hits = series.gather(positions).str.to_lowercase().is_in(MISSING_VALUES)
-    if not hits.any():
-        return series
-    return series.scatter(positions.filter(hits), None)
-
-
 @dataclass(frozen=True)
 class _Check:
     code: str
@@ -910,9 +972,12 @@ def _canonicalise(
 
     for fld in FIELDS:
         col = resolved.get(fld)
+        name = CANONICAL_COLUMN[fld]
+        if fld == "action" and mapping.constant_action is not None:
+            exprs.append(pl.lit(mapping.constant_action, dtype=pl.String).alias(name))
+            continue
         if col is None:
             continue
-        name = CANONICAL_COLUMN[fld]
         if fld == "timestamp":
             parsed, encoding = parse_timestamps(raw[col])
             report.timestamp_encoding = encoding
@@ -934,7 +999,8 @@ def _canonicalise(
             check(f"bad_{fld}", col, bad, "not a number", on_raw=True)
             continue
         if fld == "action":
-            exprs.append(_action_expr(col, mapping).alias(name))
+            names, report.action_mapping = read_actions(raw[col], mapping)
+            exprs.append(pl.lit(names).alias(name))
         elif fld == "category":
             exprs.append(_category_expr(raw.columns, col).alias(name))
         else:
@@ -949,16 +1015,41 @@ def _canonicalise(
     frame = raw.select(exprs)
     text_columns = [CANONICAL_COLUMN[f] for f in _MARKED_FIELDS if f in resolved]
     frame = frame.with_columns(drop_missing_markers(frame[c]) for c in text_columns)
+    frame = _integral_ids(frame, report)
+    if mapping.missing_customer == "session" and "session_id" in frame.columns:
+        frame = _customer_from_session(frame, report)
     if flags:
         frame = frame.with_columns(flags)
     return frame, checks
 
 
-def _action_expr(column: str, mapping: ColumnMapping) -> pl.Expr:
-    lookup: dict[str, str | None] = {**ACTION_SYNONYMS, **mapping.actions}
-    lookup.update(dict.fromkeys(MISSING_VALUES))
-    lowered = clean_text(column).str.to_lowercase()
-    return lowered.replace(lookup)
+#: Id columns whose float-written integers are read as integers.
+_INTEGRAL_COLUMNS = ("customer_id", "product_id", "session_id", "category")
+#: Prefix of a customer id taken from the session (``missing_customer="session"``), so that
+#: it can never equal a customer's own id.
+SESSION_CUSTOMER = "session:"
+
+
+def _integral_ids(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
+    columns = []
+    for name in _INTEGRAL_COLUMNS:
+        if name in frame.columns:
+            fixed, count = integral_ids(frame[name])
+            if count:
+                report.normalised[name] += count
+                columns.append(fixed)
+    return frame.with_columns(columns) if columns else frame
+
+
+def _customer_from_session(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
+    """Rows without a customer id get their session's, prefixed :data:`SESSION_CUSTOMER`."""
+    fill = frame["customer_id"].is_null() & frame["session_id"].is_not_null()
+    count = int(fill.sum())
+    if not count:
+        return frame
+    report.filled["customer_id_from_session"] += count
+    return frame.with_columns(pl.coalesce(
+        pl.col("customer_id"), pl.lit(SESSION_CUSTOMER) + pl.col("session_id")))
 
 
 def _category_expr(columns: list[str], chosen: str) -> pl.Expr:
@@ -973,6 +1064,41 @@ def _category_expr(columns: list[str], chosen: str) -> pl.Expr:
 # ------------------------------------------------------------------------ validating
 
 
+#: Checks of a value the export says is unknown (an empty cell, ``NA``, ``null``...). The
+#: row is well-formed, so it is dropped and counted even with ``on_error="raise"``, unless
+#: such rows are most of the file: reading the rest would then misrepresent it.
+MISSING_CODES = ("empty_customer_id", "empty_product_id", "empty_action")
+_MISSING_WHAT = {"empty_customer_id": "customer id", "empty_product_id": "product id",
+                 "empty_action": "action"}
+
+
+@dataclass(frozen=True)
+class _Missing:
+    """An id (or the action) missing in most rows: where it starts and what reads it."""
+
+    check: _Check
+    count: int
+    rows: int
+    line: int
+    value: object
+    remedy: str  # an option that reads the rows, or ""
+
+    def summary(self) -> str:
+        return (f"no {_MISSING_WHAT[self.check.code]} in {self.count:,} of {self.rows:,} rows "
+                f"({self.count / self.rows:.0%})")
+
+    def error(self, path: str) -> EventDataError:
+        remedy = f"{self.remedy}, " if self.remedy else ""
+        return EventDataError(f"{self.summary()}, from this line on; {remedy}--on-error skip "
+                              "drops them", path=path, line=self.line, column=self.check.column,
+                              value=self.value, code=self.check.code)
+
+    def warning(self) -> str:
+        remedy = f"; {self.remedy}" if self.remedy else ""
+        return (f"{self.summary()}, dropped (the first: line {self.line}, value "
+                f"{self.value!r}){remedy}")
+
+
 def _validate(
     frame: pl.DataFrame, raw: pl.DataFrame, checks: list[_Check], on_error: OnError,
     report: LoadReport, problems: ReadProblems,
@@ -981,17 +1107,23 @@ def _validate(
     any_bad = (frame.select(pl.any_horizontal(flags)).to_series() if flags
                else pl.Series([False] * frame.height, dtype=pl.Boolean))
     clean = not any_bad.any()
+    mostly_missing = [] if clean else _mostly_missing(frame, raw, checks, report.rows_read)
     if on_error == "raise":
-        first_value = None if clean else int(any_bad.arg_true()[0])
-        structural = problems.first
-        if first_value is not None:
-            line = int(frame[LINE][first_value])
-            if structural is None or _line_of(structural) > line:
-                raise _value_error(frame, raw, checks, first_value, report.path)
-        if structural is not None:
-            raise structural
+        found = [m.error(report.path) for m in mostly_missing]
+        if problems.first is not None:
+            found.append(problems.first)
+        hard = [c for c in checks if c.code not in MISSING_CODES]
+        if hard and not clean:
+            bad = frame.select(pl.any_horizontal(c.flag for c in hard)).to_series()
+            if bad.any():
+                found.append(_value_error(frame, raw, hard, int(bad.arg_true()[0]),
+                                          report.path))
+        if found:
+            raise min(found, key=_line_of)
     else:
         _count_problems(problems, report)
+        for missing in mostly_missing:
+            report.warn(missing.warning())
     if clean:
         return frame.drop(flags)
     counted = pl.repeat(False, frame.height, eager=True)
@@ -1006,6 +1138,30 @@ def _validate(
             )
         counted = counted | frame[check.flag]
     return frame.filter(~any_bad).drop(flags)
+
+
+def _mostly_missing(frame: pl.DataFrame, raw: pl.DataFrame, checks: list[_Check],
+                    rows_read: int) -> list[_Missing]:
+    """Each id (or the action) missing in more than half of the rows read."""
+    rows = max(rows_read, frame.height)
+    found = []
+    for check in checks:
+        if check.code not in MISSING_CODES:
+            continue
+        count = int(frame[check.flag].sum())
+        if 2 * count <= rows:
+            continue
+        row = int(frame[check.flag].arg_true()[0])
+        remedy = ""
+        if check.code == "empty_customer_id" and "session_id" in frame.columns:
+            remedy = "--missing-customer session reads them with the session id as the customer"
+        elif check.code == "empty_action":
+            remedy = "--action NAME gives every row one action"
+        value = raw[check.column][row]
+        if value is not None and not isinstance(value, (str, int, float)):
+            value = str(value)
+        found.append(_Missing(check, count, rows, int(frame[LINE][row]), value, remedy))
+    return found
 
 
 def _value_error(
@@ -1060,3 +1216,37 @@ def _drop_duplicates(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
     report.dropped["duplicate"] += repeated.len()
     keep = pl.int_range(pl.len()).is_in(repeated.implode()).not_()
     return frame.filter(keep)
+
+
+@dataclass
+class CanonicalRows:
+    """What :func:`canonicalise_rows` made of a batch of rows: the valid events (in input
+    order, ``LINE`` kept), every refused row counted by reason with the first of each as a
+    message, and the first refused row as the error ``on_error="raise"`` stops at."""
+
+    events: pl.DataFrame
+    dropped: Counter
+    examples: dict[str, str]
+    first_error: EventDataError | None
+    timestamp_encoding: str
+    report: LoadReport | None = None
+
+
+def canonicalise_rows(
+    raw: pl.DataFrame, resolved: dict[str, str], mapping: ColumnMapping, path: str,
+    time_bounds: TimeBounds | None = DEFAULT_TIME_BOUNDS,
+) -> CanonicalRows:
+    """Map and validate one batch of rows already split into fields (text columns, plus
+    ``LINE`` numbering them): the checks and messages of :func:`read_events`, for engines
+    that read a file in parts (exact duplicates are not removed here: they are found once
+    journeys are together)."""
+    report = LoadReport(path=path)
+    events, checks = _canonicalise(raw, resolved, mapping, report, time_bounds)
+    first_error = None
+    try:
+        kept = _validate(events, raw, checks, "raise", report, ReadProblems(path))
+    except EventDataError as exc:
+        first_error = exc
+        kept = _validate(events, raw, checks, "skip", report, ReadProblems(path))
+    return CanonicalRows(kept, report.dropped, report.examples, first_error,
+                         report.timestamp_encoding, report)

@@ -397,9 +397,14 @@ def _products_frame(config: SimulationConfig, catalogue: dict[str, np.ndarray]) 
     )
 
 
-def _ids(prefix: str, index: np.ndarray) -> pl.Series:
-    width = max(4, len(str(int(index.max()) if index.size else 0)))
+def _ids(prefix: str, index: np.ndarray, width: int | None = None) -> pl.Series:
+    if width is None:
+        width = _id_width(int(index.max()) if index.size else 0)
     return pl.Series(index).cast(pl.String).str.zfill(width).str.replace(r"^", prefix)
+
+
+def _id_width(largest: int) -> int:
+    return max(4, len(str(largest)))
 
 
 def _catalogue(config: SimulationConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -541,9 +546,18 @@ def _segment_cummax(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
 
 def _simulate_mixed(config: SimulationConfig, scenario: Scenario) -> Simulation:
     rng = np.random.default_rng(config.seed)
+    catalogue = _catalogue(config, rng)
+    return _mixed_block(config, scenario, catalogue, rng)
+
+
+def _mixed_block(config: SimulationConfig, scenario: Scenario, catalogue: dict[str, np.ndarray],
+                 rng: np.random.Generator, first: int = 0, first_bot: int | None = None,
+                 width: int | None = None) -> Simulation:
+    """``config.customers`` customers of a mixed scenario, numbered from ``first``; their
+    bots are numbered from ``first_bot`` (default: right after them), ids ``width`` digits
+    wide (default: what the block needs)."""
     tastes = TASTES[: config.taste_count]
     behaviours = BEHAVIOURS[: config.behaviour_count]
-    catalogue = _catalogue(config, rng)
     alpha = config.mix_concentration
     taste_mix = rng.dirichlet(np.full(len(tastes), alpha), config.customers)
     behaviour_mix = rng.dirichlet(np.full(len(behaviours), alpha), config.customers)
@@ -554,7 +568,11 @@ def _simulate_mixed(config: SimulationConfig, scenario: Scenario) -> Simulation:
     if bots:
         parts = [np.concatenate(pair) for pair in
                  zip(parts, _bot_events(config, bots, catalogue, rng), strict=True)]
-    user_ids = _ids("u", np.arange(config.customers + bots))
+    local = np.arange(config.customers + bots)
+    first_bot = first + config.customers if first_bot is None else first_bot
+    numbers = np.where(local < config.customers, first + local,
+                       first_bot + local - config.customers)
+    user_ids = _ids("u", numbers, width)
     events = _assemble(config, scenario, user_ids, *parts, rng=rng)
 
     in_mix = ~sessions["off_mix"]

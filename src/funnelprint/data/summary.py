@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.schema import CANONICAL_ACTIONS
+from funnelprint.data.sessions import SessionReport
+from funnelprint.data.tokens import tokenize
+
+if TYPE_CHECKING:
+    from funnelprint.data.partitioned import PartitionedLog
 
 PERCENTILES = (0.5, 0.9, 0.99)
 
@@ -30,8 +37,12 @@ def summarize(log: EventLog) -> dict:
         "actions": actions,
         "other_actions": log.load_report.other_actions,
         "dropped": log.dropped,
+        "normalised": dict(log.load_report.normalised),
+        "filled": dict(log.load_report.filled),
         "session_filter": log.session_report.to_dict(),
         "mapping": log.load_report.mapping,
+        "action_mapping": log.load_report.action_mapping,
+        "warnings": list(log.load_report.warnings),
         "timestamp_encoding": log.load_report.timestamp_encoding,
         "time_range": _time_range(events["timestamp"]),
         "session_length": _percentiles(session_lengths),
@@ -68,3 +79,63 @@ def _percentiles(lengths: pl.Series) -> dict[str, float]:
     out["mean"] = round(float(values.mean()), 3)
     out["max"] = float(values.max())
     return out
+
+
+def summarize_partitions(log: PartitionedLog) -> dict:
+    """:func:`summarize` of a log read into partitions of whole customers, one partition
+    in memory at a time (lengths, distinct products and tokens are gathered as they go)."""
+    actions = {a: 0 for a in CANONICAL_ACTIONS}
+    other: dict[str, int] = {}
+    dropped: dict[str, int] = dict(log.report.dropped)
+    session_filter = SessionReport()
+    sessions, journeys, products, tokens, times = [], [], [], [], []
+    events = customers = 0
+    for index in range(len(log.parts)):
+        part = log.journeys(index)
+        frame = tokenize(part.events)
+        for reason, count in part.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+        for counter in ("dropped_events", "dropped_sessions", "dropped_customers"):
+            getattr(session_filter, counter).update(getattr(part.session_report, counter))
+        session_filter.sessions += part.session_report.sessions
+        if not frame.height:
+            continue
+        for action, count in frame["action"].value_counts().iter_rows():
+            target = actions if action in actions else other
+            target[action] = target.get(action, 0) + int(count)
+        events += frame.height
+        customers += frame["customer_id"].n_unique()
+        sessions.append(frame.group_by("session").len()["len"])
+        journeys.append(frame.group_by("customer_id").len()["len"])
+        products.append(frame["product_id"].unique())
+        tokens.append(frame["token"].unique())
+        times.append(frame.select(pl.col("timestamp").min().alias("t")).vstack(
+            frame.select(pl.col("timestamp").max().alias("t"))))
+
+    def together(parts: list[pl.Series]) -> pl.Series:
+        return pl.concat(parts) if parts else pl.Series([], dtype=pl.Int64)
+    report = log.report
+    return {
+        "path": report.path,
+        "format": report.format,
+        "rows_read": report.rows_read,
+        "events": events,
+        "customers": customers,
+        "products": together(products).n_unique() if products else 0,
+        "sessions": session_filter.sessions,
+        "tokens": together(tokens).n_unique() if tokens else 0,
+        "actions": actions,
+        "other_actions": other,
+        "dropped": dropped,
+        "normalised": dict(report.normalised),
+        "filled": dict(report.filled),
+        "session_filter": session_filter.to_dict(),
+        "mapping": report.mapping,
+        "action_mapping": report.action_mapping,
+        "warnings": list(report.warnings),
+        "timestamp_encoding": report.timestamp_encoding,
+        "time_range": _time_range(pl.concat(times)["t"]) if times else
+        {"first": None, "last": None},
+        "session_length": _percentiles(together(sessions)),
+        "journey_length": _percentiles(together(journeys)),
+    }

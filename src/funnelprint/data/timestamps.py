@@ -1,7 +1,9 @@
 """Vectorised timestamp parsing, decided value by value.
 
 Each value is read on its own: an epoch number in seconds, milliseconds, microseconds or
-nanoseconds (chosen by the value's magnitude), an ISO-8601-like string, or the REES46 form
+nanoseconds (chosen by the value's magnitude), an ISO-8601-like string down to hour or day
+resolution (``2014-12-06 02``, ``2014-12-06``, ``2014/12/06``), a compact date
+(``20141206``, ``201412060230``, ``20141206023000``), or the REES46 form
 ``2019-10-01 00:00:00 UTC``. A column may mix these; one odd value never changes how the
 others are read. Values that cannot be read come back null; values outside a plausible range
 are left for :func:`out_of_range` to flag.
@@ -35,7 +37,12 @@ _NORMALISED_FORMATS = (
     "%Y-%m-%dT%H:%M%:z",
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
+    "%a, %d %b %Y %H:%M:%S%:z",  # RFC 2822, as e-mail and HTTP headers write it
 )
+# Compact dates: as epochs these would fall before 1990 or centuries ahead, never in a
+# plausible range, so reading them as dates takes nothing away.
+_COMPACT = r"^(?:19|20)\d{6}(?:\d{4}(?:\d{2})?)?$"
+_COMPACT_FORMATS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
 _INTEGER = r"^[+-]?\d+$"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _SAMPLE = 2000
@@ -108,7 +115,12 @@ def parse_timestamps(values: pl.Series) -> tuple[pl.Series, str]:
         return pl.Series(name, [None] * values.len(), dtype=TIMESTAMP_DTYPE), "unreadable"
     if dtype.is_integer():
         micros, units = _epoch_micros(values.cast(pl.Int64))
-        return _micros_to_datetime(micros, name), _describe(units, iso=False)
+        parsed = _micros_to_datetime(micros, name)
+        compact = _compact_dates(values.cast(pl.String))
+        if compact.null_count() < compact.len():
+            parsed = compact.fill_null(parsed)
+            units = _epoch_units(values.cast(pl.Int64).filter(compact.is_null()))
+        return parsed.alias(name), _describe(units, iso=False, compact=compact)
     if dtype.is_numeric():
         micros, units = _epoch_micros(values.cast(pl.Float64))
         return _micros_to_datetime(micros, name), _describe(units, iso=False)
@@ -179,8 +191,15 @@ def _micros_to_datetime(micros: pl.Series, name: str) -> pl.Series:
     return micros.cast(pl.Datetime(TIME_UNIT)).dt.replace_time_zone(TIME_ZONE).alias(name)
 
 
-def _describe(units: set[str], iso: bool) -> str:
+def _epoch_units(numbers: pl.Series) -> set[str]:
+    _, units = _epoch_micros(numbers)
+    return units
+
+
+def _describe(units: set[str], iso: bool, compact: pl.Series | None = None) -> str:
     parts = [f"epoch-{u}" for u in EPOCH_UNITS if u in units]
+    if compact is not None and compact.null_count() < compact.len():
+        parts.append("yyyymmdd")
     if iso:
         parts.append("iso")
     return "+".join(parts) if parts else "none"
@@ -193,6 +212,32 @@ def _to_datetime(text: pl.Series, fmt: str) -> pl.Series:
     return text.str.to_datetime(fmt, strict=False, time_unit=TIME_UNIT, time_zone=TIME_ZONE)
 
 
+def _compact_dates(text: pl.Series) -> pl.Series:
+    """``20141206``, ``201412060230`` and ``20141206023000`` as datetimes; null elsewhere."""
+    compact = text.str.contains(_COMPACT).fill_null(False)
+    if not compact.any():
+        return pl.Series(text.name, [None] * text.len(), dtype=TIMESTAMP_DTYPE)
+    length = text.str.len_bytes()
+    candidates = [
+        _to_datetime(pl.select(pl.when(compact & (length == n)).then(text)).to_series(), fmt)
+        for n, fmt in _COMPACT_FORMATS.items()
+    ]
+    return pl.select(pl.coalesce(candidates)).to_series().alias(text.name)
+
+
+def _normalise(text: pl.Series) -> pl.Series:
+    """Date-time strings in one shape for :data:`_NORMALISED_FORMATS`: a ``+00:00`` zone for
+    ``UTC``/``GMT``/``Z``, ``-`` between date parts (``2014/12/06``, ``2014.12.06``), ``T``
+    between date and time, minutes after a bare hour (``2014-12-06 02``)."""
+    return (
+        text.str.replace(r"\s*(?:UTC|GMT|Z)$", "+00:00")
+        .str.replace(r"\s+([+-]\d{2}:?\d{2})$", "${1}")
+        .str.replace(r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})", "${1}-${2}-${3}")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2})[ T]+", "${1}T")
+        .str.replace(r"^(\d{4}-\d{1,2}-\d{1,2}T\d{1,2})($|[+-])", "${1}:00${2}")
+    )
+
+
 def _parse_text(text: pl.Series) -> tuple[pl.Series, str]:
     """Strings: one fast parser chosen on a sample for the bulk, then every value that parser
     left unread is read on its own (epoch integer, epoch decimal, or any known date format)."""
@@ -203,9 +248,14 @@ def _parse_text(text: pl.Series) -> tuple[pl.Series, str]:
     units: set[str] = set()
     iso = False
     parsed: pl.Series | None = None
+    compact: pl.Series | None = None
     if sample.len() and sample.str.contains(_INTEGER).all():
         micros, units = _epoch_micros(text.cast(pl.Int64, strict=False))
         parsed = _micros_to_datetime(micros, name)
+        compact = _compact_dates(text)
+        if compact.null_count() < compact.len():
+            parsed = compact.fill_null(parsed)
+            units = _epoch_units(text.filter(compact.is_null()).cast(pl.Int64, strict=False))
     else:
         for fmt in _FAST_FORMATS:
             if sample.len() and _to_datetime(sample, fmt).null_count() == 0:
@@ -216,18 +266,22 @@ def _parse_text(text: pl.Series) -> tuple[pl.Series, str]:
         parsed = pl.Series(name, [None] * text.len(), dtype=TIMESTAMP_DTYPE)
     if parsed.null_count() > text.null_count():
         positions = (parsed.is_null() & text.is_not_null()).arg_true()
-        rest, rest_units, rest_iso = _parse_each(text.gather(positions))
+        rest, rest_units, rest_iso, rest_compact = _parse_each(text.gather(positions))
         parsed = parsed.scatter(positions, rest)
         units |= rest_units
         iso = iso or rest_iso
-    return parsed.alias(name), _describe(units, iso)
+        if compact is None or rest_compact.null_count() < rest_compact.len():
+            compact = rest_compact
+    return parsed.alias(name), _describe(units, iso, compact)
 
 
-def _parse_each(text: pl.Series) -> tuple[pl.Series, set[str], bool]:
-    """Parse strings of any supported kind; each value by its own form."""
+def _parse_each(text: pl.Series) -> tuple[pl.Series, set[str], bool, pl.Series]:
+    """Parse strings of any supported kind; each value by its own form. Also returns the
+    compact dates found (null elsewhere)."""
     name = text.name
-    integer = text.str.contains(_INTEGER)
-    number = ~integer & text.str.contains(_NUMBER)
+    compact = _compact_dates(text)
+    integer = text.str.contains(_INTEGER) & compact.is_null()
+    number = ~integer & compact.is_null() & text.str.contains(_NUMBER)
     int_micros, int_units = _epoch_micros(
         pl.select(pl.when(integer).then(text.cast(pl.Int64, strict=False))).to_series()
     )
@@ -237,12 +291,11 @@ def _parse_each(text: pl.Series) -> tuple[pl.Series, set[str], bool]:
         .to_series()
     )
     epoch = _micros_to_datetime(int_micros.fill_null(float_micros), name)
-    strings = pl.select(pl.when(~integer & ~number).then(text)).to_series()
-    normalised = strings.str.replace(r"\s*(?:UTC|GMT|Z)$", "+00:00").str.replace(
-        r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T"
-    )
+    strings = pl.select(pl.when(~integer & ~number & compact.is_null()).then(text)).to_series()
+    normalised = _normalise(strings)
     candidates = [_to_datetime(strings, fmt) for fmt in _FAST_FORMATS]
     candidates += [_to_datetime(normalised, fmt) for fmt in _NORMALISED_FORMATS]
     dated = pl.select(pl.coalesce(candidates)).to_series()
     iso = dated.null_count() < dated.len()
-    return epoch.fill_null(dated).alias(name), int_units | float_units, iso
+    return (compact.fill_null(epoch).fill_null(dated).alias(name), int_units | float_units, iso,
+            compact)

@@ -29,7 +29,7 @@ class Protocol:
 
     @classmethod
     def parse(cls, text: str) -> Protocol:
-        split, _, mode = text.partition("-")
+        split, _, mode = text.rpartition("-")
         if split not in SPLITS or not (mode == "full" or mode.startswith("sampled")):
             raise ValueError(f"protocol must be SPLIT-full or SPLIT-sampledN with SPLIT in "
                              f"{SPLITS}; got {text!r}")
@@ -56,9 +56,12 @@ class Protocol:
 def evaluate_model(
     model: Recommender[Any], eval_set: EvalSet, train: Dataset, protocol: Protocol,
     ks: tuple[int, ...] = (5, 10, 20), keep_seen: bool = False, ties: metrics.Ties =
-    "pessimistic", seed: int = 0, progress: bool = False,
+    "pessimistic", seed: int = 0, progress: bool = False, catalogue: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Metrics of a fitted model on one evaluation set.
+
+    ``catalogue`` (a boolean mask over the items) limits what may be ranked: items outside
+    it are never candidates (the targets are expected inside it).
 
     Full ranking excludes each customer's history from the candidates unless ``keep_seen``
     (a target that repeats a history item then counts as a miss). The sampled protocol ranks
@@ -74,6 +77,7 @@ def evaluate_model(
     kmax = max(ks)
     start_time = time.perf_counter()
     batches = range(0, eval_set.n_rows, step)
+    pool = np.arange(n_items) if catalogue is None else np.flatnonzero(catalogue)
     for start in tqdm(batches, desc=f"scoring {model.key}", disable=not progress, leave=False):
         rows = np.arange(start, min(start + step, eval_set.n_rows))
         part = eval_set.subset(rows)
@@ -81,9 +85,11 @@ def evaluate_model(
         if scores.shape != (rows.size, n_items):
             raise ValueError(f"{model.key}.score returned {scores.shape}, expected "
                              f"{(rows.size, n_items)}")
+        if catalogue is not None:
+            scores[:, ~catalogue] = -np.inf
         target_rows = part.target_rows()
         if protocol.negatives:
-            ranks.append(_sampled_ranks(model, scores, part, protocol.negatives, n_items, ties,
+            ranks.append(_sampled_ranks(model, scores, part, protocol.negatives, pool, ties,
                                         rng))
         if not keep_seen:
             mask_seen(scores, part.history)
@@ -110,16 +116,18 @@ def evaluate_model(
 
 
 def _sampled_ranks(
-    model: Recommender[Any], scores: np.ndarray, part: EvalSet, n_negatives: int, n_items: int,
-    ties: metrics.Ties, rng: np.random.Generator,
+    model: Recommender[Any], scores: np.ndarray, part: EvalSet, n_negatives: int,
+    pool: np.ndarray, ties: metrics.Ties, rng: np.random.Generator,
 ) -> np.ndarray:
-    """Rank of each target among itself and n_negatives sampled items of its row. A model
-    that scores candidate lists itself (a re-ranker) scores exactly these candidates."""
+    """Rank of each target among itself and n_negatives items of its row sampled from
+    ``pool``. A model that scores candidate lists itself (a re-ranker) scores exactly these
+    candidates."""
+    n_items = scores.shape[1]
     target_rows = part.target_rows()
     exclude_rows = np.concatenate([row_of(part.history.offsets), target_rows])
     exclude_items = np.concatenate([part.history.items, part.target_items]).astype(np.int64)
     excluded = np.unique(exclude_rows.astype(np.int64) * n_items + exclude_items)
-    negatives = _draw_negatives(target_rows, n_negatives, n_items, excluded, rng)
+    negatives = _draw_negatives(target_rows, n_negatives, pool, n_items, excluded, rng)
     candidates = np.concatenate([part.target_items[:, None], negatives], axis=1)
     if isinstance(model, CandidateScorer):
         row_scores = model.score_candidates(part.history.select(target_rows),
@@ -131,14 +139,14 @@ def _sampled_ranks(
                                 ties=ties)
 
 
-def _draw_negatives(rows: np.ndarray, n: int, n_items: int, excluded: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
-    out = rng.integers(0, n_items, size=(rows.size, n))
+def _draw_negatives(rows: np.ndarray, n: int, pool: np.ndarray, n_items: int,
+                    excluded: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = pool[rng.integers(0, pool.size, size=(rows.size, n))]
     for _ in range(1000):
         bad = np.isin(rows[:, None].astype(np.int64) * n_items + out, excluded)
         if not bad.any():
             return out
-        out[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+        out[bad] = pool[rng.integers(0, pool.size, size=int(bad.sum()))]
     raise ValueError("cannot draw negatives: customers have interacted with almost every item")
 
 

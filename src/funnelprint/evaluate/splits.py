@@ -6,6 +6,15 @@ only interactions strictly before the validation cut. ``user``: a random share o
 held out whole; their last interaction is the target and the rest their history.
 ``purchase``: each customer's last purchase is the test target and the purchase before it the
 validation target; histories hold every step (any action) before the target.
+``last-new``: each customer's last step to an item new to them is the test target and the
+new-item step before it the validation target (what a shop wants recommended: a product the
+customer has not touched yet); histories hold every step before the target.
+
+:func:`split` (what the leaderboard uses) also makes the catalogue leak-free: a model may
+score only the items of the training interactions, plus the items of a products file when
+one is given. Everything is re-indexed onto that catalogue; held-out targets outside it are
+counted in ``Split.info`` and not scored, and history steps outside it are dropped (a
+service skips events of products its model does not know in the same way).
 """
 
 from __future__ import annotations
@@ -13,11 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences, row_of
 
-SPLITS = ("loo", "temporal", "user", "purchase")
+SPLITS = ("loo", "temporal", "user", "purchase", "last-new")
 
 
 @dataclass
@@ -53,17 +63,88 @@ class Split:
     info: dict
 
 
-def split(dataset: Dataset, kind: str = "loo", seed: int = 0) -> Split:
-    """The split ``kind`` of ``dataset`` (``seed`` draws the held-out customers of ``user``)."""
+def split(dataset: Dataset, kind: str = "loo", seed: int = 0,
+          listed: np.ndarray | None = None) -> Split:
+    """The split ``kind`` of ``dataset`` (``seed`` draws the held-out customers of ``user``)
+    on its leak-free catalogue: the items of the training interactions, plus those flagged
+    in ``listed`` (a boolean mask over the dataset's items: the products file's items)."""
+    return on_catalogue(raw_split(dataset, kind, seed), listed)
+
+
+def raw_split(dataset: Dataset, kind: str = "loo", seed: int = 0) -> Split:
+    """The split ``kind`` of ``dataset`` on the dataset's own item index (every item of
+    every part; see :func:`split` for the leak-free catalogue)."""
     if kind == "loo":
-        return loo_split(dataset)
-    if kind == "temporal":
-        return temporal_split(dataset)
-    if kind == "user":
-        return user_split(dataset, seed=seed)
-    if kind == "purchase":
-        return purchase_split(dataset)
-    raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")
+        raw = loo_split(dataset)
+    elif kind == "temporal":
+        raw = temporal_split(dataset)
+    elif kind == "user":
+        raw = user_split(dataset, seed=seed)
+    elif kind == "purchase":
+        raw = purchase_split(dataset)
+    elif kind == "last-new":
+        raw = last_new_split(dataset)
+    else:
+        raise ValueError(f"split must be one of {SPLITS}, not {kind!r}")
+    return raw
+
+
+def with_catalogue(dataset: Dataset, products: pl.DataFrame) -> tuple[Dataset, np.ndarray]:
+    """``dataset`` with every product of a products table among its items (described by
+    the table), and which of its items the table lists: with it, the catalogue every model
+    may rank (see :func:`split`)."""
+    extended = dataset.with_items(products["product_id"]).with_products(products)
+    ids = products["product_id"].cast(pl.String).to_numpy().astype(str)
+    return extended, np.isin(extended.item_ids.astype(str), ids)
+
+
+def training_catalogue(train: Dataset, listed: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of the items a model trained on ``train`` may score: those of its
+    interactions, and those ``listed`` (a products file's)."""
+    known = np.bincount(train.sequences.items, minlength=train.n_items) > 0
+    if listed is not None:
+        if listed.shape != known.shape:
+            raise ValueError(f"listed flags {listed.size} items, the dataset has {known.size}")
+        known |= listed.astype(bool)
+    return known
+
+
+def on_catalogue(raw: Split, listed: np.ndarray | None = None) -> Split:
+    """``raw`` re-indexed onto its training catalogue (:func:`training_catalogue`):
+    targets outside it are dropped and counted (``*_targets_outside_catalogue``), as are
+    history steps (``*_history_steps_outside_catalogue``); rows left without a target go."""
+    keep = training_catalogue(raw.train, listed)
+    codes = np.where(keep, np.cumsum(keep) - 1, -1)
+    train = raw.train.aligned_to(raw.train.item_ids[keep]).dataset if not keep.all() \
+        else raw.train
+    info = {**raw.info, "catalogue_items": int(keep.sum()),
+            "items_outside_catalogue": int((~keep).sum())}
+    parts = {}
+    for name, part in (("valid", raw.valid), ("test", raw.test)):
+        mapped, outside, dropped = mapped_eval_set(part, codes)
+        parts[name] = mapped
+        info[f"{name}_targets_outside_catalogue"] = outside
+        info[f"{name}_history_steps_outside_catalogue"] = dropped
+    return Split(train, parts["valid"], parts["test"], raw.kind, info)
+
+
+def mapped_eval_set(part: EvalSet, codes: np.ndarray) -> tuple[EvalSet, int, int]:
+    """``part`` with its items recoded by ``codes`` (-1: outside the catalogue): the eval
+    set without the targets and history steps outside, and how many of each there were."""
+    history = part.history
+    inside = codes[history.items] >= 0
+    history = history.mask(inside)
+    history.items = codes[history.items].astype(np.int32)
+    targets = Sequences(part.target_offsets, part.target_items.astype(np.int32),
+                        np.zeros(part.target_items.size, dtype=np.int8),
+                        np.zeros(part.target_items.size, dtype=np.int64))
+    scored = codes[targets.items] >= 0
+    targets = targets.mask(scored)
+    rows = np.flatnonzero(targets.lengths > 0)
+    targets = targets.select(rows)
+    out = EvalSet(part.customers[rows], history.select(rows), targets.offsets,
+                  codes[targets.items].astype(np.int64))
+    return out, int((~scored).sum()), int((~inside).sum())
 
 
 def _single_targets(seq: Sequences, customers: np.ndarray, drop: int) -> EvalSet:
@@ -168,3 +249,45 @@ def _before(seq: Sequences, rows: np.ndarray, index: np.ndarray, target: np.ndar
     history = seq.mask(index < np.where(target >= 0, target, 0)[rows]).select(customers)
     return EvalSet(customers, history, np.arange(customers.size + 1, dtype=np.int64),
                    seq.items[target[customers]])
+
+
+def last_new_split(dataset: Dataset) -> Split:
+    """Each customer's last step to an item not in their earlier steps (never the first
+    step) is the test target; their new-item step before it, where there is one, the
+    validation target. Training holds each customer's steps before their validation target
+    (before the test target where there is none; every step where there is neither)."""
+    seq = dataset.sequences
+    test_at, valid_at = _new_item_targets(seq)
+    cut = np.where(valid_at >= 0, valid_at, np.where(test_at >= 0, test_at, seq.lengths))
+    position = seq.positions()
+    train = dataset.with_sequences(seq.mask(position < np.repeat(cut, seq.lengths)))
+    return Split(train, _at(seq, valid_at), _at(seq, test_at), "last-new",
+                 {"evaluated_customers": int((test_at >= 0).sum()),
+                  "validated_customers": int((valid_at >= 0).sum())})
+
+
+def _new_item_targets(seq: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the position of the last step to an item new to the row (not position 0),
+    and of the one before it; -1 where there is none."""
+    rows = row_of(seq.offsets)
+    key = rows.astype(np.int64) * (int(seq.items.max(initial=0)) + 1) + seq.items
+    _, first = np.unique(key, return_index=True)
+    new = np.zeros(key.size, dtype=bool)
+    new[first] = True
+    position = seq.positions()
+    new &= position >= 1
+    last = np.full(seq.n_rows, -1, dtype=np.int64)
+    np.maximum.at(last, rows[new], position[new])
+    earlier = new & (position < last[rows])
+    before = np.full(seq.n_rows, -1, dtype=np.int64)
+    np.maximum.at(before, rows[earlier], position[earlier])
+    return last, before
+
+
+def _at(seq: Sequences, at: np.ndarray) -> EvalSet:
+    """Rows with a target position: history = their steps before it."""
+    customers = np.flatnonzero(at >= 0)
+    history = seq.mask(seq.positions() < np.repeat(np.where(at >= 0, at, 0), seq.lengths))
+    targets = seq.items[seq.offsets[customers] + at[customers]].astype(np.int64)
+    return EvalSet(customers, history.select(customers),
+                   np.arange(customers.size + 1, dtype=np.int64), targets)

@@ -1,6 +1,5 @@
-"""What the trait recommender knows about a (customer, item) pair, and how much each of it
-counts: affinity features computed in blocks of customers, and their weights learned from
-the training sequences by predicting each customer's last step from the steps before it.
+"""What the trait recommender knows about a (customer, item) pair: affinity features
+computed in blocks of customers, and each feature's contribution to a score.
 
 Features (one rows x items matrix each):
 
@@ -13,46 +12,52 @@ Features (one rows x items matrix each):
 ``carted_price``    4 (customer's mean price percentile over carts and purchases - 0.5)
                     (item's - 0.5): positive when both sit on the cheap side or both on
                     the dear side
+``transition``      how often the item followed the customer's last item (first-order
+                    transitions: a Markov chain), log-scaled
+``covisit``         how often it shared a visit with the customer's last items (cosine), log-scaled
+``neighbour``       how often it shared a customer with the customer's items (item-kNN
+                    cosine, every step, the k-th most recent weighing 0.9**k), log-scaled
 ``left_in_cart``    1 where the customer carted the item and neither bought nor removed it after
 ``seen``            1 where the item is in the customer's history
+``touches``         the customer's steps on the item, the k-th most recent weighing
+                    ``decay``**k (repeats, and how recent they are)
 
-No weight is set by hand: a softmax over the catalogue (or over sampled candidates on a
-large one) fitted by L-BFGS gives each feature its weight, so a shop where price decides
-more than category, or where carts come back, learns that from its own data.
+The weights are learned (see :mod:`funnelprint.models.weights`), never set by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import minimize
 
 from funnelprint.data.sequences import Sequences, row_of
 from funnelprint.models.item2vec import recent_query
+from funnelprint.models.signals import ItemLinks, reach, recency_matrix
 from funnelprint.profile.features import unit_rows
 
 FEATURES = ("popularity", "trait", "recent", "category", "recent_category", "price",
-            "carted_price", "left_in_cart", "seen")
-#: Customers whose last step trains the weights (a sample bounds the cost).
-MAX_TRAINING_ROWS = 2000
-#: Above this many items the weights train on the target and uniformly sampled candidates
-#: (a handful of weights needs no full softmax to be estimated well).
-FULL_SOFTMAX_ITEMS = 500
-SAMPLED_CANDIDATES = 500
-#: Steps of a customer's recent history whose items join the sampled candidates.
-HISTORY_CANDIDATES = 50
+            "carted_price", "transition", "covisit", "neighbour", "left_in_cart", "seen",
+            "touches")
+#: Features of items the customer touched already (learned in a second step).
+REVISIT = ("left_in_cart", "seen", "touches")
+#: Link features and the link matrix each reads.
+LINKED = {"transition": "transitions", "covisit": "covisits", "neighbour": "neighbours"}
+#: Steps whose transitions the ``transition`` feature follows (the last one: a Markov chain).
+TRANSITION_STEPS = 1
+#: Recency decay of the whole-history item-kNN query (the ``itemknn`` baseline's).
+NEIGHBOUR_DECAY = 0.9
+#: Link strengths below this count as "no link" in the log scale: log1p(x / LINK_SCALE).
+LINK_SCALE = 0.01
 #: Rows whose features are computed at once (bounds memory on large catalogues).
 BLOCK_CELLS = 4_000_000
-L2 = 1e-3
 
 
 @dataclass(frozen=True)
 class ItemSide:
     """What is known of every item: counts, trait and embedding rows, category codes
-    (-1 unknown), price positions (NaN unknown)."""
+    (-1 unknown), price positions (NaN unknown) and links to other items."""
 
     log_popularity: np.ndarray
     traits: np.ndarray  # unit rows
@@ -60,10 +65,12 @@ class ItemSide:
     categories: np.ndarray
     price_positions: np.ndarray
     n_categories: int
+    links: ItemLinks
 
     @classmethod
     def build(cls, counts: np.ndarray, traits: np.ndarray, vectors: np.ndarray,
-              categories: np.ndarray | None, price_positions: np.ndarray) -> ItemSide:
+              categories: np.ndarray | None, price_positions: np.ndarray, links: ItemLinks
+              ) -> ItemSide:
         n = counts.size
         if categories is None:
             codes, n_codes = np.full(n, -1, dtype=np.int64), 0
@@ -71,13 +78,18 @@ class ItemSide:
             names, codes = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
             codes = np.where(np.asarray(categories, dtype=str) == "", -1, codes)
             n_codes = names.size
-        share = (counts + 1.0) / (counts.max(initial=0) + 1.0)
-        return cls(np.log(share), unit_rows(traits), unit_rows(vectors), codes.astype(np.int64),
-                   np.asarray(price_positions, dtype=np.float64), n_codes)
+        return cls(log_share(counts), unit_rows(traits), unit_rows(vectors),
+                   codes.astype(np.int64), np.asarray(price_positions, dtype=np.float64),
+                   n_codes, links)
 
     @property
     def n_items(self) -> int:
         return self.log_popularity.size
+
+
+def log_share(counts: np.ndarray) -> np.ndarray:
+    """log((count + 1) / (largest count + 1)): 0 for the most popular item."""
+    return np.log((counts + 1.0) / (counts.max(initial=0) + 1.0))
 
 
 def features(history: Sequences, mix: np.ndarray, items: ItemSide, action_names: tuple[str, ...],
@@ -86,17 +98,129 @@ def features(history: Sequences, mix: np.ndarray, items: ItemSide, action_names:
     ``mix`` holds the rows' trait mixes."""
     rows = history.n_rows
     out = np.zeros((len(FEATURES), rows, items.n_items), dtype=np.float32)
-    out[0] = items.log_popularity
-    out[1] = unit_rows(mix) @ items.traits.T
-    out[2] = unit_rows(recent_query(history, items.vectors, last_n, decay)) @ items.vectors.T
-    out[3] = _category_share(history, items)
-    out[4] = _category_share(history.last(last_n), items)
+    at = FEATURES.index
+    out[at("popularity")] = items.log_popularity
+    out[at("trait")] = unit_rows(mix) @ items.traits.T
+    out[at("recent")] = unit_rows(recent_query(history, items.vectors, last_n, decay)) \
+        @ items.vectors.T
+    out[at("category")] = _category_share(history, items)
+    out[at("recent_category")] = _category_share(history.last(last_n), items)
     carted = _flag(history, action_names, "add_to_cart", "purchase")
-    out[5] = _price_fit(history, np.ones(history.items.size, dtype=bool), items)
-    out[6] = _price_fit(history, carted, items, side=True)
-    out[7] = left_in_cart(history, action_names, items.n_items)
-    out[8] = _seen(history, items.n_items)
+    out[at("price")] = _price_fit(history, np.ones(history.items.size, dtype=bool), items)
+    out[at("carted_price")] = _price_fit(history, carted, items, side=True)
+    for name, matrix in LINKED.items():
+        out[at(name)] = link_scale(reach(history, getattr(items.links, matrix),
+                                         *link_query(name, last_n, decay)))
+    out[at("left_in_cart")] = left_in_cart(history, action_names, items.n_items)
+    out[at("seen")] = _seen(history, items.n_items)
+    out[at("touches")] = recency_matrix(history, items.n_items, None, decay).toarray()
     return out
+
+
+def features_at(history: Sequences, mix: np.ndarray, items: ItemSide,
+                action_names: tuple[str, ...], last_n: int, decay: float,
+                columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The features of the given items only, ``(len(FEATURES), rows, k)`` for ``columns``
+    (rows, k; -1 entries read item 0), and every feature's mean over the catalogue per row,
+    ``(len(FEATURES), rows)``: what :func:`features` would give, without a rows x catalogue
+    matrix per feature (a score's reasons need no more)."""
+    rows, n = history.n_rows, items.n_items
+    cols = np.maximum(columns, 0)
+    at = FEATURES.index
+    out = np.zeros((len(FEATURES), rows, cols.shape[1]), dtype=np.float64)
+    mean = np.zeros((len(FEATURES), rows))
+    out[at("popularity")] = items.log_popularity[cols]
+    mean[at("popularity")] = items.log_popularity.mean()
+    for name, query in (("trait", unit_rows(mix)), ("recent", unit_rows(
+            recent_query(history, items.vectors, last_n, decay)))):
+        table = items.traits if name == "trait" else items.vectors
+        out[at(name)] = np.einsum("rd,rkd->rk", query, table[cols])
+        mean[at(name)] = query @ table.mean(axis=0)
+    for name, part in (("category", history), ("recent_category", history.last(last_n))):
+        share = _category_shares(part, items)
+        codes = items.categories[cols]
+        out[at(name)] = np.where(codes >= 0, np.take_along_axis(
+            share, np.maximum(codes, 0), axis=1), 0.0) if share.shape[1] else 0.0
+        sizes = np.bincount(items.categories[items.categories >= 0],
+                            minlength=items.n_categories)
+        mean[at(name)] = share @ sizes / n
+    carted = _flag(history, action_names, "add_to_cart", "purchase")
+    for name, use, side in (("price", np.ones(history.items.size, dtype=bool), False),
+                            ("carted_price", carted, True)):
+        usual = _mean_price(history, use, items)
+        position = items.price_positions[cols]
+        fit = (4.0 * (usual[:, None] - 0.5) * (position - 0.5) if side
+               else 0.5 - np.abs(usual[:, None] - position))
+        out[at(name)] = np.where(np.isfinite(usual)[:, None] & np.isfinite(position), fit, 0.0)
+        mean[at(name)] = _mean_price_fit(usual, items.price_positions, side)
+    for name, matrix in LINKED.items():
+        query = recency_matrix(history, n, *link_query(name, last_n, decay))
+        strength = (query @ getattr(items.links, matrix)).tocsr()
+        strength.data = np.log1p(strength.data / LINK_SCALE)
+        out[at(name)] = _entries(strength, cols)
+        mean[at(name)] = np.asarray(strength.sum(axis=1)).ravel() / n
+    left = sp.csr_matrix(left_in_cart(history, action_names, n))
+    for name, matrix in (("left_in_cart", left), ("seen", _seen_matrix(history, n)),
+                         ("touches", recency_matrix(history, n, None, decay))):
+        out[at(name)] = _entries(matrix, cols)
+        mean[at(name)] = np.asarray(matrix.sum(axis=1)).ravel() / n
+    return out.astype(np.float32), mean
+
+
+def _entries(matrix: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
+    """``matrix[r, columns[r, j]]`` for every row ``r`` and ``j``."""
+    rows = np.repeat(np.arange(columns.shape[0]), columns.shape[1])
+    return np.asarray(sp.csr_matrix(matrix)[rows, columns.ravel()]).reshape(columns.shape)
+
+
+def _seen_matrix(history: Sequences, n_items: int) -> sp.csr_matrix:
+    out = sp.csr_matrix((np.ones(history.items.size), (row_of(history.offsets),
+                                                        history.items)),
+                        shape=(history.n_rows, n_items))
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def _mean_price(history: Sequences, use: np.ndarray, items: ItemSide) -> np.ndarray:
+    """Each row's mean price position over the ``use``d steps with a known price (NaN
+    where none)."""
+    position = items.price_positions[history.items]
+    use = use & np.isfinite(position)
+    row = row_of(history.offsets)[use]
+    n = np.bincount(row, minlength=history.n_rows)
+    total = np.bincount(row, position[use], minlength=history.n_rows)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _mean_price_fit(usual: np.ndarray, positions: np.ndarray, side: bool) -> np.ndarray:
+    """The mean over every item (unknown prices count 0) of :func:`_price_fit`'s value for
+    rows whose mean position is ``usual``."""
+    known = np.sort(positions[np.isfinite(positions)])
+    n, m = positions.size, np.nan_to_num(usual)
+    if side:
+        out = 4.0 * (m - 0.5) * (known.sum() - 0.5 * known.size) / max(n, 1)
+    else:  # 0.5 - |m - p| summed with prefix sums of the sorted positions
+        below = np.searchsorted(known, m)
+        prefix = np.r_[0.0, np.cumsum(known)]
+        distance = (m * below - prefix[below]) + (prefix[-1] - prefix[below]
+                                                  - m * (known.size - below))
+        out = (0.5 * known.size - distance) / max(n, 1)
+    return np.where(np.isfinite(usual), out, 0.0)
+
+
+def link_query(name: str, last_n: int, decay: float) -> tuple[int | None, float]:
+    """The history steps (the last few, or all: None) and recency decay of a link
+    feature's query."""
+    if name == "transition":
+        return TRANSITION_STEPS, decay
+    return (None, NEIGHBOUR_DECAY) if name == "neighbour" else (last_n, decay)
+
+
+def link_scale(strength: np.ndarray) -> np.ndarray:
+    """Link strengths on a log scale: a link of 0.5 and one of 0.05 differ as much as
+    0.05 and 0.005 (what a product of evidence needs), 0 stays 0."""
+    return np.log1p(strength / LINK_SCALE).astype(np.float32)
 
 
 def _flag(history: Sequences, action_names: tuple[str, ...], *names: str) -> np.ndarray:
@@ -104,16 +228,21 @@ def _flag(history: Sequences, action_names: tuple[str, ...], *names: str) -> np.
     return np.isin(history.actions, codes)
 
 
-def _category_share(history: Sequences, items: ItemSide) -> np.ndarray:
-    rows = history.n_rows
-    if items.n_categories == 0:
-        return np.zeros((rows, items.n_items), dtype=np.float32)
+def _category_shares(history: Sequences, items: ItemSide) -> np.ndarray:
+    """Each row's share of steps in every category, (rows, categories)."""
     codes = items.categories[history.items]
     known = codes >= 0
     counts = sp.csr_matrix((np.ones(int(known.sum())), (row_of(history.offsets)[known],
                                                           codes[known])),
-                           shape=(rows, items.n_categories)).toarray()
-    share = counts / np.maximum(history.lengths, 1)[:, None]
+                           shape=(history.n_rows, items.n_categories)).toarray()
+    return counts / np.maximum(history.lengths, 1)[:, None]
+
+
+def _category_share(history: Sequences, items: ItemSide) -> np.ndarray:
+    rows = history.n_rows
+    if items.n_categories == 0:
+        return np.zeros((rows, items.n_items), dtype=np.float32)
+    share = _category_shares(history, items)
     out = np.zeros((rows, items.n_items), dtype=np.float32)
     has = items.categories >= 0
     out[:, has] = share[:, items.categories[has]]
@@ -163,132 +292,6 @@ def _seen(history: Sequences, n_items: int) -> np.ndarray:
     return out
 
 
-def candidates(n_items: int, targets: np.ndarray, history: Sequences, seed: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate columns per training row, the target first, which of them compete, and
-    the log-correction added to each candidate's logit.
-
-    A small catalogue: every item. A large one: the target; the items of the row's last
-    ``HISTORY_CANDIDATES`` steps (so that seen items compete as they do in serving); and
-    ``SAMPLED_CANDIDATES`` uniformly drawn other items, each standing for
-    (n_items - 1) / ``SAMPLED_CANDIDATES`` items (the sampled-softmax correction).
-    """
-    rows = targets.size
-    if n_items <= FULL_SOFTMAX_ITEMS:
-        columns = np.broadcast_to(np.arange(n_items), (rows, n_items))
-        return columns, np.ones(columns.shape, dtype=bool), np.zeros(columns.shape)
-    recent = history.last(HISTORY_CANDIDATES)
-    row, at = row_of(recent.offsets), recent.positions()
-    seen = np.repeat(targets[:, None], HISTORY_CANDIDATES, axis=1)
-    seen[row, at] = recent.items
-    real = np.zeros(seen.shape, dtype=bool)
-    real[row, at] = True
-    order = np.argsort(seen, axis=1, kind="stable")
-    first = np.ones(seen.shape, dtype=bool)
-    ordered = np.take_along_axis(seen, order, axis=1)
-    np.put_along_axis(first, order, np.c_[np.ones((rows, 1), bool),
-                                          ordered[:, 1:] != ordered[:, :-1]], axis=1)
-    seen_ok = real & first & (seen != targets[:, None])
-    rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, n_items - 1, (rows, SAMPLED_CANDIDATES))
-    drawn += drawn >= targets[:, None]  # never the target itself
-    columns = np.concatenate([targets[:, None], seen, drawn], axis=1)
-    allowed = np.concatenate([np.ones((rows, 1), bool), seen_ok,
-                              np.ones(drawn.shape, bool)], axis=1)
-    correction = np.zeros(columns.shape)
-    correction[:, 1 + HISTORY_CANDIDATES:] = np.log((n_items - 1) / SAMPLED_CANDIDATES)
-    return columns, allowed, correction
-
-
-def learn_weights(stack: np.ndarray, target_columns: np.ndarray, allowed: np.ndarray,
-                  free: np.ndarray, start: np.ndarray, correction: np.ndarray | None = None
-                  ) -> np.ndarray:
-    """Weights that maximise the softmax likelihood of the target column of every row of
-    ``stack`` (rows, candidates, F) among its ``allowed`` candidates (L-BFGS, L2 penalty);
-    only the ``free`` weights move from ``start``; ``correction`` is added to the logits
-    (sampled candidates' log weight)."""
-    x = np.ascontiguousarray(stack, dtype=np.float64)
-    rows = np.arange(x.shape[0])
-    x_target = x[rows, target_columns]  # (rows, F)
-    blocked = ~allowed
-
-    def loss_and_grad(moving: np.ndarray) -> tuple[float, np.ndarray]:
-        w = start.astype(np.float64).copy()
-        w[free] = moving
-        logits = x @ w
-        if correction is not None:
-            logits += correction
-        logits[blocked] = -np.inf
-        top = logits.max(axis=1, keepdims=True)
-        p = np.exp(logits - top)
-        total = p.sum(axis=1, keepdims=True)
-        p /= total
-        nll = float(np.mean(np.log(total[:, 0]) + top[:, 0] - logits[rows, target_columns]))
-        grad = np.einsum("rc,rcf->f", p, x) / x.shape[0] - x_target.mean(axis=0)
-        return nll + L2 * float(moving @ moving), grad[free] + 2 * L2 * moving
-
-    result = minimize(loss_and_grad, start[free].astype(np.float64), jac=True,
-                      method="L-BFGS-B", options={"maxiter": 200})
-    out = start.astype(np.float64).copy()
-    out[free] = result.x
-    return out
-
-
-def fit_weights(sequences: Sequences, profile: Callable[[Sequences], np.ndarray],
-                items: ItemSide, action_names: tuple[str, ...], last_n: int, decay: float,
-                seed: int) -> np.ndarray:
-    """The feature weights, learned on a sample of the training customers in two steps.
-
-    First, how to rank items a customer has not touched: each customer's last step to an
-    item new to them is the target, among the items new to them, from the steps before it.
-    Then, with those weights fixed, how much a touched item (and one left in the cart)
-    comes back: the last step is the target among every item, from the steps before it.
-    ``profile`` gives the trait mix of each row of a history.
-    """
-    rng = np.random.default_rng(seed)
-    eligible = np.flatnonzero(sequences.lengths >= 2)
-    if eligible.size == 0:
-        raise ValueError("the trait recommender needs customers with two or more steps")
-    rows = np.sort(rng.choice(eligible, min(eligible.size, MAX_TRAINING_ROWS), replace=False))
-    seq = sequences.select(rows)
-    revisit = np.isin(np.arange(len(FEATURES)), [FEATURES.index("left_in_cart"),
-                                                 FEATURES.index("seen")])
-    weights = np.zeros(len(FEATURES))
-    new_at = _last_new_step(seq)
-    has_new = new_at >= 1
-    if has_new.any():
-        part = seq.select(np.flatnonzero(has_new))
-        at = new_at[has_new]
-        history = part.mask(part.positions() < np.repeat(at, part.lengths))
-        targets = part.items[part.offsets[:-1] + at].astype(np.int64)
-        stack, columns, allowed, correction = training_stack(
-            history, profile(history), targets, items, action_names, last_n, decay, seed, True)
-        weights = learn_weights(stack, columns, allowed, ~revisit, weights, correction)
-    history = seq.drop_last(1)
-    targets = seq.items[seq.offsets[1:] - 1].astype(np.int64)
-    # Two weights need fewer rows: a random half of the sample.
-    half = np.sort(rng.permutation(targets.size)[: max(1, targets.size // 2)])
-    history = history.select(half)
-    stack, columns, allowed, correction = training_stack(
-        history, profile(history), targets[half], items, action_names, last_n, decay,
-        seed + 1, False)
-    return learn_weights(stack, columns, allowed, revisit, weights, correction)
-
-
-def _last_new_step(seq: Sequences) -> np.ndarray:
-    """Position in its row of each row's last step to an item not in the steps before it
-    (-1 where there is none)."""
-    n_items = int(seq.items.max(initial=0)) + 1
-    row = row_of(seq.offsets)
-    key = row.astype(np.int64) * n_items + seq.items
-    _, first = np.unique(key, return_index=True)
-    new = np.zeros(key.size, dtype=bool)
-    new[first] = True
-    out = np.full(seq.n_rows, -1, dtype=np.int64)
-    np.maximum.at(out, row[new], seq.positions()[new])
-    return out
-
-
 def block_rows(n_items: int) -> int:
     """Rows whose feature stack fits in ``BLOCK_CELLS`` cells."""
     return max(1, BLOCK_CELLS // (len(FEATURES) * max(1, n_items)))
@@ -305,25 +308,3 @@ def weighted_scores(history: Sequences, mix: np.ndarray, items: ItemSide,
         stack = features(history.select(rows), mix[rows], items, action_names, last_n, decay)
         out[rows] = np.tensordot(weights.astype(np.float32), stack, axes=1)
     return out
-
-
-def training_stack(history: Sequences, mix: np.ndarray, targets: np.ndarray, items: ItemSide,
-                   action_names: tuple[str, ...], last_n: int, decay: float, seed: int,
-                   new_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Features of every training row's candidates ``(rows, C, F)``, the target's column in
-    each row, which candidates compete (``new_only``: only those not in the history) and
-    the logits' corrections (see :func:`candidates`)."""
-    columns, allowed, correction = candidates(items.n_items, targets, history, seed)
-    stack = np.empty((targets.size, columns.shape[1], len(FEATURES)), dtype=np.float32)
-    step = block_rows(items.n_items)
-    for start in range(0, targets.size, step):
-        rows = np.arange(start, min(start + step, targets.size))
-        block = features(history.select(rows), mix[rows], items, action_names, last_n, decay)
-        picked = np.take_along_axis(block, columns[rows][None, :, :], axis=2)
-        stack[rows] = picked.transpose(1, 2, 0)
-    full = items.n_items <= FULL_SOFTMAX_ITEMS
-    target_columns = targets if full else np.zeros_like(targets)
-    if new_only:
-        allowed = allowed & (stack[:, :, FEATURES.index("seen")] == 0)
-        allowed[np.arange(targets.size), target_columns] = True
-    return stack, target_columns, allowed, correction

@@ -8,26 +8,26 @@ needs to save and load it. Validation reaches a model as a :data:`Validator` cal
 the caller builds; models never import the evaluation code.
 
 Optional abilities are declared by inheriting a mixin, never probed for:
-:class:`CandidateScorer` (scores given candidate lists, as a re-ranker does) and
-:class:`Explainer` (gives each recommended item a reason).
+:class:`CandidateScorer` (scores given candidate lists, as a re-ranker does),
+:class:`Prepares` (solves something from each history once, for its scores and reasons
+alike) and :class:`Explainer` (gives each recommended item a reason).
 """
 
 from __future__ import annotations
 
-import types
-import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar, cast, get_type_hints
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar, cast
 
 import numpy as np
 from typing_extensions import Self
 
 from funnelprint.artifacts import ArtifactError
+from funnelprint.checks import Config
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.models.ranking import batch_rows, mask_seen, top_k
+from funnelprint.models.ranking import batch_rows, exclude_items, top_k
 
 Validator = Callable[["Recommender[Any]"], float]
 """Scores a fitted model on held-out customers; higher is better. Built by the caller."""
@@ -37,95 +37,15 @@ Validator = Callable[["Recommender[Any]"], float]
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Base of every model's configuration: frozen, validated on construction.
+class ModelConfig(Config):
+    """Base of every model's configuration: frozen, validated on construction (see
+    :class:`~funnelprint.checks.Config`, which every configuration of the package shares).
 
     Subclasses are frozen dataclasses whose fields are the model's parameters (JSON
     scalars), and extend :meth:`validate` with range checks. ``PRESETS`` names complete
     alternative settings (e.g. one per validation protocol); :meth:`from_params` starts from
     a preset and applies the given parameters on top.
     """
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
-
-    def __post_init__(self) -> None:
-        hints = get_type_hints(type(self))
-        for f in fields(self):
-            value = getattr(self, f.name)
-            checked = _checked_value(type(self).__name__, f.name, hints[f.name], value)
-            if checked is not value:
-                object.__setattr__(self, f.name, checked)
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for a value out of range (subclasses extend)."""
-
-    def get_params(self) -> dict[str, Any]:
-        """The parameters as a JSON-ready dict (what ``from_params`` takes back)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None = None,
-                    preset: str | None = None) -> Self:
-        """Build from a parameter dict, optionally on top of a named preset; unknown names
-        and wrongly typed values raise ``ValueError``."""
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"{cls.__name__}: unknown parameter(s) {', '.join(unknown)}; "
-                             f"expected some of {', '.join(cls.field_names())}")
-        base: dict[str, Any] = {}
-        if preset is not None:
-            if preset not in cls.PRESETS:
-                raise ValueError(f"{cls.__name__}: unknown preset {preset!r}; available: "
-                                 f"{', '.join(cls.PRESETS) or 'none'}")
-            base = dict(cls.PRESETS[preset])
-        return cls(**{**base, **params})
-
-    def replace(self, **changes: Any) -> Self:
-        return type(self).from_params({**self.get_params(), **changes})
-
-
-def _checked_value(owner: str, name: str, annotation: Any, value: Any) -> Any:
-    """``value`` if it fits ``annotation`` (ints are accepted as floats and converted),
-    else ``ValueError``."""
-    allowed = _flatten(annotation)
-    for kind in allowed:
-        if kind is type(None) and value is None:
-            return value
-        if isinstance(kind, tuple) and kind[0] is Literal and value in kind[1]:
-            return value
-        if kind is bool and isinstance(value, bool):
-            return value
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if kind is str and isinstance(value, str):
-            return value
-        if kind is Any:
-            return value
-    expected = " or ".join(_kind_name(k) for k in allowed)
-    raise ValueError(f"{owner}: {name} must be {expected}, not {value!r}")
-
-
-def _flatten(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return [k for arg in typing.get_args(annotation) for k in _flatten(arg)]
-    if origin is Literal:
-        return [(Literal, typing.get_args(annotation))]
-    return [annotation]
-
-
-def _kind_name(kind: Any) -> str:
-    if isinstance(kind, tuple):
-        return "one of " + ", ".join(repr(v) for v in kind[1])
-    return "None" if kind is type(None) else getattr(kind, "__name__", str(kind))
 
 
 # ---------------------------------------------------------------------- learned state
@@ -252,7 +172,8 @@ class Recommender(ABC, Generic[C]):
         """Top-k items and scores per customer (dataset indices); -1 pads short lists.
 
         By default the histories are the customers' sequences in ``dataset_``. ``k`` larger
-        than the catalogue is cut to its size.
+        than the catalogue is cut to its size. (:func:`funnelprint.models.serving.answer`
+        gives the products with reasons; both rank and exclude the same way.)
         """
         self._check_fitted()
         if k < 1:
@@ -272,8 +193,8 @@ class Recommender(ABC, Generic[C]):
             part = history.select(rows)
             block = self.score(part, customers[rows]).astype(np.float32, copy=False)
             block = np.where(np.isfinite(block), block, -np.inf)
-            if exclude_seen:
-                mask_seen(block, part)
+            exclude_items(block, part, "seen" if exclude_seen else "none",
+                          self.dataset_.action_names)
             top, top_scores = top_k(block, k)
             items[rows], scores[rows] = top, top_scores
         return items, scores
@@ -302,6 +223,20 @@ class Reason(TypedDict):
     evidence: list[Evidence]
 
 
+class Prepares(ABC):
+    """Solves something from every history before scoring it (the trait model: each
+    customer's trait profile). A :class:`~funnelprint.models.serving.Request` solves it
+    once and hands it to :meth:`score_prepared` and to the reasons."""
+
+    @abstractmethod
+    def prepare_rows(self, history: Sequences) -> Any:
+        """What scoring and explaining the rows of ``history`` need, solved once."""
+
+    @abstractmethod
+    def score_prepared(self, history: Sequences, prepared: Any) -> np.ndarray:
+        """:meth:`Recommender.score` of ``history`` given :meth:`prepare_rows`'s result."""
+
+
 class Explainer(ABC):
     """Gives each recommended item a reason a person can read and check."""
 
@@ -310,6 +245,18 @@ class Explainer(ABC):
         """One reason per item in ``items`` for the customer whose ``history`` (one row)
         is given."""
 
+    def reasons_for(self, history: Sequences, items: np.ndarray, prepared: Any = None
+                    ) -> list[list[Reason]]:
+        """Reasons for the listed items of every row: ``items`` has shape (rows, k), -1
+        where a row lists fewer; ``prepared`` is a :class:`Prepares` model's
+        :meth:`~Prepares.prepare_rows` of ``history``. Row by row unless a model does better."""
+        out = []
+        for row in range(history.n_rows):
+            listed = items[row][items[row] >= 0]
+            out.append(self.reasons(history.select(np.array([row])), listed)
+                       if listed.size else [])
+        return out
 
-__all__ = ["CandidateScorer", "Evidence", "Explainer", "ModelConfig", "ModelState", "Reason",
-           "Recommender", "Validator"]
+
+__all__ = ["CandidateScorer", "Evidence", "Explainer", "ModelConfig", "ModelState", "Prepares",
+           "Reason", "Recommender", "Validator"]

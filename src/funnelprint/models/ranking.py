@@ -1,5 +1,5 @@
-"""Ranking primitives shared by serving and evaluation: top-k per row, seen-item masking,
-and how many score rows fit in memory at once."""
+"""Ranking primitives shared by serving and evaluation: top-k per row, the exclusion of
+history items, and how many score rows fit in memory at once."""
 
 from __future__ import annotations
 
@@ -19,6 +19,20 @@ def batch_rows(n_items: int, budget: int = SCORE_BUDGET) -> int:
 def mask_seen(scores: np.ndarray, history: Sequences) -> None:
     """Set the score of every item in a row's history to -inf (in place)."""
     scores[row_of(history.offsets), history.items] = -np.inf
+
+
+def exclude_items(scores: np.ndarray, history: Sequences, exclude: str,
+                  action_names: tuple[str, ...]) -> None:
+    """Leave out (score -inf, in place) every item of a row's history (``seen``), the ones
+    it bought (``purchased``) or none (``none``)."""
+    if exclude == "seen":
+        mask_seen(scores, history)
+    elif exclude == "purchased":
+        if "purchase" in action_names:
+            bought = history.actions == action_names.index("purchase")
+            scores[row_of(history.offsets)[bought], history.items[bought]] = -np.inf
+    elif exclude != "none":
+        raise ValueError(f"exclude must be seen, purchased or none, not {exclude!r}")
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

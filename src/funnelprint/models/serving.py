@@ -1,10 +1,20 @@
-"""What a shop's front end asks of any fitted model: recommendations for a customer by
-external id, each with a reason a person can read, from the fitted history or from one
-refreshed with events the model never saw (no retraining)."""
+"""How any fitted model answers customers, the same way for the command line, batch scoring,
+the report and the HTTP service.
+
+A :class:`Request` is built once: each customer's history in the model's codes (what the
+model was fitted on, followed by newer events it never saw) and whatever the model solves
+from a history before scoring it (the trait model's profiles), solved once. :func:`answer`
+is the one function that turns a request into ranked products with a reason each. Nothing
+is cached on the model: the history is an argument, as in ``recommend(user, history)``.
+
+Exclusions are the same everywhere: ``seen`` (the default: products the customer has not
+touched yet), ``purchased`` (everything but what they bought) or ``none``.
+"""
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,36 +23,24 @@ import polars as pl
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_frame
-from funnelprint.data.sequences import Sequences
+from funnelprint.data.sequences import Sequences, session_ids
 from funnelprint.data.sessions import SessionConfig
-from funnelprint.models.contract import Explainer, Recommender
-from funnelprint.models.ranking import mask_seen, top_k
-from funnelprint.models.traits import TraitsRecommender
-from funnelprint.profile.model import Profiles
+from funnelprint.models.contract import Explainer, Prepares, Reason, Recommender
+from funnelprint.models.ranking import batch_rows, exclude_items, top_k
+
+Exclude = Literal["seen", "purchased", "none"]
+EXCLUDES: tuple[Exclude, ...] = ("seen", "purchased", "none")
+#: What every answer leaves out unless told otherwise.
+DEFAULT_EXCLUDE: Exclude = "seen"
 
 
-def top_items(model: Recommender[Any], customer_id: str, k: int = 10,
-              exclude_seen: bool = True) -> tuple[Sequences, np.ndarray, np.ndarray]:
-    """A known customer's history (one row) and their top-k item indices and scores (the
-    padding of short lists dropped)."""
-    index = model.dataset_.customer_index()
-    if customer_id not in index:
-        raise KeyError(f"unknown customer {customer_id!r}")
-    row = np.array([index[customer_id]])
-    history = model.dataset_.sequences.select(row)
-    items, scores = model.recommend(row, k, exclude_seen, history=history)
-    listed = items[0] >= 0
-    return history, items[0][listed], scores[0][listed]
+def checked_exclude(value: str) -> Exclude:
+    if value not in EXCLUDES:
+        raise ValueError(f"exclude must be one of {', '.join(EXCLUDES)}, not {value!r}")
+    return value
 
 
-def recommend_with_reasons(model: Recommender[Any], customer_id: str, k: int = 10,
-                           exclude_seen: bool = True) -> list[dict[str, Any]]:
-    """Top-k products for a known customer, each with a reason and its evidence."""
-    history, items, scores = top_items(model, customer_id, k, exclude_seen)
-    return _with_reasons(model, history, items, scores)
-
-
-# ------------------------------------------------------------- histories from new events
+# ---------------------------------------------------------------------- histories
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def events_to_sequences(model: Recommender[Any], events: pl.DataFrame
     not know are skipped and counted.
 
     A model that reads every event, given events without session ids, takes a direct path
-    (the same sessions and codes as the event pipeline, without building tables for a few
+    (the sessions and codes of the event pipeline, without building tables for a few
     events); any other goes through :func:`pipeline_sequences`."""
     gap = float(getattr(model.config, "session_gap_minutes", 30.0))
     direct = "every_event" in model.reads and (
@@ -108,13 +106,13 @@ def events_to_sequences(model: Recommender[Any], events: pl.DataFrame
         return pipeline_sequences(model, events, gap)
     order = np.argsort(events["timestamp"].dt.epoch("us").to_numpy(), kind="stable")
     times = events["timestamp"].dt.epoch("us").to_numpy()[order].astype(np.int64)
-    new = np.ones(times.size, dtype=bool)
-    new[1:] = np.diff(times) > int(gap * 60_000_000)  # the rule of data.sessions
-    sessions = np.cumsum(new) - 1
     items_by_id, actions_by_name = model_codes(model)
     products, actions = events["product_id"].to_list(), events["action"].to_list()
     items = np.array([items_by_id.get(products[i], -1) for i in order], dtype=np.int64)
     codes = np.array([actions_by_name.get(actions[i], -1) for i in order], dtype=np.int64)
+    every = Sequences(np.array([0, times.size], dtype=np.int64), np.maximum(items, 0),
+                      np.maximum(codes, 0).astype(np.int8), times)
+    sessions = session_ids(every, int(gap * 60_000_000))  # on every event, as the pipeline
     keep = (items >= 0) & (codes >= 0)
     seq = Sequences(np.array([0, int(keep.sum())], dtype=np.int64), items[keep].astype(np.int32),
                     codes[keep].astype(np.int8), times[keep], sessions[keep].astype(np.int64))
@@ -126,7 +124,8 @@ _CODES: weakref.WeakKeyDictionary[Any, tuple[dict[str, int], dict[str, int]]] = 
 
 
 def model_codes(model: Recommender[Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """The model's item index by product id and action index by name (built once)."""
+    """The model's item index by product id and action index by name (built once per
+    model, kept beside it rather than on it)."""
     found = _CODES.get(model)
     if found is None:
         found = ({str(p): i for i, p in enumerate(model.dataset_.item_ids)},
@@ -169,58 +168,156 @@ def _concat(first: Sequences, second: Sequences) -> Sequences:
                      np.concatenate([first.times, second.times]).astype(np.int64), sessions)
 
 
-def recommend_history(model: Recommender[Any], history: History, k: int = 10,
-                      exclude: Literal["seen", "purchased", "none"] = "purchased"
-                      ) -> list[dict[str, Any]]:
-    """Top-k products for any history (see :func:`history_for`), each with a reason.
-    ``exclude``: leave out every item of the history, only the bought ones, or none."""
+# ---------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Request:
+    """Customers to answer, built once: one history row per customer in the model's codes,
+    the model's dataset row of each (-1: a customer it never saw), and ``prepared``, what
+    the model solves from the histories before scoring them (a
+    :class:`~funnelprint.models.contract.Prepares` model's; None for others)."""
+
+    customer_ids: np.ndarray
+    history: Sequences
+    known_rows: np.ndarray
+    prepared: Any = None
+
+    @classmethod
+    def build(cls, model: Recommender[Any], customer_ids: np.ndarray, history: Sequences,
+              known_rows: np.ndarray) -> Request:
+        prepared = model.prepare_rows(history) if isinstance(model, Prepares) else None
+        return cls(np.asarray(customer_ids).astype(str), history,
+                   np.asarray(known_rows, dtype=np.int64), prepared)
+
+    @classmethod
+    def of_history(cls, model: Recommender[Any], customer_id: str, history: History
+                   ) -> Request:
+        """One customer's request from :func:`history_for`."""
+        row = -1 if history.known_row is None else history.known_row
+        return cls.build(model, np.array([customer_id]), history.sequences, np.array([row]))
+
+    @classmethod
+    def of_customer(cls, model: Recommender[Any], customer_id: str,
+                    events: pl.DataFrame | None = None) -> Request:
+        """One customer's request: their fitted history, followed by ``events``."""
+        return cls.of_history(model, customer_id, history_for(model, customer_id, events))
+
+    @classmethod
+    def of_known(cls, model: Recommender[Any], customer_ids: Any) -> Request:
+        """The fitted histories of several customers (one the model never saw has an empty
+        history: answered as a new visitor)."""
+        ids = np.asarray(customer_ids).astype(str)
+        index = model.dataset_.customer_index()
+        rows = np.array([index.get(c, -1) for c in ids.tolist()], dtype=np.int64)
+        history = model.dataset_.sequences.select(np.maximum(rows, 0))
+        if (rows < 0).any():
+            history = history.mask(np.repeat(rows >= 0, history.lengths))
+        return cls.build(model, ids, history, rows)
+
+    @property
+    def n_rows(self) -> int:
+        return self.customer_ids.size
+
+
+# ---------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Ranked products per customer: ``items`` (dataset item indices, -1 padding) and
+    ``scores`` of shape (customers, k), and a reason per listed item."""
+
+    customer_ids: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    reasons: list[list[Reason]]
+    item_ids: np.ndarray
+
+    def lists(self) -> list[list[dict[str, Any]]]:
+        """Per customer: ``rank, product_id, score, reason, evidence`` of each product."""
+        out = []
+        for items, scores, reasons in zip(self.items, self.scores, self.reasons, strict=True):
+            listed = items >= 0
+            out.append([{"rank": rank, "product_id": str(self.item_ids[item]),
+                         "score": round(float(score), 4), "reason": reason["text"],
+                         "evidence": reason["evidence"]}
+                        for rank, (item, score, reason) in enumerate(
+                            zip(items[listed], scores[listed], reasons, strict=True), start=1)])
+        return out
+
+    def frame(self) -> pl.DataFrame:
+        """One row per listed product: ``customer_id, rank, product_id, score, reason``."""
+        listed = self.items >= 0
+        rows, ranks = np.nonzero(listed)
+        return pl.DataFrame({
+            "customer_id": pl.Series(self.customer_ids[rows], dtype=pl.String),
+            "rank": pl.Series(ranks + 1, dtype=pl.Int32),
+            "product_id": pl.Series(self.item_ids[self.items[listed]], dtype=pl.String),
+            "score": pl.Series(self.scores[listed], dtype=pl.Float32),
+            "reason": pl.Series([r["text"] for row in self.reasons for r in row],
+                                dtype=pl.String)})
+
+
+def answer(model: Recommender[Any], request: Request, k: int = 10,
+           exclude: Exclude = DEFAULT_EXCLUDE) -> Answer:
+    """The top-``k`` products of every customer of ``request`` (``exclude``: which of their
+    history's products may not be shown), each with a reason: the one answer path of the
+    command line, batch scoring, the report and the service.
+
+    A request is scored in one block: larger batches are cut into requests of at most
+    :func:`~funnelprint.models.ranking.batch_rows` customers (see :func:`answer_all`)."""
+    model._check_fitted()
     if k < 1:
         raise ValueError(f"k must be at least 1, not {k}")
-    seq = history.sequences
-    if isinstance(model, TraitsRecommender):
-        profile_history(model, history)  # a known customer's fitted profile, for the scores
-    customers = None if history.known_row is None else np.array([history.known_row])
-    scores = model.score(seq, customers).astype(np.float32, copy=True)
-    scores = np.where(np.isfinite(scores), scores, -np.inf)
-    if exclude == "seen":
-        mask_seen(scores, seq)
-    elif exclude == "purchased" and "purchase" in model.dataset_.action_names:
-        bought = seq.actions == model.dataset_.action_names.index("purchase")
-        scores[0, seq.items[bought]] = -np.inf
-    items, values = top_k(scores, min(k, model.dataset_.n_items))
-    listed = items[0] >= 0
-    return _with_reasons(model, seq, items[0][listed], values[0][listed])
-
-
-def _with_reasons(model: Recommender[Any], history: Sequences, items: np.ndarray,
-                  scores: np.ndarray) -> list[dict[str, Any]]:
-    if isinstance(model, Explainer):
-        reasons = model.reasons(history, items)
+    exclude = checked_exclude(exclude)
+    history = request.history
+    if isinstance(model, Prepares):
+        scores = model.score_prepared(history, request.prepared)
     else:
-        reasons = [{"text": f"ranked by {model.key}", "evidence": []} for _ in items]
-    return [{"rank": rank, "product_id": str(model.dataset_.item_ids[item]),
-             "score": round(float(score), 4), "reason": reason["text"],
-             "evidence": reason["evidence"]}
-            for rank, (item, score, reason) in enumerate(zip(items, scores, reasons,
-                                                             strict=True), start=1)]
+        known = request.known_rows
+        scores = model.score(history, known if (known >= 0).all() else None)
+    scores = np.where(np.isfinite(scores), scores, -np.inf).astype(np.float32, copy=False)
+    exclude_items(scores, history, exclude, model.dataset_.action_names)
+    items, values = top_k(scores, min(k, model.dataset_.n_items))
+    if isinstance(model, Explainer):
+        reasons = model.reasons_for(history, items, request.prepared)
+    else:
+        reasons = [[{"text": f"ranked by {model.key}", "evidence": []}
+                    for _ in np.flatnonzero(row >= 0)] for row in items]
+    return Answer(request.customer_ids, items, values, reasons, model.dataset_.item_ids)
 
 
-def profile_history(model: TraitsRecommender, history: History) -> Profiles:
-    """The trait profile of ``history`` (see :func:`history_for`): the fitted profile when
-    it adds nothing to what the model was fitted on (remembered for the model's own scores
-    and reasons of the same history), else solved from it (no retraining)."""
-    profile = model.profile_
-    if history.known_row is not None and history.new_events == 0:
-        customer = str(model.dataset_.customer_ids[history.known_row])
-        try:
-            row = profile.customer_row(customer)  # the profile's own row of the customer
-        except KeyError:
-            row = None
-        if row is not None:
-            traits = profile.customer_traits_[row:row + 1]
-            fitted = Profiles(traits, profile.customer_raw_[row:row + 1],
-                              profile.customer_cold_[row:row + 1],
-                              profile.customer_known_[row:row + 1],
-                              profile.assign_segments(traits), 0)
-            profile.remember(history.sequences, fitted)
-    return profile.profile(history.sequences, model.dataset_.action_names)
+def answer_all(model: Recommender[Any], customer_ids: Any, k: int = 10,
+               exclude: Exclude = DEFAULT_EXCLUDE, rows: int | None = None
+               ) -> Iterator[Answer]:
+    """:func:`answer` for many customers (fitted histories), a request of ``rows``
+    customers at a time (default: what one score block holds): memory stays bounded."""
+    ids = np.asarray(customer_ids).astype(str)
+    step = rows or batch_rows(model.dataset_.n_items)
+    for start in range(0, ids.size, step):
+        yield answer(model, Request.of_known(model, ids[start:start + step]), k, exclude)
+
+
+def answer_known(model: Recommender[Any], customer_id: str, k: int = 10,
+                 exclude: Exclude = DEFAULT_EXCLUDE) -> tuple[Request, Answer]:
+    """The request and answer of a customer of the model's data (``KeyError`` for one it
+    does not know)."""
+    if str(customer_id) not in model.dataset_.customer_index():
+        raise KeyError(f"unknown customer {customer_id!r}")
+    request = Request.of_known(model, [customer_id])
+    return request, answer(model, request, k, exclude)
+
+
+def recommend_customer(model: Recommender[Any], customer_id: str, k: int = 10,
+                       exclude: Exclude = DEFAULT_EXCLUDE,
+                       events: pl.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Top-k products for one customer, each with a reason and its evidence (an unknown
+    customer without ``events`` is answered as a new visitor)."""
+    return answer(model, Request.of_customer(model, customer_id, events), k, exclude).lists()[0]
+
+
+def profile_history(model: Any, history: History) -> Any:
+    """The trait profile of ``history`` (see :func:`history_for`), solved from it (no
+    retraining): what a request to a trait model holds as ``prepared``."""
+    return model.prepare_rows(history.sequences)

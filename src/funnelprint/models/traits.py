@@ -1,6 +1,9 @@
-"""The trait recommender (``traits``): a :class:`~funnelprint.profile.model.ProfileModel`
-behind the model contract, scoring items by trait affinity and embedding similarity to the
-customer's recent items, with a reason for each recommendation.
+"""The trait recommender (``traits``, the default model): a
+:class:`~funnelprint.profile.model.ProfileModel` behind the model contract, scoring items by
+a learned weighted sum of trait affinity, similarity and links to the customer's recent
+items (transitions, shared visits, shared customers), category, price, popularity and what
+the customer left in the cart, with a reason for each recommendation that names the true
+main causes of its score.
 
 >>> data = Dataset.from_events(log, collapse_repeats=False, products=products)
 >>> model = TraitsRecommender(traits=6).fit(data)
@@ -23,36 +26,33 @@ from funnelprint.checks import at_least, fraction
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.sequences import Sequences
-from funnelprint.models import affinity
-from funnelprint.models.baselines import popularity_share
+from funnelprint.models import affinity, reasons
+from funnelprint.models.baselines import popularity_share, sparse_arrays, sparse_from
 from funnelprint.models.contract import (
-    Evidence,
     Explainer,
     ModelConfig,
     ModelState,
+    Prepares,
     Reason,
     Recommender,
     Validator,
 )
 from funnelprint.models.registry import register
+from funnelprint.models.signals import ItemLinks
+from funnelprint.models.weights import fit_weights
 from funnelprint.profile.features import unit_rows
-from funnelprint.profile.model import ProfileConfig, ProfileModel, one_thread
+from funnelprint.profile.model import ProfileConfig, ProfileModel, Profiles, one_thread
 
 log = logging.getLogger(__name__)
-#: Least cosine between an item and a recent one for the reason to name the recent one.
-SIMILAR_ENOUGH = 0.3
-_ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": "removed",
-                 "purchase": "bought"}
 
 
 @dataclass(frozen=True)
 class TraitsConfig(ModelConfig, ProfileConfig):
     """The profile settings (see :class:`~funnelprint.profile.model.ProfileConfig`) and how
     items are scored: a learned weighted sum of the affinity features of
-    :mod:`funnelprint.models.affinity` (popularity, trait fit, similarity to the last
-    ``last_n`` items with the k-th most recent weighing ``decay``**k, category shares, price
-    fit, items left in the cart). Seen items are excluded by the caller
-    (``recommend(exclude_seen=...)``).
+    :mod:`funnelprint.models.affinity` (the last ``last_n`` items form the recent query,
+    the k-th most recent weighing ``decay``**k). Which history items may be shown is the
+    caller's choice (:func:`funnelprint.models.serving.answer`'s ``exclude``).
     """
 
     last_n: int = 5
@@ -68,11 +68,14 @@ class TraitsConfig(ModelConfig, ProfileConfig):
 
 
 @register
-class TraitsRecommender(Recommender[TraitsConfig], Explainer):
-    """Items that fit the customer's traits and resemble what they touched last.
+class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
+    """Products that fit the customer's traits and follow from what they touched last.
 
     ``profile_`` is the fitted :class:`~funnelprint.profile.model.ProfileModel` (profiles of
-    new logs, similar customers, trait descriptions, segments).
+    new logs, similar customers, trait descriptions, segments); ``links_`` the item links
+    of :mod:`funnelprint.models.signals`; ``weights_`` one learned weight per feature of
+    :data:`funnelprint.models.affinity.FEATURES`; ``items_`` and ``catalogue_`` what
+    scores and reasons read of every item (derived, not saved).
     """
 
     key = "traits"
@@ -82,6 +85,8 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
     reads: ClassVar[frozenset[str]] = frozenset({"sessions", "item_metadata", "every_event"})
     profile_: ProfileModel
     popularity_: np.ndarray
+    links_: ItemLinks
+    weights_: np.ndarray
 
     @one_thread
     def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
@@ -90,6 +95,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
         self.dataset_ = train
         self.profile_ = ProfileModel(self.config.profile_config()).fit(train)
         self.popularity_ = popularity_share(train)
+        self.links_ = ItemLinks.learn(train.sequences, train.n_items)
         self._derive()
         self.weights_ = self._learn_weights(train)
         log.info("trait recommender weights: %s", ", ".join(
@@ -99,104 +105,88 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
     def _derive(self) -> None:
         self.item_traits_ = unit_rows(self.profile_.item_traits_)
         self.item_vectors_ = self.profile_.item_vectors_
+        counts = self.dataset_.item_counts()
+        self.items_ = self._item_side(counts, self.links_)
+        self.catalogue_ = reasons.Catalogue.build(
+            self.dataset_.item_ids, counts, self.dataset_.item_categories,
+            self.profile_.item_traits_, self.items_.vectors)
+
+    def _item_side(self, counts: np.ndarray, links: ItemLinks) -> affinity.ItemSide:
         positions = getattr(self.profile_, "item_price_position_", None)
-        self.items_ = affinity.ItemSide.build(
-            self.dataset_.item_counts(), self.profile_.item_traits_, self.item_vectors_,
+        return affinity.ItemSide.build(
+            counts, self.profile_.item_traits_, self.item_vectors_,
             self.dataset_.item_categories,
-            np.full(self.dataset_.n_items, np.nan) if positions is None else positions)
+            np.full(self.dataset_.n_items, np.nan) if positions is None else positions, links)
 
     def _learn_weights(self, train: Dataset) -> np.ndarray:
         """Feature weights learned from the training sequences (see
-        :func:`~funnelprint.models.affinity.fit_weights`)."""
+        :func:`~funnelprint.models.weights.fit_weights`); the item statistics are counted
+        again without the steps being predicted."""
         c = self.config
-        return affinity.fit_weights(
+
+        def items_from(sequences: Sequences) -> affinity.ItemSide:
+            counts = np.bincount(sequences.items, minlength=train.n_items)
+            return self._item_side(counts, ItemLinks.learn(sequences, train.n_items))
+
+        return fit_weights(
             train.sequences, lambda history: self.profile_.profile(
                 history, train.action_names).traits,
-            self.items_, train.action_names, c.last_n, c.decay, c.seed)
+            items_from, train.action_names, c.last_n, c.decay, c.seed)
+
+    def prepare_rows(self, history: Sequences) -> Profiles:
+        """The trait profile of every row of ``history``, solved from it (no stored profile
+        is read): what scores and reasons of those rows share."""
+        self._check_fitted()
+        return self.profile_.profile(history, self.dataset_.action_names)
 
     def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
         """The learned weighted sum of every item's affinity features; each row's traits are
-        solved from the history given (no stored profile is read)."""
+        solved from the history given."""
+        return self.score_prepared(history, self.prepare_rows(history))
+
+    def score_prepared(self, history: Sequences, prepared: Profiles) -> np.ndarray:
         c = self.config
-        mix = self.profile_.profile(history).traits
-        score = affinity.weighted_scores(history, mix, self.items_, self.dataset_.action_names,
-                                         c.last_n, c.decay, self.weights_)
+        score = affinity.weighted_scores(history, prepared.traits, self.items_,
+                                         self.dataset_.action_names, c.last_n, c.decay,
+                                         self.weights_)
         return score + np.float32(1e-6) * self.popularity_.astype(np.float32)
 
     # ------------------------------------------------------------------ reasons
 
     def reasons(self, history: Sequences, items: np.ndarray) -> list[Reason]:
-        """Why each item suits the customer of ``history`` (one row): the trait that
-        contributes most to its trait affinity, the other recent item (of the last
-        ``last_n``) it resembles most where their cosine is at least 0.3, that the customer
-        left it in the cart, and that its price sits where the customer's carts do (within
-        0.15 of their mean price percentile in its category) when price counts in the
-        learned weights."""
-        self._check_fitted()
+        """Why each item suits the customer of ``history`` (one row): see
+        :mod:`funnelprint.models.reasons`."""
         if history.n_rows != 1:
             raise ValueError(f"reasons explain one customer's history, not {history.n_rows}")
-        items = np.asarray(items, dtype=np.int64)
-        if items.size and (items.min() < 0 or items.max() >= self.dataset_.n_items):
-            raise ValueError("items outside the catalogue")
-        profiled = self.profile_.profile(history)
-        mix, cold = profiled.traits[0], bool(profiled.cold[0])
-        recent = history.last(self.config.last_n)
-        order = np.arange(recent.items.size)[::-1]  # most recent first
-        recent_items, recent_actions = recent.items[order], recent.actions[order]
-        names = [info["name"] for info in self.profile_.trait_info_]
-        left = affinity.left_in_cart(history, self.dataset_.action_names,
-                                     self.dataset_.n_items)[0]
-        usual = self._usual_price_position(history)
-        out: list[Reason] = []
-        for item in items.tolist():
-            fit = mix * self.item_traits_[item]
-            j = int(np.argmax(fit))
-            parts: list[str] = []
-            evidence: list[Evidence] = []
-            if fit[j] > 1e-6 and mix[j] >= 0.005:
-                whose = "of the starting profile for new customers" if cold else "of profile"
-                parts.append(f"fits trait '{names[j]}' ({mix[j]:.0%} {whose})")
-                evidence.append({"step": f"trait '{names[j]}'", "weight": round(float(mix[j]), 4)})
-            others = recent_items != item
-            if others.any():
-                sims = np.where(others, self.item_vectors_[recent_items]
-                                @ self.item_vectors_[item], -np.inf)
-                best = int(np.argmax(sims))
-                if sims[best] >= SIMILAR_ENOUGH:
-                    product = str(self.dataset_.item_ids[recent_items[best]])
-                    action = self.dataset_.action_names[int(recent_actions[best])]
-                    parts.append(f"similar to recent {product}")
-                    evidence.append({"step": f"{_ACTION_WORDS.get(action, action)} {product}",
-                                     "weight": round(float(sims[best]), 4)})
-            if left[item]:
-                parts.append("left in the cart")
-                evidence.append({"step": "left in the cart", "weight": 1.0})
-            position = float(self.items_.price_positions[item])
-            if np.isfinite(usual) and np.isfinite(position) and abs(position - usual) <= 0.15:
-                parts.append(f"priced like the customer's carts (percentile {position:.0%} "
-                             f"of its category, theirs {usual:.0%})")
-                evidence.append({"step": "price percentile in category",
-                                 "weight": round(1.0 - abs(position - usual), 4)})
-            if not parts:
-                share = float(self.popularity_[item])
-                parts.append("popular with customers")
-                evidence.append({"step": "popularity", "weight": round(share, 4)})
-            out.append({"text": "; ".join(parts), "evidence": evidence})
-        return out
+        return self.reasons_for(history, np.asarray(items, dtype=np.int64)[None, :])[0]
 
-    def _usual_price_position(self, history: Sequences) -> float:
-        """Mean price percentile of the carted and bought items of a one-row history, NaN
-        when unknown or when price carries no positive learned weight."""
-        price = self.weights_[[affinity.FEATURES.index("price"),
-                               affinity.FEATURES.index("carted_price")]]
-        if price.sum() <= 0:
-            return float("nan")
-        carted = np.isin(history.actions, [self.dataset_.action_names.index(a) for a in
-                                           ("add_to_cart", "purchase")
-                                           if a in self.dataset_.action_names])
-        positions = self.items_.price_positions[history.items[carted]]
-        positions = positions[np.isfinite(positions)]
-        return float(positions.mean()) if positions.size else float("nan")
+    def reasons_for(self, history: Sequences, items: np.ndarray,
+                    prepared: Profiles | None = None) -> list[list[Reason]]:
+        """Reasons for the listed items (``items``: (rows, k), -1 padding) of every row, from
+        each item's contributions to its score (computed for the listed items only, a block
+        of rows at a time)."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        if items.size and items.max() >= self.dataset_.n_items:
+            raise ValueError("items outside the catalogue")
+        profiled = self.prepare_rows(history) if prepared is None else prepared
+        names = [info["name"] for info in self.profile_.trait_info_]
+        c = self.config
+        out: list[list[Reason]] = []
+        step = 4096
+        for start in range(0, history.n_rows, step):
+            rows = np.arange(start, min(start + step, history.n_rows))
+            part = history.select(rows)
+            picked, mean = affinity.features_at(part, profiled.traits[rows], self.items_,
+                                                self.dataset_.action_names, c.last_n, c.decay,
+                                                items[rows])
+            parts, high = reasons.centred_contributions(picked, mean, self.weights_,
+                                                        items[rows])
+            customers = reasons.Customers(profiled.traits[rows], profiled.cold[rows], names,
+                                          self.dataset_.action_names)
+            out += reasons.explain(part, items[rows], parts, high, self.items_,
+                                   self.catalogue_, customers, c.last_n, c.decay)
+        return out
 
     # ------------------------------------------------------------------ profiles
 
@@ -216,7 +206,10 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
     def to_state(self) -> ModelState:
         self._check_fitted()
         profile = ModelState(self.profile_.state_arrays(), self.profile_.state_meta())
-        return ModelState({"popularity": self.popularity_, "weights": self.weights_}
+        links: dict[str, np.ndarray] = {}
+        for name, matrix in self.links_.matrices().items():
+            links |= sparse_arrays(name, matrix)
+        return ModelState({"popularity": self.popularity_, "weights": self.weights_, **links}
                           ).with_nested("profile", profile)
 
     @classmethod
@@ -228,5 +221,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Explainer):
                                                  nested.array, nested.meta)
         model.popularity_ = state.array("popularity", (dataset.n_items,))
         model.weights_ = state.array("weights", (len(affinity.FEATURES),))
+        square = (dataset.n_items, dataset.n_items)
+        model.links_ = ItemLinks(*(sparse_from(state, name, square) for name in ItemLinks.NAMES))
         model._derive()
         return model

@@ -24,58 +24,78 @@ _DAY_S = 86_400.0
 #: Pseudo-trials of the population rate added to every customer's rate (empirical-Bayes
 #: smoothing, so that one view and one cart is not a 100% cart rate).
 PRIOR_TRIALS = 3.0
+#: Least span of a log, in days, for visits to be counted as coming back (a few hours show
+#: one visit per customer), for weekly visits and rebuying to show, and for a rhythm of
+#: visits (two weekly gaps at least).
+VISITS_DAYS, WEEK_DAYS, RHYTHM_DAYS = 1.0, 7.0, 14.0
 
 
 @dataclass(frozen=True)
 class Feature:
     """One behaviour feature: its name, what it measures, and the words for customers far
-    above (``high``) and below (``low``) the population on it."""
+    above (``high``) and below (``low``) the population on it.
+
+    ``figure`` is the raw figure of :mod:`funnelprint.profile.evidence` that shows the
+    feature's words (``sign`` -1: the figure runs the other way, as the share of carted
+    products bought runs against carts never bought); ``days`` the least span of time a log
+    must cover for the feature to be observable at all (a rhythm of visits needs weeks).
+    """
 
     name: str
     description: str
     high: str
     low: str
+    figure: str
+    sign: int = 1
     needs_price: bool = False
+    days: float = 0.0
 
 
 FEATURES = (
     Feature("view_to_cart", "share of viewed products added to the cart (smoothed)",
-            "carts readily", "rarely carts"),
+            "carts readily", "rarely carts", "view_to_cart"),
     Feature("cart_to_purchase", "share of carted products bought (smoothed)",
-            "buys what it carts", "leaves carts unbought"),
+            "buys what it carts", "leaves carts unbought", "cart_to_purchase"),
     Feature("view_to_purchase", "purchases per viewed product (smoothed)",
-            "converts", "rarely buys"),
+            "converts", "rarely buys", "view_to_purchase"),
     Feature("cart_to_remove", "removals per cart (smoothed)", "removes from the cart",
-            "keeps what it carts"),
+            "keeps what it carts", "removals_per_cart"),
     Feature("carts_never_bought", "share of carted products never bought (smoothed)",
-            "abandons carts", "completes carts"),
+            "abandons carts", "completes carts", "cart_to_purchase", sign=-1),
     Feature("views_per_session", "product views per visit", "browses long",
-            "short visits"),
+            "short visits", "views_per_visit"),
     Feature("session_minutes", "minutes per visit (first to last event)", "lingers",
-            "quick visits"),
-    Feature("sessions", "number of visits (log)", "visits often", "visits rarely"),
+            "quick visits", "minutes_per_visit"),
+    Feature("sessions", "number of visits (log)", "visits often", "visits rarely", "visits",
+            days=VISITS_DAYS),
     Feature("visits_per_week", "visits per week between the first and last visit",
-            "frequent visitor", "infrequent visitor"),
+            "frequent visitor", "infrequent visitor", "visits_per_week", days=WEEK_DAYS),
     Feature("visit_regularity", "1 / (1 + coefficient of variation of the gaps between "
-            "visits)", "visits on a rhythm", "irregular visits"),
+            "visits)", "visits on a rhythm", "irregular visits", "visit_regularity",
+            days=RHYTHM_DAYS),
     Feature("repeat_views", "share of views that return to a product viewed in an earlier "
-            "visit (smoothed)", "returns to favourites", "always something new"),
+            "visit (smoothed)", "returns to favourites", "always something new",
+            "repeat_views", days=VISITS_DAYS),
     Feature("repeat_purchases", "share of purchases of a product bought before (smoothed)",
-            "rebuys favourites", "never rebuys"),
+            "rebuys favourites", "never rebuys", "repeat_purchases", days=WEEK_DAYS),
     Feature("views_before_cart", "views of a product before it is carted", "deliberates",
-            "carts at first sight"),
+            "carts at first sight", "views_before_cart"),
     Feature("seconds_view_to_cart", "log seconds from viewing a product to carting it",
-            "slow to cart", "carts instantly"),
+            "slow to cart", "carts instantly", "seconds_to_cart"),
     Feature("seconds_view_to_purchase", "log seconds from first viewing a product to "
-            "buying it", "slow to buy", "buys instantly"),
+            "buying it", "slow to buy", "buys instantly", "seconds_to_purchase"),
     Feature("viewed_price_position", "price percentile of viewed products within their "
-            "category", "looks at premium items", "looks at cheap items", needs_price=True),
+            "category", "looks at premium items", "looks at cheap items", "viewed_price",
+            needs_price=True),
     Feature("carted_price_position", "price percentile of carted products within their "
-            "category", "carts premium items", "price-seeking", needs_price=True),
+            "category", "carts premium items", "carts cheap items", "carted_price",
+            needs_price=True),
     Feature("bought_price_position", "price percentile of bought products within their "
-            "category", "buys premium items", "buys cheap items", needs_price=True),
+            "category", "buys premium items", "buys cheap items", "bought_price",
+            needs_price=True),
 )
 FEATURE_NAMES = tuple(f.name for f in FEATURES)
+FEATURE = {f.name: f for f in FEATURES}
 
 
 @dataclass
@@ -127,17 +147,47 @@ def price_positions(prices: np.ndarray | None, categories: np.ndarray | None) ->
     return out
 
 
+def observable_features(price_position: np.ndarray | None, span_days: float
+                        ) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The features a log can show, and why each other one is left out: the price features
+    need prices (``price_position``), cadence features a log covering their ``days``."""
+    names, left_out = [], {}
+    for f in FEATURES:
+        if f.needs_price and price_position is None:
+            left_out[f.name] = "no product prices within categories"
+        elif f.days > span_days:
+            left_out[f.name] = (f"needs a log of {f.days:g} days or more; this one covers "
+                                f"{_days(span_days)}")
+        else:
+            names.append(f.name)
+    return tuple(names), left_out
+
+
+def _days(days: float) -> str:
+    return f"{days * 24:.1f} hours" if days < 1 else f"{days:.1f} days"
+
+
+def log_span_days(sequences: Sequences) -> float:
+    """Days between the first and the last event of ``sequences``."""
+    times = sequences.times
+    return float(times.max() - times.min()) / (_DAY_S * _SECOND_US) if times.size else 0.0
+
+
 def behaviour_features(sequences: Sequences, action_names: tuple[str, ...],
                        price_position: np.ndarray | None, gap_us: int,
-                       population: np.ndarray | None = None) -> BehaviourTable:
+                       population: np.ndarray | None = None,
+                       names: tuple[str, ...] | None = None) -> BehaviourTable:
     """Raw behaviour values of every row of ``sequences`` (time-ordered within rows).
 
     ``price_position`` gives each item's price percentile (:func:`price_positions`); without
-    it the price features are omitted. ``population`` holds the population value of each
-    feature (what rates are smoothed towards and what a customer without events for a feature
-    gets); by default it is computed from these rows.
+    it the price features are omitted. ``names`` chooses the features (default: every one
+    the prices allow; see :func:`observable_features`). ``population`` holds the population
+    value of each feature (what rates are smoothed towards and what a customer without
+    events for a feature gets); by default it is computed from these rows.
     """
-    names = tuple(f.name for f in FEATURES if price_position is not None or not f.needs_price)
+    if names is None:
+        names = tuple(f.name for f in FEATURES
+                      if price_position is not None or not f.needs_price)
     n_rows = sequences.n_rows
     n = sequences.items.size
     view, cart, remove, buy = funnel_flags(sequences, action_names)
@@ -502,6 +552,7 @@ class VisitStyles:
         return total / np.maximum(count, 1)
 
 
-__all__ = ["FEATURES", "FEATURE_NAMES", "PRIOR_TRIALS", "VISIT_FEATURES", "BehaviourScaler",
-           "BehaviourTable", "Feature", "VisitStyles", "VisitTable", "behaviour_features",
-           "price_positions", "visit_features"]
+__all__ = ["FEATURE", "FEATURES", "FEATURE_NAMES", "PRIOR_TRIALS", "VISIT_FEATURES",
+           "BehaviourScaler", "BehaviourTable", "Feature", "VisitStyles", "VisitTable",
+           "behaviour_features", "log_span_days", "observable_features", "price_positions",
+           "visit_features"]

@@ -44,8 +44,9 @@ def colour(i: int) -> str:
 def to_div(fig: go.Figure, height: int = 320) -> str:
     """The figure as an empty ``<div>`` and a script that hands its JSON to the page's
     ``drawChart`` (see :data:`LOADER`)."""
+    own = {k: v for k, v in fig.layout.margin.to_plotly_json().items() if v is not None}
     fig.update_layout(template="plotly_white", height=height, font={"family": FONT, "size": 12},
-                      margin={"l": 60, "r": 20, "t": 40, "b": 50}, title_font_size=14,
+                      margin={"l": 60, "r": 20, "t": 40, "b": 50} | own, title_font_size=14,
                       hoverlabel={"font_size": 12})
     div = f"chart-{next(_CHART_IDS)}"
     # plotly's JSON writes "<" as \u003c, so no string in it can close the script
@@ -87,19 +88,44 @@ function drawChart(id, spec) {
 
 def bars(labels: Sequence[str], values: Sequence[float], title: str, value_name: str,
          colours: Sequence[str] | None = None, horizontal: bool = False) -> go.Figure:
-    """One bar per label, the value on hover and printed on the bar."""
+    """One bar per label, the value on hover and printed on the bar. The value axis runs
+    from zero to past the largest bar, so no bar or label runs off it."""
     text = [f"{v:,.0f}" if float(v).is_integer() else f"{v:.3g}" for v in values]
     orientation = "h" if horizontal else "v"
+    if horizontal:  # long names on a few lines, so they leave the bars room in a narrow chart
+        labels = [wrap_label(label) for label in labels]
     x, y = (values, labels) if horizontal else (labels, values)
     fig = go.Figure(go.Bar(
         x=list(x), y=list(y), orientation=orientation, text=text, textposition="auto",
-        marker_color=list(colours) if colours else PALETTE[0], name=value_name,
+        cliponaxis=False, marker_color=list(colours) if colours else PALETTE[0],
+        name=value_name,
         hovertemplate=f"%{{{'y' if horizontal else 'x'}}}<br>{value_name}: "
                       f"%{{{'x' if horizontal else 'y'}:,}}<extra></extra>"))
     fig.update_layout(title=title)
+    top = max((float(v) for v in values if math.isfinite(float(v))), default=0.0)
+    span = [0.0, top * 1.2 if top > 0 else 1.0]
     if horizontal:
-        fig.update_yaxes(autorange="reversed")
+        fig.update_yaxes(autorange="reversed", automargin=True, type="category")
+        fig.update_xaxes(range=span, autorange=False)
+    else:
+        fig.update_yaxes(range=span, autorange=False)
+        fig.update_xaxes(type="category", automargin=True)
     return fig
+
+
+def wrap_label(text: str, width: int = 26) -> str:
+    """``text`` broken into lines of about ``width`` characters (an axis label's line
+    breaks), at spaces, a name part's `` ·`` kept at the end of its line."""
+    parts = text.split(" · ")
+    words = [word + (" ·" if i < len(parts) - 1 and k == len(part.split(" ")) - 1 else "")
+             for i, part in enumerate(parts) for k, word in enumerate(part.split(" "))]
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def histogram(hist: pl.DataFrame, title: str, unit: str) -> go.Figure:
@@ -131,9 +157,10 @@ def per_day(frame: pl.DataFrame) -> go.Figure:
 def reach(table: pl.DataFrame) -> go.Figure:
     """Customers whose largest trait each trait is, and customers leaning on it."""
     fig = go.Figure()
+    names = [wrap_label(name, 40) for name in table["name"].to_list()]
     for column, label, shade in (("leading", "largest trait", PALETTE[0]),
                                  ("leaning", "≥ 25% of the profile", PALETTE[1])):
-        fig.add_bar(y=table["name"].to_list(), x=table[column].to_list(), name=label,
+        fig.add_bar(y=names, x=table[column].to_list(), name=label,
                     orientation="h", marker_color=shade,
                     hovertemplate=f"%{{y}}<br>{label}: %{{x:,}} customers<extra></extra>")
     fig.update_layout(title="Customers per trait", barmode="group", xaxis_title="customers",
@@ -158,7 +185,10 @@ def segment_map(points: pl.DataFrame, labels: dict[int, str]) -> go.Figure:
     fig.update_layout(title="Customers by their trait profile (principal components of the "
                             "square-root trait shares)",
                       xaxis_title="component 1", yaxis_title="component 2",
-                      legend={"itemsizing": "constant"})
+                      # below the map: long segment names beside it would squeeze the map
+                      legend={"itemsizing": "constant", "orientation": "h", "y": -0.18,
+                              "yanchor": "top", "x": 0, "xanchor": "left"})
+    fig.update_xaxes(automargin=True)
     return fig
 
 
@@ -169,10 +199,10 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
     from plotly.subplots import make_subplots
 
     rows = sorted(table.iter_rows(named=True), key=lambda r: int(r["segment"]))
-    # Long labels would squeeze the panels into overlapping titles: shortened here, in
-    # full on the map and in the table beside the chart.
-    names = ["everyone" if r["segment"] < 0 else _shorten(labels.get(
-        int(r["segment"]), f"segment {r['segment']}")) for r in rows]
+    # ``labels`` are short (see report.content.short_segment_labels): long ones would
+    # squeeze the panels into overlapping titles; in full on the map and in the table.
+    names = ["everyone" if r["segment"] < 0 else labels.get(
+        int(r["segment"]), f"segment {r['segment']}") for r in rows]
     colours = [POPULATION if r["segment"] < 0 else colour(int(r["segment"])) for r in rows]
     fig = make_subplots(rows=1, cols=len(rates), shared_yaxes=True, horizontal_spacing=0.015,
                         subplot_titles=[label for _, label in rates])
@@ -188,17 +218,15 @@ def funnels(table: pl.DataFrame, labels: dict[int, str], rates: Sequence[tuple[s
             fig.add_vline(x=everyone, line_dash="dash", line_color=POPULATION, line_width=1,
                           row=1, col=col)
         top = max((v for v in values if v is not None), default=1.0)
-        # the values are printed on the bars; ticks of adjacent panels would collide
-        fig.update_xaxes(range=[0, min(1.0, top * 1.3) or 1.0], showticklabels=False,
+        # Room past the longest bar for its printed value ("100%" included): the values
+        # are printed beside the bars, and ticks of adjacent panels would collide.
+        fig.update_xaxes(range=[0, (top or 1.0) * 1.45], showticklabels=False,
                          row=1, col=col)
     fig.update_yaxes(autorange="reversed", automargin=True, type="category")
-    fig.update_layout(title="Funnel per segment (dashed line: everyone)", bargap=0.25)
+    fig.update_layout(title="Funnel per segment (dashed line: everyone)", bargap=0.25,
+                      margin={"r": 36})
     fig.update_annotations(font_size=12)
     return fig
-
-
-def _shorten(text: str, limit: int = 36) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _pct_text(value: float | None) -> str:
@@ -222,8 +250,9 @@ def timeline(steps: pl.DataFrame) -> go.Figure:
                                 "symbol": SYMBOLS[_action_rank(action) % len(SYMBOLS)],
                                 "line": {"width": 0.5, "color": "#333"}})
     fig.update_layout(title="Journey", showlegend=False)
-    fig.update_yaxes(categoryorder="array",
-                     categoryarray=[a for a in reversed(ACTION_ORDER)], automargin=True)
+    present = set(steps["action"].unique().to_list())
+    fig.update_yaxes(categoryorder="array", automargin=True, categoryarray=[
+        a for a in sorted(present, key=_action_rank, reverse=True)])
     return fig
 
 

@@ -16,7 +16,7 @@ from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import EventLog
 from funnelprint.data.schema import TOKEN_PREFIX
 from funnelprint.data.summary import summarize
-from funnelprint.profile.interpret import MIX_KEYS
+from funnelprint.profile.evidence import MIX_KEYS
 from funnelprint.profile.model import ProfileModel
 
 #: A customer "leans on" a trait when it makes up at least this share of their profile.
@@ -89,16 +89,18 @@ def trait_reach(profile: ProfileModel) -> pl.DataFrame:
 
 
 def segment_map(profile: ProfileModel, max_points: int = 4000, seed: int = 0) -> pl.DataFrame:
-    """Customers on the first two principal components of their Hellinger coordinates (the
-    square roots of their trait shares, the space segments are cut in), with their segment
-    and two leading traits; at most ``max_points`` customers, sampled evenly."""
+    """Customers profiled from their own events on the first two principal components of
+    their Hellinger coordinates (the square roots of their trait shares, the space segments
+    are cut in), with their segment and two leading traits; at most ``max_points``
+    customers, sampled evenly."""
+    warm = np.flatnonzero(~profile.customer_cold_)
     traits = profile.customer_traits_
-    rows = np.arange(traits.shape[0])
+    rows = warm
     if rows.size > max_points:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_points, replace=False))
     coords = np.sqrt(np.clip(traits, 0.0, None))
-    centred = coords - coords.mean(axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    centred = coords - coords[warm].mean(axis=0) if warm.size else coords
+    _, _, vt = np.linalg.svd(centred[warm], full_matrices=False)
     xy = centred[rows] @ vt[:2].T if vt.shape[0] >= 2 else np.zeros((rows.size, 2))
     names = [info["name"] for info in profile.trait_info_]
     top = np.argsort(-traits[rows], axis=1)[:, :2]
@@ -113,8 +115,31 @@ def segment_map(profile: ProfileModel, max_points: int = 4000, seed: int = 0) ->
 
 
 def customer_segments(profile: ProfileModel) -> pl.DataFrame:
-    """``customer_id`` → ``segment`` of the model's training customers."""
-    return profile.customer_profiles_.select(pl.col("customer_id").cast(pl.String), "segment")
+    """``customer_id`` → ``segment`` of the model's training customers profiled from their
+    own events (a cold-start customer's segment is a guess: they count in everyone's
+    funnel only)."""
+    return profile.customer_profiles_.filter(~pl.col("cold_start")).select(
+        pl.col("customer_id").cast(pl.String), "segment")
+
+
+def short_segment_labels(profile: ProfileModel, limit: int = 34) -> dict[int, str]:
+    """A short, distinct label per segment for charts too narrow for the full one: its
+    number and the trait it leans on most beyond the mean of all segments (segments often
+    share their largest trait), shortened in the middle (names that share a start differ at
+    their end)."""
+    centres = profile.segment_profiles_
+    names = [info["name"] for info in profile.trait_info_]
+    beyond = centres - centres.mean(axis=0) if centres.size else centres
+    return {s: f"segment {s} · {middle_shorten(names[int(np.argmax(row))], limit)}"
+            for s, row in enumerate(beyond)}
+
+
+def middle_shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters by an ellipsis in the middle."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head].rstrip() + "…" + text[len(text) - (limit - 1 - head):].lstrip()
 
 
 def segment_funnels(events: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:

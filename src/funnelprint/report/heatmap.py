@@ -10,7 +10,7 @@ import numpy as np
 
 from funnelprint.data.sequences import Sequences
 from funnelprint.models.neural.base import SequentialRecommender
-from funnelprint.models.serving import top_items
+from funnelprint.models.serving import DEFAULT_EXCLUDE, Exclude, answer_known
 
 
 def plot_attention(model: SequentialRecommender[Any, Any], history: Sequences,
@@ -63,8 +63,10 @@ def plot_attention(model: SequentialRecommender[Any, Any], history: Sequences,
 
 
 def attention_heatmap(model: SequentialRecommender[Any, Any], customer_id: str,
-                      path: str | Path, k: int = 10, exclude_seen: bool = True) -> Path:
+                      path: str | Path, k: int = 10, exclude: Exclude = DEFAULT_EXCLUDE
+                      ) -> Path:
     """:func:`plot_attention` for a customer of the model's dataset (by external id) and
     the model's top ``k`` items for them."""
-    history, items, _ = top_items(model, customer_id, k, exclude_seen)
-    return plot_attention(model, history, items, path, title=f"customer {customer_id}")
+    request, ranked = answer_known(model, customer_id, k, exclude)
+    items = ranked.items[0][ranked.items[0] >= 0]
+    return plot_attention(model, request.history, items, path, title=f"customer {customer_id}")

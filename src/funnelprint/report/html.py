@@ -21,7 +21,7 @@ import polars as pl
 from funnelprint.data.pipeline import EventLog
 from funnelprint.evaluate.leaderboard import HEADLINE
 from funnelprint.models.neural.base import SequentialRecommender
-from funnelprint.models.serving import recommend_with_reasons, top_items
+from funnelprint.models.serving import answer_known, recommend_customer
 from funnelprint.models.traits import TraitsRecommender
 from funnelprint.report import charts, content
 
@@ -116,9 +116,20 @@ def traits_section(model: TraitsRecommender) -> str:
     reach = content.trait_reach(profile)
     cards = [trait_card(info, population, row)
              for info, row in zip(profile.trait_info_, reach.iter_rows(named=True), strict=True)]
-    intro = note(f"{len(cards)} traits. A profile is each customer's share of every trait; "
-                 f"'leaning' counts customers with at least {content.LEAN_SHARE:.0%} on a "
-                 "trait. Lift: the trait-typical customers' value over the population's.")
+    cold = profile.cold_start_share()
+    intro = note(
+        f"{len(cards)} traits. A profile is each customer's share of every trait; 'leaning' "
+        f"counts customers with at least {content.LEAN_SHARE:.0%} on a trait. Each trait's "
+        "evidence comes from its typical customers, the tenth of the customers profiled from "
+        "their own events who lean on it most, counted from their raw events beside "
+        "everyone's: a line is shown only where the 95% interval of their figure lies wholly "
+        "above or below everyone's value. Cold-start customers (too few known events: "
+        f"{cold:.0%} of all) are left out of the evidence and the segments; their profile is "
+        "a guess.")
+    left_out = getattr(profile, "left_out_", {})
+    if left_out:
+        intro += note("Not claimed, because this log cannot show it: " + "; ".join(
+            f"{feature} ({why})" for feature, why in left_out.items()) + ".")
     chart = figure(charts.reach(reach), table(
         ["trait", "largest trait of", "leaning", "mean share"],
         [(r["name"], r["leading"], r["leaning"], f"{r['mean_share']:.1%}")
@@ -131,13 +142,16 @@ def trait_card(info: dict[str, Any], population: dict[str, float], reach: dict[s
     kind = info.get("kind", "taste")
     share = info.get("behaviour_share")
     evidence = info.get("evidence", [])[:5]
-    rows = [(e["reads"], e["feature"], _num(e["value"]), _num(e["population"]),
-             f"×{e['lift']:.2f}") for e in evidence]
+    rows = [(e["reads"], e.get("description", e["feature"]),
+             _interval(e["value"], e.get("low"), e.get("high")), _num(e["population"]),
+             f"×{e['lift']:.2f}" if isinstance(e.get("lift"), int | float) else "—")
+            for e in evidence]
     lists = [(label, info.get(key, [])[:5]) for label, key in
              (("categories", "top_categories"), ("brands", "top_brands"),
               ("products", "top_products"))]
-    mix = " · ".join(f"{k} {v:.0%}" for k, v in info["action_mix"].items())
-    everyone = " · ".join(f"{k} {v:.0%}" for k, v in population.items())
+    everyone_mix = info.get("population_action_mix") or population
+    typical = info.get("typical_customers")
+    bands = info.get("price_bands") or {}
     return (
         f'<article class="card trait"><h3>{esc(info["name"])}</h3>'
         f'<p class="meta"><span class="badge {esc(kind)}">{esc(kind)}</span> '
@@ -145,13 +159,31 @@ def trait_card(info: dict[str, Any], population: dict[str, float], reach: dict[s
         + (f" · {share:.0%} behaviour" if isinstance(share, float) else "")
         + f' · <b>{reach["leaning"]:,}</b> customers lean on it, '
         f'<b>{reach["leading"]:,}</b> most of all</p>'
-        + (table(["reads", "feature", "typical", "everyone", "lift"], rows) if rows else "")
+        + (f'<p class="meta">evidence from its {typical["customers"]:,} typical customers '
+           f'(of {typical["of_warm"]:,} profiled from their events)</p>' if typical else "")
+        + (table(["reads", "figure", "typical (95% interval)", "everyone", "lift"], rows)
+           if rows else note("No figure of its typical customers stands apart from "
+                             "everyone's by more than its interval."))
         + "".join(f'<p><span class="label">{label}</span> {esc(", ".join(map(str, items)))}'
                   "</p>" for label, items in lists if items)
-        + f'<p><span class="label">action mix</span> {esc(mix)}<br>'
-        f'<span class="label">everyone</span> {esc(everyone)}</p>'
-        + charts.mix_svg(info["action_mix"], population) + "</article>"
+        + f'<p><span class="label">action mix</span> {esc(_shares(info["action_mix"]))}<br>'
+        f'<span class="label">everyone</span> {esc(_shares(everyone_mix))}</p>'
+        + charts.mix_svg(info["action_mix"], everyone_mix)
+        + (f'<p><span class="label">price bands</span> {esc(_shares(bands))} of viewed '
+           f'products<br><span class="label">everyone</span> '
+           f'{esc(_shares(info.get("population_price_bands", {})))}</p>' if bands else "")
+        + "</article>"
     )
+
+
+def _shares(shares: dict[str, float]) -> str:
+    return " · ".join(f"{k} {v:.0%}" for k, v in shares.items())
+
+
+def _interval(value: Any, low: Any, high: Any) -> str:
+    if low is None or high is None:
+        return _num(value)
+    return f"{_num(value)} ({_num(low)}–{_num(high)})"
 
 
 def segments_section(model: TraitsRecommender, log: EventLog | None,
@@ -159,31 +191,41 @@ def segments_section(model: TraitsRecommender, log: EventLog | None,
     profile = model.profile_
     summary = profile.segment_summary()
     total = max(1, sum(s["customers"] for s in summary))
+    cold = sum(s.get("cold_start", 0) for s in summary)
     points = content.segment_map(profile)
-    parts = [note(f"{len(summary)} segments: k-means on the customers' profiles. On the map "
-                  "each point is a customer (up to 4,000 shown); hover for the leading traits. "
-                  "Funnel rates are shares of customer-product pairs (of those viewed, or of "
-                  "those carted), abandoned visits the share of visits with an add to cart "
-                  "and no purchase."),
-             figure(charts.segment_map(points, labels), height=520)]
+    parts = [note(f"{len(summary)} segments: k-means on the profiles of the {total:,} "
+                  "customers profiled from their own events. "
+                  f"{cold:,} cold-start customers ({cold / max(1, total + cold):.0%} of all) "
+                  "have too few known events for a profile of their own: each is placed by "
+                  "a guess and counted apart, not in the segment's size, share or funnel. "
+                  "On the map each point is a customer profiled from their events (up to "
+                  "4,000 shown); hover for the leading traits. Funnel rates are shares of "
+                  "customer-product pairs (of those viewed, or of those carted), abandoned "
+                  "visits the share of visits with an add to cart and no purchase."),
+             figure(charts.segment_map(points, labels), height=560)]
     funnel_rows: dict[int, dict[str, Any]] = {}
     rates: list[tuple[str, str]] = []
     if log is not None:
         funnels = content.segment_funnels(log.events, content.customer_segments(profile))
+        short = content.short_segment_labels(profile)
         funnel_rows = {int(r["segment"]): r for r in funnels.iter_rows(named=True)}
-        rates = [r for r in content.FUNNEL_RATES if funnels[r[0]].null_count() < funnels.height]
-        parts.append(figure(charts.funnels(funnels, labels, rates),
+        has_removals = (log.events["action"] == "remove_from_cart").any()
+        rates = [r for r in content.FUNNEL_RATES if funnels[r[0]].null_count() < funnels.height
+                 and (has_removals or r[0] != "removal")]
+        parts.append(figure(charts.funnels(funnels, short, rates),
                             height=110 + 24 * funnels.height))
     rate_heads = [label for _, label in rates]
     rows = []
-    for seg in [*summary, {"segment": -1, "customers": total, "traits": {}}]:
+    for seg in [*summary, {"segment": -1, "customers": total, "cold_start": cold,
+                           "traits": {}}]:
         s = seg["segment"]
         lead = ", ".join(f"{k} {v:.0%}" for k, v in seg["traits"].items())
         funnel = funnel_rows.get(s, {})
         rows.append([labels.get(s, "everyone"), f"{seg['customers']:,}",
-                     f"{seg['customers'] / total:.1%}", lead or "—",
-                     *[_pct(funnel.get(c)) for c, _ in rates]])
-    parts.append(table(["segment", "customers", "share", "leading traits", *rate_heads], rows))
+                     f"{seg['customers'] / total:.1%}", f"{seg.get('cold_start', 0):,}",
+                     lead or "—", *[_pct(funnel.get(c)) for c, _ in rates]])
+    parts.append(table(["segment", "customers", "share", "cold start (guessed)",
+                        "leading traits", *rate_heads], rows))
     if log is None:
         parts.append(note("Give --events FILE for each segment's funnel."))
     return "".join(parts)
@@ -211,7 +253,7 @@ def customers_section(model: TraitsRecommender, log: EventLog | None,
                 "category" not in steps.columns:
             steps = steps.join(products.select(pl.col("product_id").cast(pl.String),
                                                "category"), on="product_id", how="left")
-        recs = recommend_with_reasons(model, cid, 5)
+        recs = recommend_customer(model, cid, 5)
         similar = profile.similar(cid, 5)
         parts.append(
             f'<article class="customer"><h3>customer {esc(cid)} · '
@@ -263,14 +305,21 @@ def leaderboard_block(source: str, record: dict[str, Any]) -> str:
               f"({esc(_protocol_words(protocol))}) · part {esc(record.get('part', 'test'))} · "
               f"ties <b>{esc(ties)}</b> ({esc(TIE_RULES.get(ties, ''))}) · "
               f"{'history items kept' if record.get('keep_seen') else 'history items excluded'}"
-              f" · {split.get('evaluated', 0):,} customers evaluated")
+              f" · {split.get('evaluated', 0):,} customers evaluated"
+              + (f" · {split['catalogue_items']:,} products in the training catalogue, "
+                 f"{split.get('test_targets_outside_catalogue', 0):,} held-out products "
+                 "outside it not scored" if "catalogue_items" in split else ""))
     metrics = [m for m in HEADLINE if any(m in r for r in record["models"].values())]
     rows = [(key, *[_num(result.get(m)) for m in metrics],
              _num(result.get("fit_seconds")))
-            for key, result in record["models"].items()]
+            for key, result in record["models"].items() if "error" not in result]
+    rows += [(key, result["error"], *[""] * len(metrics))
+             for key, result in record["models"].items() if "error" in result]
     chart = charts.leaderboard([(source, record)], [m for m in metrics if "Novelty" not in m])
+    notes = "".join(note(f"{key}: {result['note']}") for key, result in record["models"].items()
+                    if "note" in result)
     return block(f"Leaderboard: {source}", f'<p class="meta">{stated}</p>'
-                 + table(["model", *metrics, "fit s"], rows) + figure(chart))
+                 + table(["model", *metrics, "fit s"], rows) + notes + figure(chart))
 
 
 def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence[str],
@@ -282,7 +331,8 @@ def attention_blocks(model: SequentialRecommender[Any, Any], customers: Sequence
                     "customers: no heatmaps.")
     figures = []
     for cid in shown[:2]:
-        history, items, _ = top_items(model, cid, k)
+        request, ranked = answer_known(model, cid, k)
+        history, items = request.history, ranked.items[0][ranked.items[0] >= 0]
         if not items.size or not history.items.size:
             continue
         weights = model.explain(history, items)
@@ -338,9 +388,10 @@ def figure(fig: Any, numbers: str = "", height: int = 320) -> str:
 
 
 def segment_labels(summary: Sequence[dict[str, Any]]) -> dict[int, str]:
-    """'segment 3 · pets.dog + regular' per segment: its number and two leading traits."""
-    return {int(s["segment"]): f"segment {s['segment']} · {' + '.join(s['traits'])}"
-            for s in summary}
+    """'segment 3 · pets.dog 61% + regular 20%' per segment: its number and its two leading
+    traits with their shares (segments that lead with the same traits differ in them)."""
+    return {int(s["segment"]): f"segment {s['segment']} · " + " + ".join(
+        f"{name} {share:.0%}" for name, share in s["traits"].items()) for s in summary}
 
 
 def page(sections: Sequence[tuple[str, str, str]], model: TraitsRecommender) -> str:
@@ -359,6 +410,7 @@ def page(sections: Sequence[tuple[str, str, str]], model: TraitsRecommender) -> 
         "each chart are all there.</p>"
         f'<header><h1>Customer traits report</h1><p class="meta">{esc(model.key)} model · '
         f"{model.profile_.n_traits_} traits · {len(model.profile_.customer_ids_):,} customers"
+        f" ({model.profile_.cold_start_share():.0%} cold start)"
         f" · made {made} by funnelprint</p><nav>{nav}</nav></header>"
         f"<main>{body}</main></body></html>"
     )
@@ -388,11 +440,21 @@ def _day(value: str | None) -> str:
     return value[:10] if value else "?"
 
 
+SPLIT_WORDS = {
+    "loo": "each customer's last step held out, the one before for validation",
+    "last-new": "each customer's last product new to them held out, the new product before "
+                "it for validation; models fitted on the steps before",
+    "temporal": "the last tenth of the log's time held out",
+    "user": "a tenth of the customers held out whole",
+    "purchase": "each customer's last purchase held out",
+}
+
+
 def _protocol_words(protocol: str) -> str:
-    split, _, ranking = protocol.partition("-")
-    ranked = ("the whole catalogue ranked" if ranking == "full"
+    split, _, ranking = protocol.rpartition("-")
+    ranked = ("the whole training catalogue ranked" if ranking == "full"
               else f"the target ranked among {ranking.removeprefix('sampled')} sampled items")
-    return f"{split} split, {ranked}"
+    return f"{SPLIT_WORDS.get(split, split + ' split')}; {ranked}"
 
 
 STYLE = """

@@ -37,6 +37,18 @@ def parse_keys(text: str, source: str) -> dict[str, Scope]:
     return keys
 
 
+def check_key_file(path: Path) -> None:
+    """Refuse a key file that other users may read or anyone but its owner may change."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise ApiKeyError(f"--api-keys {path}: {exc.strerror or exc}") from exc
+    if mode & 0o022 or mode & 0o004:
+        raise ApiKeyError(f"--api-keys {path}: readable or writable by other users (mode "
+                          f"{mode & 0o777:o}); make it the service user's alone: chmod 600 "
+                          f"{path}")
+
+
 def load_keys(path: Path | None = None) -> dict[str, Scope]:
     """Keys from ``path`` (when given) and from the environment variable."""
     keys: dict[str, Scope] = {}
@@ -75,4 +87,5 @@ def allows(granted: Scope, needed: Scope) -> bool:
     return granted == "write" or needed == "read"
 
 
-__all__ = ["ENV", "ApiKeyError", "KeyRing", "Scope", "allows", "load_keys", "parse_keys"]
+__all__ = ["ENV", "ApiKeyError", "KeyRing", "Scope", "allows", "check_key_file", "load_keys",
+           "parse_keys"]

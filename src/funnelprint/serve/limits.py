@@ -1,9 +1,10 @@
-"""What happens around every request: the body size limit (413), request counts and
-latency per route, and one structured log line."""
+"""What happens around every request: the body size limit (413, from the declared length
+before anything is read, then counted as a streamed body arrives), the time the body may take
+to arrive (408), request counts and latency per route, and one structured log line."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -11,6 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from funnelprint.serve.guard import send_error
 from funnelprint.serve.metrics import Metrics
 
 log = logging.getLogger("funnelprint.serve")
@@ -20,15 +22,27 @@ class BodyTooLarge(HTTPException):
     """The request body passed the size limit while being read."""
 
     def __init__(self) -> None:
-        super().__init__(413, "request body over the size limit")
+        super().__init__(413, "request body over the size limit",
+                         headers={"Connection": "close"})
+
+
+class BodyTimeout(HTTPException):
+    """The request body did not arrive within its time limit."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {seconds:g} s",
+                         headers={"Connection": "close"})
 
 
 class Limits:
-    """Pure ASGI middleware: refuses bodies over the limit (413), times and counts every
-    request by route, and writes one structured log line per request."""
+    """Pure ASGI middleware: refuses bodies over the limit (413) or slower than
+    ``body_timeout_s`` (408), times and counts every request by route, and writes one
+    structured log line per request."""
 
-    def __init__(self, app: Any, limit: int, metrics: Metrics) -> None:
+    def __init__(self, app: Any, limit: int, metrics: Metrics,
+                 body_timeout_s: float = 10.0) -> None:
         self.app, self.limit, self.metrics = app, limit, metrics
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[
             Any]], send: Callable[[Any], Awaitable[None]]) -> None:
@@ -47,15 +61,16 @@ class Limits:
         length = dict(scope.get("headers") or []).get(b"content-length")
         try:
             if length is not None and (not length.isdigit() or int(length) > limit):
-                await _send_error(sending, 413, "body_too_large",
-                                  f"request body over {limit} bytes")
+                await send_error(sending, 413, "body_too_large",
+                                 f"request body over {limit} bytes",
+                                 [(b"connection", b"close")])
             else:
-                await self.app(scope, _counted(receive, limit), sending)
+                await self.app(scope, _counted(receive, limit, self.body_timeout_s), sending)
         finally:
             self._record(scope, status["code"], time.perf_counter() - start)
 
     def _record(self, scope: MutableMapping[str, Any], status: int, elapsed: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
+        route = getattr(scope.get("route"), "path_format", "unmatched")
         metrics = self.metrics
         metrics.requests.labels(scope["method"], route, str(status)).inc()
         metrics.latency.labels(scope["method"], route).observe(elapsed)
@@ -65,13 +80,20 @@ class Limits:
                 "ms": round(elapsed * 1000, 2)}})
 
 
-def _counted(receive: Callable[[], Awaitable[Any]], limit: int
+def _counted(receive: Callable[[], Awaitable[Any]], limit: int, seconds: float
              ) -> Callable[[], Awaitable[Any]]:
+    """``receive`` that counts the body and bounds the time it takes, from the request's
+    start (a client trickling a byte at a time does not reset the clock)."""
     seen = 0
+    deadline = time.monotonic() + seconds
 
     async def receiving() -> Any:
         nonlocal seen
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(),
+                                                            0.001))
+        except asyncio.TimeoutError:
+            raise BodyTimeout(seconds) from None
         seen += len(message.get("body", b""))
         if seen > limit:
             raise BodyTooLarge
@@ -80,13 +102,4 @@ def _counted(receive: Callable[[], Awaitable[Any]], limit: int
     return receiving
 
 
-async def _send_error(send: Callable[[Any], Awaitable[None]], status: int, code: str,
-                      detail: str) -> None:
-    body = json.dumps({"error": code, "detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-__all__ = ["BodyTooLarge", "Limits"]
+__all__ = ["BodyTimeout", "BodyTooLarge", "Limits"]

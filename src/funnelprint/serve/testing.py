@@ -1,19 +1,26 @@
-"""Servers for tests, benchmarks and the demo: a throwaway PostgreSQL server in a temporary
-directory (initdb, pg_ctl start on a Unix socket only, removal on stop; as root it runs as an
-unprivileged user, since PostgreSQL refuses to run as root), and ``funnelprint serve`` as a
-child process, started and waited for until it is ready."""
+"""Servers and clients for tests, benchmarks and the demo: a throwaway PostgreSQL server in a
+temporary directory (initdb, pg_ctl start on a Unix socket only, removal on stop; as root it
+runs as an unprivileged user, since PostgreSQL refuses to run as root), ``funnelprint serve``
+as a child process, started and waited for until it is ready, and two clients of a running
+service on the loopback: one that measures the latency of steady reads (:class:`Prober`),
+one that streams numbered event batches and retries what was not acknowledged
+(:class:`Streamer`). Every loop is bounded in requests and in time."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: Where PostgreSQL binaries are looked for besides PATH.
 SEARCH = ("/usr/local/bin", "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
@@ -35,6 +42,7 @@ class TempPostgres:
     pg_ctl: str
     port: int
     run_as: str | None
+    options: str = ""
 
     @property
     def url(self) -> str:
@@ -49,9 +57,59 @@ class TempPostgres:
         return self.url.replace("/postgres?", f"/{name}?")
 
     def stop(self) -> None:
+        self.resume()
         _run(self.run_as, [self.pg_ctl, "-D", str(self.directory / "data"), "-m", "fast",
                            "-w", "stop"], check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def pid(self) -> int:
+        """The postmaster's process id."""
+        return int((self.directory / "data" / "postmaster.pid").read_text().split()[0])
+
+    def freeze(self) -> None:
+        """Stop every server process (SIGSTOP): connections stay open, nothing answers."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (its backends end with it)."""
+        os.kill(self.pid(), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self._processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop (``fast``: sessions are ended) and start again on the same port."""
+        data = str(self.directory / "data")
+        _run(self.run_as, [self.pg_ctl, "-D", data, "-m", mode, "-w", "stop"], check=False)
+        self.start()
+
+    def start(self) -> None:
+        """Start the stopped (or killed) server again on its port."""
+        _run(self.run_as, [self.pg_ctl, "-D", str(self.directory / "data"), "-l",
+                           str(self.directory / "log"), "-w", "-t", "60", "-o", self.options,
+                           "start"])
+
+    def _processes(self) -> list[int]:
+        """The postmaster and its children."""
+        try:
+            root = self.pid()
+        except (OSError, ValueError, IndexError):
+            return []
+        found, pending = [], [root]
+        while pending:
+            pid = pending.pop()
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            found.append(pid)
+            pending += [int(c) for c in children]
+        return found
 
 
 def start_postgres(port: int = 55432, run_as: str | None = None,
@@ -81,7 +139,7 @@ def start_postgres(port: int = 55432, run_as: str | None = None,
         tail = log_file.read_text()[-2000:] if log_file.exists() else ""
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
-    return TempPostgres(directory, pg_ctl, port, run_as)
+    return TempPostgres(directory, pg_ctl, port, run_as, options)
 
 
 def free_port() -> int:
@@ -117,6 +175,150 @@ def start_service(args: list[str], port: int, log: Path, env: dict[str, str] | N
                        f"{log.read_text()[-2000:]}")
 
 
+def children(pid: int) -> list[int]:
+    """Process ids of ``pid``'s children (Linux)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@dataclass
+class Prober:
+    """Reads a customer's profile at a steady rate from its own thread and records each
+    request's latency (from the moment it was due) and status; at most ``limit`` requests
+    and ``seconds`` seconds."""
+
+    port: int
+    headers: dict[str, str] = field(default_factory=dict)
+    rate: float = 50.0
+    seconds: float = 60.0
+    limit: int = 20_000
+    path: str = "/v1/customers/u0001/profile"
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # start, s, status
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def mark(self) -> float:
+        return time.monotonic()
+
+    def wait_until_answering(self, timeout_s: float = 120.0) -> None:
+        """Block until the first answer came back (the server's first request may be
+        slow: lazy initialisation; it is not part of what is measured)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.samples and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def between(self, start: float, end: float) -> list[tuple[float, float, int]]:
+        return [s for s in self.samples if start <= s[0] < end]
+
+    def _run(self) -> None:
+        import httpx
+
+        begin = time.monotonic()
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=self.headers,
+                          timeout=30) as client:
+            for i in range(self.limit):
+                due = begin + i / self.rate
+                if self._stop.is_set() or due - begin > self.seconds:
+                    return
+                time.sleep(max(due - time.monotonic(), 0))
+                try:
+                    status = client.get(self.path).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.samples.append((due, time.monotonic() - due, status))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of ``values``; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+@dataclass
+class Streamer:
+    """Posts numbered batches of events with ids from its own thread, retrying a batch
+    until it is answered 200 (what a client following the API does); remembers which
+    events were acknowledged and the longest wait for an acknowledgement. At most
+    ``batches`` batches and ``seconds`` seconds."""
+
+    port: int
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
+    batch: int = 10
+    batches: int = 10_000
+    seconds: float = 60.0
+    pause_s: float = 0.01
+    acknowledged: set[str] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)
+    statuses: dict[int, int] = field(default_factory=dict)
+    longest_wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Streamer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def events(self, number: int) -> list[dict[str, Any]]:
+        return [{"event_id": f"{self.name}-{number}-{i}", "customer_id": f"s-{self.name}",
+                 "timestamp": 1_772_000_000 + number * 60 + i, "action": "view",
+                 "product_id": f"p{(number + i) % 100:04d}"} for i in range(self.batch)]
+
+    def _run(self) -> None:
+        import httpx
+
+        end = time.monotonic() + self.seconds
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers=self.headers,
+                          timeout=30) as client:
+            for number in range(self.batches):
+                if self._stop.is_set() or time.monotonic() > end:
+                    return
+                events = self.events(number)
+                self.sent.update(e["event_id"] for e in events)
+                started = time.monotonic()
+                while time.monotonic() < end + 30:  # a batch sent is retried to the end
+                    try:
+                        status = client.post("/v1/events", json={"events": events}).status_code
+                    except httpx.HTTPError:
+                        status = 0
+                    self.statuses[status] = self.statuses.get(status, 0) + 1
+                    if status == 200:
+                        self.acknowledged.update(e["event_id"] for e in events)
+                        break
+                    time.sleep(0.1)
+                self.longest_wait_s = max(self.longest_wait_s, time.monotonic() - started)
+                time.sleep(self.pause_s)
+
+
 def _run(user: str | None, command: list[str], check: bool = True) -> None:
     if user is not None:
         command = ["runuser", "-u", user, "--", *command]
@@ -124,4 +326,5 @@ def _run(user: str | None, command: list[str], check: bool = True) -> None:
                    timeout=120)
 
 
-__all__ = ["TempPostgres", "find_binaries", "free_port", "start_postgres", "start_service"]
+__all__ = ["Prober", "Streamer", "TempPostgres", "alive", "children", "find_binaries",
+           "free_port", "percentile", "start_postgres", "start_service"]

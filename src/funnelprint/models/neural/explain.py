@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from funnelprint.data.dataset import Dataset
+from funnelprint.data.schema import action_verb
 from funnelprint.data.sequences import Sequences
 from funnelprint.models.contract import Evidence, Reason
 
-_ACTION_WORDS = {"view": "viewed", "add_to_cart": "carted", "remove_from_cart": "removed",
-                 "purchase": "bought"}
 #: How each way of weighting the history reads in a reason.
 METHOD_WORDS = {"attention": "attended to", "gradient": "driven by",
                 "target-attention": "matches", "graph": "through the session graph from"}
@@ -36,7 +35,7 @@ def step_labels(dataset: Dataset, history: Sequences, with_actions: bool = True
         product = str(dataset.item_ids[int(item)])
         if with_actions:
             name = dataset.action_names[int(action)]
-            labels.append(f"{_ACTION_WORDS.get(name, name)} {product}")
+            labels.append(f"{action_verb(name)} {product}")
         else:
             labels.append(product)
     return labels
