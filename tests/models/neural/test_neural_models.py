@@ -19,7 +19,8 @@ from .conftest import FAST, FEW_STEPS, cyclic_dataset
 @pytest.mark.parametrize("loss", ["ce", "bce", "sampled"])
 def test_sasrec_learns_a_simple_sequence(loss, cyclic_split, cyclic_valid):
     model = make_model("sasrec", maxlen=10, dim=32, epochs=30, eval_every=5, patience=10,
-                       loss=loss, negatives=8, lr=5e-3, progress=False, dropout=0.0)
+                       loss=loss, negatives=8, lr=5e-3, progress=False, dropout=0.0,
+                       weight_decay=0.0, ema_decay=0.0)
     model.fit(cyclic_split.train, cyclic_valid)
     losses = [e["loss"] for e in model.fit_report_["epochs"]]
     assert losses[-1] < losses[0]
