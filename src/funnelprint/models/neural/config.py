@@ -40,7 +40,8 @@ class SequentialConfig(ModelConfig):
     the first validation, 0.049 with the warm-up).
 
     ``loss``: ``sampled`` (softmax over the target and ``negatives`` shared uniform
-    negatives; memory stays bounded on huge catalogues), ``ce`` (full softmax) or ``bce``
+    negatives; memory stays bounded on huge catalogues; SASRec on Beauty, valid full NDCG@10
+    0.0679 with 1,024, 0.0721 with 4,096), ``ce`` (full softmax) or ``bce``
     (``bce_negatives`` uniform negatives per position). ``lr_decay`` multiplies the learning
     rate after each validation without gain; ``ema_decay`` > 0 makes validation score (and
     the kept checkpoint hold) an exponential moving average of the weights.
@@ -68,7 +69,7 @@ class SequentialConfig(ModelConfig):
     dim: int = 64
     dropout: float = 0.2
     loss: Loss = "sampled"
-    negatives: int = 1024
+    negatives: int = 4096
     bce_negatives: int = 1
     epochs: int = 200
     batch_size: int = 128
