@@ -45,3 +45,10 @@ def test_a_batch_missing_a_required_field_everywhere():
     assert checked.events.height == 0
     assert checked.problems[0].code == "missing_field"
     assert "action, product_id" in checked.problems[0].message
+
+
+def test_objects_without_fields_are_refused_each_as_missing_fields():
+    checked = check_records([{}, {}])
+    assert checked.events.height == 0
+    assert [(p.index, p.code) for p in checked.problems] == [(0, "missing_field"),
+                                                              (1, "missing_field")]

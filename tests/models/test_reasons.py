@@ -4,14 +4,17 @@ decomposition (learned weights x features) on sampled customers."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
+import polars as pl
 import pytest
 
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.pipeline import prepare_events
+from funnelprint.data.sequences import session_ids
 from funnelprint.data.simulate import SimulationConfig, simulate
-from funnelprint.models import affinity, reasons
+from funnelprint.models import affinity, reasons, signals
 from funnelprint.models.serving import Request, answer
 from funnelprint.models.traits import TraitsRecommender
 
@@ -22,6 +25,20 @@ def model(tmp_path_factory):
     log = prepare_events(sim.write(tmp_path_factory.mktemp("shop"))["events"])
     dataset = Dataset.from_events(log, collapse_repeats=False, products=sim.products)
     return TraitsRecommender(traits=6, n_init=1, anchors=16, epochs=3).fit(dataset)
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    """A shop whose categories are bare ids (as Taobao's and REES46's uncoded ones are),
+    and every customer's recommendations."""
+    sim = simulate(SimulationConfig(customers=300, products=120, seed=5))
+    log = prepare_events(sim.write(tmp_path_factory.mktemp("ids"))["events"])
+    names = sorted(set(sim.products["category"].to_list()))
+    products = sim.products.with_columns(pl.col("category").replace_strict(
+        {n: str(2053013563651392361 + 7 * i) for i, n in enumerate(names)}))
+    dataset = Dataset.from_events(log, collapse_repeats=False, products=products)
+    model = TraitsRecommender(traits=4, n_init=1, anchors=16, epochs=3).fit(dataset)
+    return model, answer(model, Request.of_known(model, dataset.customer_ids[:60]), k=10)
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +124,119 @@ def test_the_popular_head_holds_a_quarter_of_the_interactions():
     assert not reasons.popular_head(np.zeros(3)).any()
 
 
-def test_a_link_reason_names_the_history_product_behind_it(model, sampled):
+#: Link phrases: the kind of count, the history product, the count ("often": at least
+#: reasons.OFTEN, stated in brackets; otherwise the count alone).
+LINK_PHRASES = (
+    ("transition", r"often the next product after (\S+) \(([\d,]+) times\)"),
+    ("transition", r"the next product after (\S+) (once|twice|[\d,]+ times)"),
+    ("visits", r"often in the same visits as (\S+) \(([\d,]+) visits\)"),
+    ("visits", r"in ([\d,]+) visits? with (\S+)"),
+    ("customers", r"([\d,]+) customers? who looked at (\S+) looked at it too"),
+    ("customers", r"similar to recent (\S+) \(([\d,]+) customers? looked at both\)"),
+)
+
+
+def log_counts(dataset):
+    """Transitions, shared visits and shared customers of every pair of products in the
+    training sequences, counted plainly."""
+    seq = dataset.sequences
+    rows = np.repeat(np.arange(seq.n_rows), seq.lengths)
+    ids = dataset.item_ids
+    moves = [(ids[a], ids[b]) for a, b, same in zip(seq.items[:-1], seq.items[1:],
+                                                    rows[1:] == rows[:-1], strict=True)
+             if same and a != b]
+    visits = session_ids(seq)
+    groups = {"visits": {}, "customers": {}}
+    for item, visit, row in zip(seq.items, visits, rows, strict=True):
+        groups["visits"].setdefault(ids[item], set()).add(visit)
+        groups["customers"].setdefault(ids[item], set()).add(row)
+    return Counter(moves), groups
+
+
+def link_claims(text):
+    """(kind, source product, stated count, said "often") of every link phrase of a reason;
+    a phrase that names a product without a count fails."""
+    out = []
+    for phrase in text.split("; "):
+        for kind, pattern in LINK_PHRASES:
+            if found := re.fullmatch(pattern, phrase):
+                a, b = found.groups()
+                source, count = (b, a) if pattern.startswith(r"in (") or \
+                    pattern.startswith(r"([") else (a, b)
+                n = {"once": 1, "twice": 2}.get(count) or int(count.split()[0].replace(",", ""))
+                out.append((kind, source, n, phrase.startswith("often")))
+                break
+        else:
+            assert not re.search(r"(after|as|with|recent|at) \S*\d", phrase), phrase
+    return out
+
+
+def test_a_link_reason_states_its_count_in_the_training_log(model, sampled):
     request, results = sampled
     ids = model.dataset_.item_ids
-    named = 0
-    for row, row_reasons in enumerate(results["seen"].reasons):
-        recent = set(ids[request.history.last(model.config.last_n).row(row)].tolist())
-        for reason in row_reasons:
-            for phrase in ("often the next product after ", "often in the same visits as "):
-                if phrase in reason["text"]:
-                    product = reason["text"].split(phrase)[1].split(";")[0]
-                    assert product in recent
-                    named += 1
-    assert named > 0
+    transitions, groups = log_counts(model.dataset_)
+    seen = Counter()
+    for result in results.values():
+        for row, row_reasons in enumerate(result.reasons):
+            recent = set(ids[request.history.last(model.config.last_n).row(row)].tolist())
+            history = set(ids[request.history.row(row)].tolist())
+            for col, reason in enumerate(row_reasons):
+                item = ids[result.items[row, col]]
+                for kind, source, n, often in link_claims(reason["text"]):
+                    if kind == "transition":
+                        assert source == ids[request.history.row(row)[-1]]
+                        true = transitions[(source, item)]
+                    else:
+                        assert source in (history if "looked at it" in reason["text"]
+                                          else recent)
+                        true = len(groups[kind][source] & groups[kind].get(item, set()))
+                    assert n == true, (reason["text"], true)
+                    assert not often or n >= reasons.OFTEN
+                    seen[kind] += 1
+    assert seen["visits"] > 0 and seen["customers"] > 0 and seen["transition"] > 0, seen
+
+
+def test_a_category_is_said_once_and_a_bare_id_as_a_category(numbered):
+    model, results = numbered
+    categories = dict(zip(model.dataset_.item_ids, model.dataset_.item_categories,
+                          strict=True))
+    named = both = 0
+    for row_reasons, row_items in zip(results.reasons, results.items, strict=True):
+        for reason, item in zip(row_reasons, row_items, strict=True):
+            said = re.findall(r"(?:^|; )in ([^,;]+), like", reason["text"])
+            assert len(said) <= 1, reason["text"]
+            for label in said:
+                assert label == f"category {categories[model.dataset_.item_ids[item]]}"
+                named += 1
+            steps = [e["step"] for e in reason["evidence"]]
+            if {"category", "recent_category"} <= set(steps):
+                assert len(said) == 1
+                both += 1
+    assert named > 0 and both > 0
+
+
+def test_came_back_is_said_of_repeats_only(model, sampled):
+    request, results = sampled
+    said = 0
+    for row, row_reasons in enumerate(results["none"].reasons):
+        history = request.history.row(row).tolist()
+        for col, reason in enumerate(row_reasons):
+            found = re.search(r"came back to it \((\d+) steps? on it\)", reason["text"])
+            if found:
+                n = history.count(int(results["none"].items[row, col]))
+                assert int(found.group(1)) == n >= 2
+                said += 1
+    assert said > 0
+
+
+def test_category_labels():
+    assert reasons.category_label("computers.notebook") == "computers.notebook"
+    assert reasons.category_label("2053013563651392361") == "category 2053013563651392361"
+    assert reasons.category_label("8") == "category 8"
+
+
+def test_shared_counts_each_distinct_pair_once():
+    by_group = signals.incidence(np.array([0, 0, 1, 1, 2, 2, 2]),
+                                 np.array([0, 1, 0, 1, 1, 2, 2]), 3)
+    assert signals.shared(by_group, np.array([0, 1, 0, 1]), np.array([1, 0, 2, 2])
+                          ).tolist() == [2, 2, 0, 1]

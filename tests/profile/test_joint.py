@@ -128,12 +128,12 @@ def test_one_thread_limits_hold_across_overlapping_calls_and_are_restored():
     @one_thread
     def first() -> None:
         first_in.set()
-        second_in.wait(5)
+        assert second_in.wait(60)
 
     @one_thread
     def second() -> None:
         second_in.set()
-        first_out.wait(5)
+        assert first_out.wait(60)
         inside.append(blas_threads())
 
     def run_first() -> None:
@@ -141,13 +141,13 @@ def test_one_thread_limits_hold_across_overlapping_calls_and_are_restored():
         first_out.set()
 
     def run_second() -> None:
-        first_in.wait(5)
+        assert first_in.wait(60)
         second()
 
     threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(10)
+        t.join(120)
     assert inside == [1]
     assert blas_threads() == before

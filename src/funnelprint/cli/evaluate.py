@@ -31,7 +31,9 @@ from funnelprint.evaluate.metrics import Ties
 def evaluate(
     data: Annotated[str | None, typer.Option(help="PREFIX:PATH with PREFIX events, sasrec, "
                                              "s3rec or recbole")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated model keys")] = "pop,itemknn",
+    models: Annotated[str, typer.Option(
+        help="Comma-separated model keys (the default model and the simple baselines by "
+             "default)")] = "traits,pop,itemknn,markov",
     model_params: Annotated[str | None, typer.Option(
         help='Parameters per model as JSON, e.g. \'{"funnelformer": {"target": "purchase"}}\'')]
     = None,
@@ -39,7 +41,7 @@ def evaluate(
         help="Evaluate a saved model (from fit) on the data it was fitted on, instead of "
              "fitting models")] = None,
     protocol: Annotated[str, typer.Option(help="SPLIT-full or SPLIT-sampledN; SPLIT is loo, "
-                                          "temporal, user or purchase")] = "loo-full",
+                                          "last-new, temporal, user or purchase")] = "loo-full",
     k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated")] = "5,10,20",
     keep_seen: Annotated[bool, typer.Option(help="Keep history items as candidates")] = False,
     ties: Annotated[str, typer.Option(help="pessimistic or optimistic")] = "pessimistic",

@@ -69,8 +69,10 @@ def check_records(
     kept = [i for i, r in enumerate(records) if i not in refused]
     renames: dict[tuple[str, ...], dict[str, str]] = {}
     objects = [_canonical_names(records[i], mapping, renames) for i in kept]
-    raw = _records_frame(objects).with_columns(
-        pl.Series(LINE, kept, dtype=pl.UInt32))
+    lines = pl.Series(LINE, kept, dtype=pl.UInt32)
+    raw = _records_frame(objects)
+    # Objects without one field make a frame without columns, of height 0.
+    raw = raw.with_columns(lines) if raw.width else lines.to_frame()
     resolved = mapping.resolve([c for c in raw.columns if c != LINE
                                 and not c.startswith(NESTED)])
     missing = [CANONICAL_COLUMN[f] for f in REQUIRED_FIELDS if f not in resolved]

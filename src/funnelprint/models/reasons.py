@@ -12,7 +12,11 @@ hold for this customer and product:
 - "popular" only for the products of the popular head (those that together hold a quarter
   of the training interactions); others are given their interaction count;
 - a link (transition, shared visit, shared customer) names the history product that
-  contributes most to it.
+  contributes most to it, with its count in the training log: "often" only from
+  :data:`OFTEN` transitions or shared visits on, and "similar to recent X" says how many
+  customers looked at both (or, none, that the two share a category);
+- the two category features, when both lift a product, are said once; a category that is
+  a bare id is named as one ("category 2053013563651392361").
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from funnelprint.data.sequences import Sequences, row_of
+from funnelprint.data.sequences import Sequences, row_of, session_ids
 from funnelprint.models.affinity import FEATURES, LINKED, ItemSide, link_query
 from funnelprint.models.contract import Evidence, Reason
+from funnelprint.models.signals import incidence, shared, successors
 
 #: Share of the training interactions the popular head holds.
 POPULAR_SHARE = 0.25
@@ -40,13 +45,16 @@ MAX_FACTORS = 3
 #: Steps searched for the history product behind a link (older ones weigh too little).
 SOURCE_STEPS = 50
 SIMILAR_ENOUGH = 0.3
+#: Shared visits or transitions from which a link is "often"; below, the count is stated.
+OFTEN = 3
 
 
 @dataclass(frozen=True)
 class Catalogue:
     """What reasons say about items: ids, counts, categories (names, "" unknown), price
-    positions, trait shares (rows summing to 1), unit embedding rows, and the popular
-    head."""
+    positions, trait shares (rows summing to 1), unit embedding rows, the popular head, and
+    what a link's count is read from: each item's steps followed by another product, and
+    the training customers and visits each item has steps in (items x groups)."""
 
     item_ids: np.ndarray
     counts: np.ndarray
@@ -54,14 +62,20 @@ class Catalogue:
     trait_shares: np.ndarray
     vectors: np.ndarray
     popular: np.ndarray
+    successors: np.ndarray
+    by_customer: sp.csr_matrix
+    by_visit: sp.csr_matrix
 
     @classmethod
     def build(cls, item_ids: np.ndarray, counts: np.ndarray, categories: np.ndarray | None,
-              item_traits: np.ndarray, vectors: np.ndarray) -> Catalogue:
+              item_traits: np.ndarray, vectors: np.ndarray, train: Sequences) -> Catalogue:
         totals = item_traits.sum(axis=1, keepdims=True)
         shares = np.divide(item_traits, totals, out=np.zeros_like(item_traits, dtype=float),
                            where=totals > 0)
-        return cls(item_ids, counts, categories, shares, vectors, popular_head(counts))
+        n = item_ids.size
+        return cls(item_ids, counts, categories, shares, vectors, popular_head(counts),
+                   successors(train, n), incidence(row_of(train.offsets), train.items, n),
+                   incidence(session_ids(train), train.items, n))
 
 
 def popular_head(counts: np.ndarray, share: float = POPULAR_SHARE) -> np.ndarray:
@@ -108,7 +122,9 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
     order = np.argsort(-parts, axis=2, kind="stable")[..., :MAX_FACTORS]
     top = np.take_along_axis(parts, order, axis=2)
     chosen = (top > 0) & (top >= SECONDARY * top[..., :1]) & (listed >= 0)[..., None]
-    facts = _facts(history, listed, items, catalogue, customers, last_n, decay)
+    cited = {name: ((order == FEATURES.index(name)) & chosen).any(axis=2)
+             for name in (*LINKED, "recent")}
+    facts = _facts(history, listed, items, catalogue, customers, last_n, decay, cited)
     rows_high = np.take_along_axis(high, order, axis=2).tolist()
     orders, tops, chosen_ = order.tolist(), np.round(top, 4).tolist(), chosen.tolist()
     out: list[list[Reason]] = []
@@ -119,18 +135,33 @@ def explain(history: Sequences, listed: np.ndarray, parts: np.ndarray, high: np.
                 continue
             texts: list[str] = []
             evidence: list[Evidence] = []
-            for j, f in enumerate(orders[row][col]):
-                if not chosen_[row][col][j]:
-                    continue
-                text = _factor(FEATURES[f], rows_high[row][col][j], row, col, item, facts)
+            named: list[tuple[str, bool, float]] = [
+                (FEATURES[f], bool(rows_high[row][col][j]), float(tops[row][col][j]))
+                for j, f in enumerate(orders[row][col]) if chosen_[row][col][j]]
+            both = _both_categories(named)
+            for feature, lifts, weight in named:
+                if both and feature in CATEGORY_FEATURES:
+                    # One category, said once for both spans (its evidence lists both).
+                    text = _categories(lifts, row, col, item, facts)
+                else:
+                    text = _factor(feature, lifts, row, col, item, facts)
                 if text not in texts:
                     texts.append(text)
-                    evidence.append({"step": FEATURES[f], "weight": tops[row][col][j]})
+                evidence.append({"step": feature, "weight": weight})
             if not texts:
                 texts.append("no factor lifts it above the other products")
             reasons.append({"text": "; ".join(texts), "evidence": evidence})
         out.append(reasons)
     return out
+
+
+CATEGORY_FEATURES = ("category", "recent_category")
+
+
+def _both_categories(named: list[tuple[str, bool, float]]) -> bool:
+    """Whether both category features are named, both lifting or both lowering the item."""
+    highs = {high for feature, high, _ in named if feature in CATEGORY_FEATURES}
+    return sum(feature in CATEGORY_FEATURES for feature, _, _ in named) == 2 and len(highs) == 1
 
 
 def _source_query(name: str, last_n: int, decay: float) -> tuple[int, float]:
@@ -144,7 +175,9 @@ def _source_query(name: str, last_n: int, decay: float) -> tuple[int, float]:
 class _Facts:
     """What the factors of a block's listed items cite, as plain lists: per listed item
     (``[row][col]``) the named trait, the most similar recent item and its cosine, each
-    link's source item, the category shares and the steps on the item; per row the usual
+    link's source item and the count behind it (``support``: transitions, shared visits,
+    shared customers; for ``recent``, customers who looked at both), the category shares
+    and the steps on the item; per row the usual
     price positions, cold starts and trait mixes; per item its id, count, head flag,
     category and price position."""
 
@@ -152,6 +185,7 @@ class _Facts:
     similar: list[list[int]]
     cosine: list[list[float]]
     sources: dict[str, list[list[int]]]
+    support: dict[str, list[list[int]]]
     category_share: dict[str, list[list[float]]]
     steps: list[list[int]]
     usual_price: dict[str, list[float]]
@@ -166,15 +200,22 @@ class _Facts:
 
 
 def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: Catalogue,
-           customers: Customers, last_n: int, decay: float) -> _Facts:
+           customers: Customers, last_n: int, decay: float, cited: dict[str, np.ndarray]
+           ) -> _Facts:
+    """The facts of a block; link counts only for the items whose reasons cite the link
+    (``cited``: feature name to (rows, k) flags)."""
     similar, cosine = _most_similar_recent(history, listed, catalogue.vectors, last_n)
     categories = catalogue.categories
+    sources = {name: _link_sources(history, listed, getattr(items.links, matrix),
+                                   *_source_query(name, last_n, decay))
+               for name, matrix in LINKED.items()}
     return _Facts(
         named=_named_traits(customers.mix, catalogue.trait_shares, listed).tolist(),
         similar=similar.tolist(), cosine=cosine.tolist(),
-        sources={name: _link_sources(history, listed, getattr(items.links, matrix),
-                                     *_source_query(name, last_n, decay)).tolist()
-                 for name, matrix in LINKED.items()},
+        sources={name: source.tolist() for name, source in sources.items()},
+        support={name: _support(name, source, np.where(cited[name], listed, -1), items,
+                                catalogue).tolist()
+                 for name, source in (*sources.items(), ("recent", similar))},
         category_share={"category": _category_steps(history, listed, items).tolist(),
                         "recent_category": _category_steps(history.last(last_n), listed,
                                                            items).tolist()},
@@ -213,15 +254,20 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
         best, cosine = facts.similar[row][col], facts.cosine[row][col]
         if not high:
             return "unlike the customer's recent products"
-        if best >= 0 and cosine >= SIMILAR_ENOUGH:
-            return f"similar to recent {ids[best]}"
+        if best < 0 or cosine < SIMILAR_ENOUGH:
+            return "similar to the customer's recent products"
+        both = facts.support["recent"][row][col]
+        if both:
+            return f"similar to recent {ids[best]} ({_count(both, 'customer')} looked at both)"
+        if facts.categories[best] and facts.categories[best] == facts.categories[item]:
+            return f"in the same category as recent {ids[best]}"
         return "similar to the customer's recent products"
-    if feature in ("category", "recent_category"):
+    if feature in CATEGORY_FEATURES:
         span = "their steps" if feature == "category" else "their last steps"
         if not high:
             return f"outside the categories of {span}"
         share = facts.category_share[feature][row][col]
-        return f"in {facts.categories[item]}, like {share:.0%} of {span}"
+        return f"in {category_label(facts.categories[item])}, like {share:.0%} of {span}"
     if feature in ("price", "carted_price"):
         whose = "carts" if feature == "carted_price" else "products"
         position, usual = facts.positions[item], facts.usual_price[feature][row]
@@ -238,15 +284,75 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
             return {"transition": "rarely the next product after the customer's last one",
                     "covisit": "rarely in the same visits as the customer's last products",
                     "neighbour": "rarely chosen by the customers of their products"}[feature]
-        return {"transition": f"often the next product after {ids[source]}",
-                "covisit": f"often in the same visits as {ids[source]}",
-                "neighbour": f"customers who looked at {ids[source]} looked at it too"}[feature]
+        return _link(feature, ids[source], facts.support[feature][row][col])
     if feature == "left_in_cart":
         return "left in the cart" if high else "not waiting in the cart"
     n = facts.steps[row][col]  # seen, touches
     if not high or n == 0:
         return "new to the customer"
-    return f"the customer came back to it ({n} step{'s' * (n != 1)} on it)"
+    if n == 1:
+        return "already in the customer's history (1 step on it)"
+    return f"the customer came back to it ({n} steps on it)"
+
+
+def _categories(high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
+    """Both category features in one phrase (the item's category, as a share of the
+    customer's last steps and of all their steps)."""
+    if not high:
+        return "outside the categories of their steps"
+    recent = facts.category_share["recent_category"][row][col]
+    every = facts.category_share["category"][row][col]
+    label = category_label(facts.categories[item])
+    if f"{recent:.0%}" == f"{every:.0%}":
+        return f"in {label}, like {every:.0%} of their steps"
+    return f"in {label}, like {recent:.0%} of their last steps and {every:.0%} of all their steps"
+
+
+def category_label(name: str) -> str:
+    """A category as a reason names it: a code or name as it is, a bare id as one
+    ("category 2053013563651392361")."""
+    return name if any(c.isalpha() for c in name) else f"category {name}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
+def _link(feature: str, source: str, n: int) -> str:
+    """A link to the history product ``source`` with its count ``n`` in the training log:
+    "often" from :data:`OFTEN` on, else the count alone."""
+    if feature == "transition":
+        if n >= OFTEN:
+            return f"often the next product after {source} ({n:,} times)"
+        return f"the next product after {source} {_times(n)}"
+    if feature == "covisit":
+        if n >= OFTEN:
+            return f"often in the same visits as {source} ({n:,} visits)"
+        return f"in {_count(n, 'visit')} with {source}"
+    return f"{_count(n, 'customer')} who looked at {source} looked at it too"
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n:,} times")
+
+
+def _support(name: str, source: np.ndarray, listed: np.ndarray, items: ItemSide,
+             catalogue: Catalogue) -> np.ndarray:
+    """Per listed item (-1: not wanted) and its ``source`` item: the training log's count
+    behind the link ``name`` between them: transitions from the source to it, visits they
+    share (``covisit``), or customers they share (``neighbour``, ``recent``)."""
+    out = np.zeros(listed.shape, dtype=np.int64)
+    use = (source >= 0) & (listed >= 0)
+    a, b = source[use], listed[use]
+    if not a.size:
+        return out
+    if name == "transition":
+        probability = np.asarray(items.links.transitions[a, b]).ravel()
+        out[use] = np.rint(probability * catalogue.successors[a])
+    else:
+        out[use] = shared(catalogue.by_visit if name == "covisit" else catalogue.by_customer,
+                          a, b)
+    return out
 
 
 def _steps_on(history: Sequences, listed: np.ndarray) -> np.ndarray:

@@ -118,3 +118,42 @@ def reach(history: Sequences, links: sp.csr_matrix, last_n: int | None, decay: f
     the recency-weighted sum of its items' link rows (dense rows x items)."""
     query = recency_matrix(history, links.shape[0], last_n, decay)
     return (query @ links).toarray().astype(np.float32)
+
+
+def incidence(groups: np.ndarray, items: np.ndarray, n_items: int) -> sp.csr_matrix:
+    """Items x groups (customers, visits): 1 where the item has a step in the group."""
+    n_groups = int(groups.max(initial=-1)) + 1
+    out = sp.csr_matrix((np.ones(items.size, dtype=np.float32), (items, groups)),
+                        shape=(n_items, n_groups))
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def successors(sequences: Sequences, n_items: int) -> np.ndarray:
+    """Per item: its steps followed by a step on another product (what :func:`transitions`
+    divides by, so that a transition probability times it is a count)."""
+    rows = row_of(sequences.offsets)
+    prev, nxt = sequences.items[:-1], sequences.items[1:]
+    moved = (rows[1:] == rows[:-1]) & (prev != nxt)
+    return np.bincount(prev[moved], minlength=n_items)
+
+
+#: Pairs whose shared groups are counted at once (bounds the rows copied).
+PAIR_CHUNK = 20_000
+
+
+def shared(by_group: sp.csr_matrix, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of items ``(a[i], b[i])``: the groups of ``by_group`` (items x groups,
+    :func:`incidence`) both have steps in; each distinct pair is counted once."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if not a.size:
+        return np.zeros(0, dtype=np.int64)
+    keys, inverse = np.unique(a * by_group.shape[0] + b, return_inverse=True)
+    first, second = np.divmod(keys, by_group.shape[0])
+    counts = np.empty(keys.size, dtype=np.int64)
+    for start in range(0, keys.size, PAIR_CHUNK):
+        part = slice(start, start + PAIR_CHUNK)
+        both = by_group[first[part]].multiply(by_group[second[part]])
+        counts[part] = np.rint(np.asarray(both.sum(axis=1)).ravel())
+    return counts[inverse.ravel()]

@@ -109,7 +109,7 @@ class TraitsRecommender(Recommender[TraitsConfig], Prepares, Explainer):
         self.items_ = self._item_side(counts, self.links_)
         self.catalogue_ = reasons.Catalogue.build(
             self.dataset_.item_ids, counts, self.dataset_.item_categories,
-            self.profile_.item_traits_, self.items_.vectors)
+            self.profile_.item_traits_, self.items_.vectors, self.dataset_.sequences)
 
     def _item_side(self, counts: np.ndarray, links: ItemLinks) -> affinity.ItemSide:
         positions = getattr(self.profile_, "item_price_position_", None)

@@ -13,7 +13,6 @@ same sessions, every removal counted by reason.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -27,16 +26,15 @@ from funnelprint.data.errors import EventDataError
 from funnelprint.data.load import (
     DEFAULT_TIME_BOUNDS,
     LINE,
-    SEED_ORDER,
     OnError,
     canonicalise_rows,
     detect_format,
 )
+from funnelprint.data.partitioned import csv_layout
 from funnelprint.data.schema import (
     CANONICAL_COLUMN,
     REQUIRED_FIELDS,
     ColumnMapping,
-    looks_like_header,
 )
 from funnelprint.data.sessions import MIN_EVENTS_FOR_RATE, SessionConfig
 from funnelprint.data.timestamps import TimeBounds
@@ -68,37 +66,6 @@ class SparkEvents:
     columns: tuple[str, ...] = ()
 
 
-def _csv_layout(path: Path, mapping: ColumnMapping) -> tuple[list[str], bool, str]:
-    """Column names, whether the first line is a header, and the delimiter, decided from
-    the first line as the local reader decides them."""
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-        first = fh.readline().lstrip("\ufeff").rstrip("\r\n")
-    if not first.strip():
-        raise EventDataError("file is empty or starts with a blank line", path=str(path),
-                             line=1)
-
-    def fields(delimiter: str) -> list[str]:
-        return next(csv.reader([first], delimiter=delimiter), [])
-
-    delimiter = max((",", "\t", ";", "|"), key=lambda d: len(fields(d)))
-    found = [f.strip() for f in fields(delimiter)]
-    header = looks_like_header(found)
-    if mapping.names is not None:
-        names = list(mapping.names)
-    elif header:
-        names = found
-    elif len(found) == len(SEED_ORDER):
-        names = [CANONICAL_COLUMN[f] for f in SEED_ORDER]
-    else:
-        raise EventDataError(f"no header recognised in the first line ({len(found)} fields); "
-                             "name the columns with --names a,b,c,...", path=str(path), line=1)
-    if len(names) != len(found):
-        raise EventDataError(f"--names gives {len(names)} columns but the first line has "
-                             f"{len(found)} fields", path=str(path), line=1)
-    return names, header, delimiter
-
-
 def _raw_frame(spark: SparkSession, path: Path, mapping: ColumnMapping
                ) -> tuple[DataFrame, list[str], int]:
     """The file's rows split into fields, ``__pos`` numbering them in file order; the
@@ -111,7 +78,7 @@ def _raw_frame(spark: SparkSession, path: Path, mapping: ColumnMapping
         raw = spark.read.parquet(str(path))
         names, header = list(raw.columns), 0
     elif fmt == "csv":
-        names, has_header, delimiter = _csv_layout(path, mapping)
+        names, has_header, delimiter = csv_layout(path, mapping)
         schema = StructType([StructField(n, StringType()) for n in names]
                             + [StructField(_CORRUPT, StringType())])
         raw = spark.read.csv(str(path), schema=schema, header=has_header, sep=delimiter,
