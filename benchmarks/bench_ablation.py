@@ -1,6 +1,19 @@
-"""Do action types and time gaps help next-item prediction? ``funnelformer`` with each of its
-extra inputs switched on and off (both off is SASRec), loo-full, selected on full-ranking
-validation: on the REES46 sample (several seeds) and on a simulated shop (one seed)."""
+"""Where do funnel actions help? SASRec against ``funnelformer`` (item + action + time gap)
+and ``funnelformer`` with the actions as direct evidence (and, for purchases, its
+purchase-intent head), full ranking, several seeds, on real funnel logs and simulated shops,
+for three targets:
+
+* the next new item (``loo-full``: history items excluded),
+* the next purchase with history items allowed (``purchase-full --keep-seen``: carted items
+  get bought later),
+* the next purchase of an item not seen before (``purchase-full``).
+
+Every model is selected on validation under the protocol it is reported on (keep-seen rule
+included), trained for at most ``ABLATION_EPOCHS`` epochs (no time budget, so the figures
+do not depend on the machine's load). ``markov`` is the reference that knows nothing but the
+last item. Environment: ``ABLATION_SEEDS`` (3), ``ABLATION_EPOCHS`` (200), ``ABLATION_ONLY``
+(comma-separated log names), ``ABLATION_SIM_CUSTOMERS`` (2000).
+"""
 
 from __future__ import annotations
 
@@ -8,57 +21,112 @@ import json
 import os
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import polars as pl
+import torch
 
+from funnelprint.data import ColumnMapping
 from funnelprint.data.dataset import Dataset, load_dataset
 from funnelprint.data.simulate import SimulationConfig, simulate
 from funnelprint.evaluate.protocol import Protocol, evaluate_model, validator
-from funnelprint.evaluate.splits import loo_split
+from funnelprint.evaluate.splits import split as make_split
 from funnelprint.models import make_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-REES46 = DATA / "rees46" / "2019-Oct_head.csv"
-VARIANTS = {
-    "item": {"use_actions": False, "use_gaps": False},
-    "item+action": {"use_actions": True, "use_gaps": False},
-    "item+gap": {"use_actions": False, "use_gaps": True},
-    "item+action+gap": {"use_actions": True, "use_gaps": True},
+#: (split, keep_seen) per target.
+TARGETS = {"next new item": ("loo", False), "next purchase, seen allowed": ("purchase", True),
+           "next purchase, unseen": ("purchase", False)}
+#: Model variants: (registry key, parameters); the purchase-intent head is switched on for
+#: purchase targets where a variant asks for it.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "markov": ("markov", {}),
+    "sasrec": ("sasrec", {}),
+    "funnelformer": ("funnelformer", {}),
+    "funnelformer+evidence": ("funnelformer", {"evidence": True, "purchase_head": True}),
 }
 
 
-def ablation(dataset: Dataset, seeds: list[int], budget: float) -> dict:
-    split = loo_split(dataset)
-    protocol = Protocol.parse("loo-full")
-    out: dict = {"customers": int(split.test.n_rows), "budget_s": budget}
-    for name, params in VARIANTS.items():
-        scores = []
-        for seed in seeds:
-            model = make_model("funnelformer", protocol.preset, time_budget_s=budget,
-                               progress=False, seed=seed, **params)
-            model.fit(split.train, validator(split.valid, split.train, protocol, seed=seed))
-            result = evaluate_model(model, split.test, split.train, protocol, ks=(10,),
-                                    seed=seed)
-            scores.append(result["NDCG@10"])
-        out[name] = {"NDCG@10_mean": round(float(np.mean(scores)), 4),
-                     "NDCG@10_std": round(float(np.std(scores)), 4),
-                     "seeds": len(seeds)}
-        print(f"{dataset.name} {name}: {out[name]}", file=sys.stderr, flush=True)
-    return out
+def logs(tmp: Path) -> Iterator[tuple[str, Dataset]]:
+    """The funnel logs: REES46 head (multi-category, carts and purchases), REES46 cosmetics
+    (five months' heads, removals), the Taobao sample (carts, favourites, purchases) and two
+    simulated shops."""
+    only = {s for s in os.environ.get("ABLATION_ONLY", "").split(",") if s}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    head = DATA / "rees46" / "2019-Oct_head.csv"
+    if wanted("rees46") and head.exists():
+        yield "rees46", load_dataset(f"events:{head}")
+    months = sorted((DATA / "rees46-cosmetics").glob("data_*.csv"))
+    if wanted("cosmetics") and months:
+        joined = tmp / "cosmetics.csv"
+        pl.concat([pl.read_csv(m, infer_schema_length=0) for m in months]).write_csv(joined)
+        yield "cosmetics", load_dataset(f"events:{joined}")
+    taobao = DATA / "taobao" / "userbehavior_active_sample.csv"
+    if wanted("taobao") and taobao.exists():
+        yield "taobao", load_dataset(f"events:{taobao}",
+                                     ColumnMapping.from_options(None, "pay=purchase", None))
+    customers = int(os.environ.get("ABLATION_SIM_CUSTOMERS", "2000"))
+    for scenario in ("independent", "noisy"):
+        if wanted(f"sim-{scenario}"):
+            paths = simulate(SimulationConfig(customers=customers, seed=0,
+                                              scenario=scenario)).write(tmp / scenario)
+            yield f"sim-{scenario}", load_dataset(f"events:{paths['events']}")
+
+
+def fit_and_score(dataset: Dataset, variant: str, target: str, seed: int, epochs: int
+                  ) -> dict:
+    split_kind, keep_seen = TARGETS[target]
+    data = make_split(dataset, split_kind)
+    protocol = Protocol.parse(f"{split_kind}-full")
+    key, params = VARIANTS[variant]
+    params = dict(params)
+    purchase_head = params.pop("purchase_head", False)
+    if key in ("sasrec", "funnelformer"):
+        params.update(time_budget_s=None, epochs=epochs, progress=False, seed=seed)
+        if key == "funnelformer" and purchase_head and split_kind == "purchase":
+            params["target"] = "purchase"
+    model = make_model(key, protocol.preset if key != "markov" else None, **params)
+    start = time.perf_counter()
+    model.fit(data.train, validator(data.valid, data.train, protocol, seed=seed,
+                                    keep_seen=keep_seen))
+    seconds = time.perf_counter() - start
+    result = evaluate_model(model, data.test, data.train, protocol, ks=(10,),
+                            keep_seen=keep_seen, seed=seed)
+    return {"NDCG@10": result["NDCG@10"], "HR@10": result["HR@10"],
+            "evaluated": int(data.test.n_rows), "fit_seconds": round(seconds, 1),
+            "best_epoch": model.fit_report_.get("best_epoch")}
 
 
 def main() -> None:
-    seeds = int(os.environ.get("ABLATION_SEEDS", "3"))
-    out: dict = {}
-    if REES46.exists():
-        out["rees46"] = ablation(load_dataset(f"events:{REES46}"), list(range(seeds)), 60.0)
-    else:
-        out["rees46"] = {"skipped": f"{REES46} not found"}
+    torch.set_num_threads(int(os.environ.get("ABLATION_THREADS", "2")))
+    seeds = list(range(int(os.environ.get("ABLATION_SEEDS", "3"))))
+    epochs = int(os.environ.get("ABLATION_EPOCHS", "200"))
+    out: dict = {"seeds": len(seeds), "epochs": epochs, "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        paths = simulate(SimulationConfig(customers=3000, seed=0, scenario="bundled")).write(
-            Path(tmp) / "sim")
-        out["simulator"] = ablation(load_dataset(f"events:{paths['events']}"), [0], 150.0)
+        for name, dataset in logs(Path(tmp)):
+            table: dict = {}
+            for target in TARGETS:
+                for variant in VARIANTS:
+                    runs = [fit_and_score(dataset, variant, target, seed, epochs)
+                            for seed in (seeds if variant != "markov" else seeds[:1])]
+                    scores = [r["NDCG@10"] for r in runs]
+                    table.setdefault(target, {})[variant] = {
+                        "NDCG@10_mean": round(float(np.mean(scores)), 4),
+                        "NDCG@10_std": round(float(np.std(scores)), 4),
+                        "HR@10_mean": round(float(np.mean([r["HR@10"] for r in runs])), 4),
+                        "evaluated": runs[0]["evaluated"],
+                        "fit_seconds": [r["fit_seconds"] for r in runs],
+                        "best_epochs": [r["best_epoch"] for r in runs]}
+                    print(f"{name} | {target} | {variant}: {table[target][variant]} "
+                          f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+            out[name] = table
+    out["load_end"] = os.getloadavg()
     print(json.dumps(out))
 
 

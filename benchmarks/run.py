@@ -17,8 +17,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = ("ingest", "profile", "outside", "check", "evaluate", "sequential", "serve", "chaos",
            "scale", "recs")
-#: Run only when named with --only: the action/time-gap ablation trains 16 models (about 16 min).
-OPTIONAL = ("ablation",)
+#: Run only when named with --only: the action ablation (four models, three targets, three
+#: seeds on five funnel logs), the sequential VAE's latent recovery and BST against its
+#: candidate generator train many models.
+OPTIONAL = ("ablation", "latent", "rerank")
 
 
 def run_one(name: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict:

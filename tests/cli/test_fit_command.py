@@ -133,6 +133,22 @@ def test_profile_reuses_the_session_gap_the_model_was_fitted_with(cli, shop, tmp
         assert (joined[c] - joined[f"{c}_new"]).abs().max() < 1e-6
 
 
+@pytest.mark.parametrize("key", ["srgnn", "gcegnn", "seqvae"])
+def test_graph_and_latent_models_fit_recommend_and_evaluate(cli, shop, tmp_path, key):
+    out = tmp_path / key
+    result = cli(["fit", shop["events"], "--out", out, "--model-type", key, "--epochs", "1",
+                  "--param", "dim=16", "--param", "maxlen=10"])
+    assert result.code == 0, result.output
+    assert load(out).key == key
+    result = cli(["recommend", "--model", out, "--customer", "u0001", "--k", "3", "--json"])
+    assert result.code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 3 and all(r["reason"] and r["evidence"] for r in rows)
+    result = cli(["evaluate", "--model-dir", out, "--protocol", "loo-full", "--json"])
+    assert result.code == 0, result.output
+    assert 0.0 <= json.loads(result.stdout)["models"][key]["NDCG@10"] <= 1.0
+
+
 def test_products_file_columns_mapped_by_name(cli, shop, tmp_path):
     import polars as pl
 

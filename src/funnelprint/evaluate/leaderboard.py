@@ -49,10 +49,11 @@ def run_leaderboard(
                   "evaluated": eval_set.n_rows, **data_split.info},
         "models": {},
     }
-    # select checkpoints on the validation split under the protocol being reported; when
-    # the validation split is what gets reported, nothing may be selected on it
-    valid = (validator(data_split.valid, data_split.train, protocol, seed=seed)
-             if part == "test" else None)
+    # select checkpoints on the validation split under the protocol (and keep-seen rule)
+    # being reported; when the validation split is what gets reported, nothing may be
+    # selected on it
+    valid = (validator(data_split.valid, data_split.train, protocol, seed=seed,
+                       keep_seen=keep_seen) if part == "test" else None)
     for key in models:
         model = build_model(key, protocol, seed, progress, (model_params or {}).get(key, {}))
         with peak_memory() as peak:

@@ -151,16 +151,17 @@ def _draw_negatives(rows: np.ndarray, n: int, pool: np.ndarray, n_items: int,
 
 
 def validator(eval_set: EvalSet, train: Dataset, protocol: Protocol, max_customers: int = 5000,
-              seed: int = 0) -> Validator:
+              seed: int = 0, keep_seen: bool = False) -> Validator:
     """NDCG@10 of a model on at most ``max_customers`` customers of ``eval_set`` (a random,
-    seeded subset), scored under ``protocol``: what a model's early stopping and checkpoint
-    choice follow."""
+    seeded subset), scored under ``protocol`` (history items kept as candidates with
+    ``keep_seen``): what a model's early stopping and checkpoint choice follow."""
     if max_customers < 1:
         raise ValueError(f"validation needs at least one customer, not {max_customers}")
     chosen = np.random.default_rng(seed).permutation(eval_set.n_rows)[:max_customers]
     subset = eval_set.subset(chosen)
 
     def ndcg_at_10(model: Recommender[Any]) -> float:
-        return evaluate_model(model, subset, train, protocol, ks=(10,), seed=seed)["NDCG@10"]
+        return evaluate_model(model, subset, train, protocol, ks=(10,), keep_seen=keep_seen,
+                              seed=seed)["NDCG@10"]
 
     return ndcg_at_10

@@ -15,8 +15,13 @@ from funnelprint.models.contract import Recommender
 
 REGISTRY: dict[str, type[Recommender[Any]]] = {}
 #: Keys of built-in models registered by importing their module on first use.
-DEFERRED: dict[str, str] = {key: "funnelprint.models.neural.models"
-                            for key in ("sasrec", "funnelformer", "bert4rec", "gru4rec", "bst")}
+DEFERRED: dict[str, str] = {
+    **{key: "funnelprint.models.neural.models"
+       for key in ("sasrec", "funnelformer", "bert4rec", "gru4rec")},
+    "bst": "funnelprint.models.neural.reranker",
+    **{key: "funnelprint.models.neural.graph_models" for key in ("srgnn", "gcegnn")},
+    "seqvae": "funnelprint.models.neural.vae_models",
+}
 R = TypeVar("R", bound=type[Recommender[Any]])
 
 

@@ -15,7 +15,7 @@ from funnelprint.models.neural.config import (
     SequentialConfig,
 )
 
-KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst")
+KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn", "seqvae")
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -34,7 +34,8 @@ def test_presets_hold_the_tuned_settings(key):
     assert full.get_params() | FULL_PRESET == full.get_params()
     assert (sampled.loss, sampled.bce_negatives, sampled.weight_decay, sampled.ema_decay,
             sampled.dropout) == ("bce", 16, 0.3, 0.999, 0.5)
-    assert (full.loss, full.lr, full.patience, full.ema_decay) == ("sampled", 1e-3, 3, 0.0)
+    assert (full.loss, full.lr, full.patience, full.weight_decay, full.ema_decay) == (
+        "sampled", 1e-3, 3, 0.3, 0.999)
 
 
 def test_model_specific_defaults_hold_under_every_preset():

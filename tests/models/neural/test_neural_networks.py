@@ -67,3 +67,18 @@ def test_gru_ignores_left_padding():
         short = net(torch.tensor([[3, 4, 5]]))[0][:, -1]
         padded = net(torch.tensor([[0, 0, 0, 3, 4, 5]]))[0][:, -1]
     assert torch.allclose(short, padded, atol=1e-6)
+
+
+def test_ligr_blocks_keep_padding_out_and_agree_on_trimmed_windows():
+    net = SASRecNet(n_items=20, maxlen=8, dim=16, blocks=2, heads=2, block="ligr",
+                    ff_multiplier=2)
+    net.eval()
+    full = torch.tensor([[0, 0, 0, 0, 0, 1, 2, 3]])
+    with torch.no_grad():
+        hidden, weights = net(full, return_weights=True)
+        trimmed = net(full[:, -3:])[0]
+    assert torch.isfinite(hidden).all() and float(weights[0][0, :, 7, :5].sum()) == 0.0
+    assert torch.allclose(hidden[:, -1], trimmed[:, -1], atol=1e-5)
+    gates = {name for name, _ in net.named_parameters() if "gate" in name}
+    assert gates == {f"blocks.{b}.gate{g}.{p}" for b in (0, 1) for g in (1, 2)
+                     for p in ("weight", "bias")}

@@ -12,7 +12,7 @@ from funnelprint.models.contract import ModelState
 
 from .conftest import FEW_STEPS, cyclic_dataset
 
-KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst")
+KEYS = ("sasrec", "bert4rec", "gru4rec", "funnelformer", "bst", "srgnn", "gcegnn", "seqvae")
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_no_early_stop_during_warm_up(min_steps, epochs_run):
     assert len(result["epochs"]) == epochs_run and result["best_epoch"] == 1
 
 
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+@pytest.mark.parametrize("ema_decay", [0.0, 0.3, 0.9])
 def test_validation_scores_and_keeps_the_moving_average_of_the_weights(ema_decay):
     # A constant gradient moves Adam by lr per step: w_t = lr * t (weight decay off).
     model = torch.nn.Linear(1, 1, bias=False)
@@ -108,7 +108,8 @@ def test_validation_scores_and_keeps_the_moving_average_of_the_weights(ema_decay
     weights = lr * np.arange(1, steps_per_epoch * epochs + 1)
     average = np.zeros(weights.size + 1)
     for t, w in enumerate(weights, start=1):
-        average[t] = ema_decay * average[t - 1] + (1 - ema_decay) * w
+        decay = min(ema_decay, t / (9 + t))  # warm-up: (1 + steps before) / (10 + steps before)
+        average[t] = decay * average[t - 1] + (1 - decay) * w
     expected = average[[steps_per_epoch, -1]]
     # training went on from the raw weights between validations
     assert seen == pytest.approx(expected, abs=1e-5)

@@ -11,6 +11,7 @@ by attention rollout or gradient x input.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -24,14 +25,15 @@ from funnelprint.data.sequences import Sequences
 from funnelprint.models.contract import Explainer, ModelState, Reason, Recommender, Validator
 from funnelprint.models.neural import training
 from funnelprint.models.neural.batching import (
+    PrefixWindows,
+    Windows,
     feature_windows,
     first_real_column,
-    length_batches,
     training_windows,
 )
 from funnelprint.models.neural.config import SequentialConfig
 from funnelprint.models.neural.explain import (
-    attention_rollout,
+    gradient_rollout,
     reason,
     records_actions,
     step_labels,
@@ -105,22 +107,25 @@ class SequentialRecommender(Recommender[SC], Explainer, Generic[SC, N]):
         """Input windows and ``targets`` (0 = no loss at that step)."""
         return training_windows(sequences, self.config.maxlen, self.features)
 
+    def training_data(self, sequences: Sequences) -> Windows | PrefixWindows:
+        """What one training pass reads: by default every customer's window, with a target
+        at each step (:meth:`training_arrays`)."""
+        arrays = self.training_arrays(sequences)
+        lengths = (arrays["items"] > 0).sum(axis=1)
+        return Windows(arrays, lengths, self.loss_positions(arrays, lengths))
+
     def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
         c = self.config
         seed_everything(c.seed)
         self._attach(train)
         self.prepare(train, valid)
-        arrays = self.training_arrays(train.sequences)
-        names = list(arrays)
-        lengths = (arrays["items"] > 0).sum(axis=1)
-        n_batches = max(1, -(-lengths.size // c.batch_size))
-        config = self.train_config(max(1.0, self.loss_positions(arrays, lengths) / n_batches))
+        data = self.training_data(train.sequences)
+        n_batches = max(1, -(-data.n_rows // c.batch_size))
+        config = self.train_config(max(1.0, data.loss_positions / n_batches))
         generator = torch.Generator(device=self.device_).manual_seed(c.seed)
 
-        def batches(rng: np.random.Generator) -> list[Batch]:
-            parts = length_batches([arrays[n] for n in names], lengths, c.batch_size, rng)
-            return [{n: torch.from_numpy(a).to(self.device_)
-                     for n, a in zip(names, part, strict=True)} for part in parts]
+        def batches(rng: np.random.Generator) -> Sequence[Batch]:
+            return data.batches(c.batch_size, rng, self.device_)
 
         def step_loss(batch: Batch) -> torch.Tensor:
             return self.batch_loss(batch, config, generator)
@@ -254,9 +259,10 @@ class NextItemRecommender(SequentialRecommender[SC, NextItemNet]):
         return scores.float().cpu().numpy()
 
     def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
-        """See :meth:`SequentialRecommender.explain`. Attention models use the attention
-        rollout of the last position (the same for every item); others use gradient x input
-        of each item's score."""
+        """See :meth:`SequentialRecommender.explain`. Attention models weight the steps by
+        each item's gradient on the attention maps, rolled out through the blocks (so the
+        steps differ from item to item where the causes differ); others use gradient x
+        input of each item's score."""
         self._check_fitted()
         if history.n_rows != 1:
             raise ValueError("explain takes the history of one customer")
@@ -264,14 +270,29 @@ class NextItemRecommender(SequentialRecommender[SC, NextItemNet]):
         self.net_.eval()
         batch = self.inputs(history)
         if self.explain_with == "attention":
-            with torch.no_grad():
-                _, weights = self.net_(batch, return_weights=True)
-            rollout = attention_rollout(weights)[0, -1]
-            rows = rollout.unsqueeze(0).expand(len(items), -1)
+            rows = self._attention_attribution(batch, items)
         else:
             rows = self._gradient_attribution(batch, items)
         rows = rows / rows.sum(dim=1, keepdim=True).clamp_min(1e-12)
         return rows.float().cpu().numpy()
+
+    def _item_scores(self, x: torch.Tensor, batch: Batch, items: np.ndarray
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Scores of ``items`` for the one row of ``batch`` from embedded inputs ``x``, and
+        the attention weights of each block."""
+        hidden, weights = self.net_.encode(x, batch, return_weights=True)
+        wanted = torch.as_tensor(items, device=self.device_)
+        return (hidden[:, -1] @ self.net_.item_weights()[wanted].T)[0], weights
+
+    def _attention_attribution(self, batch: Batch, items: np.ndarray) -> torch.Tensor:
+        with torch.enable_grad():
+            scores, weights = self._item_scores(self.net_.embed(batch), batch, items)
+            rows = [gradient_rollout(weights, torch.autograd.grad(
+                scores[i], weights, retain_graph=i + 1 < len(items)))[0, -1]
+                for i in range(len(items))]
+        if not rows:
+            return torch.zeros((0, batch["items"].shape[1]), device=self.device_)
+        return torch.stack(rows).detach()
 
     def _gradient_attribution(self, batch: Batch, items: np.ndarray) -> torch.Tensor:
         x = self.net_.embed(batch).detach().requires_grad_(True)

@@ -2,7 +2,8 @@
 
 The behaviour sequence is encoded once by causal self-attention; the candidate then attends
 over the encoded history (target attention) and an MLP reads the history state, the attended
-context, the candidate and their product. In the paper the candidate is appended to the
+context, the candidate and their product (and, as a re-ranker, side features of the
+candidate: where the candidate generator ranked it). In the paper the candidate is appended to the
 sequence; attending from the candidate instead keeps one encoder pass per customer, which is
 what makes re-ranking hundreds of candidates cheap.
 """
@@ -19,14 +20,15 @@ from funnelprint.models.neural.sasrec import SASRecNet
 class BSTNet(nn.Module):
     def __init__(self, n_items: int, maxlen: int, dim: int = 64, blocks: int = 1,
                  heads: int = 1, dropout: float = 0.2, n_actions: int = 0, n_gaps: int = 0,
-                 hidden: tuple[int, ...] = (128, 64)) -> None:
+                 hidden: tuple[int, ...] = (128, 64), n_side: int = 0) -> None:
         super().__init__()
+        self.n_side = n_side
         self.encoder = SASRecNet(n_items, maxlen, dim, blocks, heads, dropout, True, True,
                                  n_actions, n_gaps)
         self.query = nn.Linear(dim, dim)
         self.key = nn.Linear(dim, dim)
         layers: list[nn.Module] = []
-        width = 4 * dim
+        width = 4 * dim + n_side
         for size in hidden:
             layers += [nn.Linear(width, size), nn.GELU(), Dropout(dropout)]
             width = size
@@ -34,10 +36,13 @@ class BSTNet(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, batch: dict[str, torch.Tensor], candidates: torch.Tensor,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                last_only: bool = False, side: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (batch, steps, candidates) and target-attention weights
         (batch, steps, candidates, length). ``candidates`` holds 0-based item indices of shape
-        (batch, steps, C); with ``last_only`` steps = 1 and only the last position is used."""
+        (batch, steps, C); with ``last_only`` steps = 1 and only the last position is used.
+        ``side`` (batch, steps, C, n_side) holds features of each candidate that the MLP
+        reads beside the sequence (the candidate generator's view of it)."""
         states, _ = self.encoder(batch)
         real = batch["items"] > 0
         n = states.shape[1]
@@ -57,5 +62,11 @@ class BSTNet(nn.Module):
         weights = scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
         context = torch.einsum("btcj,bjd->btcd", weights, states)
         state = states_t.unsqueeze(2).expand_as(candidate)
-        features = torch.cat([state, context, candidate, state * candidate], dim=-1)
+        parts = [state, context, candidate, state * candidate]
+        if self.n_side:
+            if side is None:
+                raise ValueError(f"this network reads {self.n_side} side features per "
+                                 "candidate")
+            parts.append(side.to(candidate.dtype))
+        features = torch.cat(parts, dim=-1)
         return self.mlp(features).squeeze(-1), weights

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -13,7 +15,7 @@ from funnelprint.models.contract import Evidence, Reason
 
 #: How each way of weighting the history reads in a reason.
 METHOD_WORDS = {"attention": "attended to", "gradient": "driven by",
-                "target-attention": "matches"}
+                "target-attention": "matches", "graph": "through the session graph from"}
 
 
 def records_actions(dataset: Dataset) -> bool:
@@ -40,7 +42,8 @@ def step_labels(dataset: Dataset, history: Sequences, with_actions: bool = True
 
 
 def reason(method: str, labels: list[str], weights: np.ndarray, top_steps: int = 3) -> Reason:
-    """The ``top_steps`` labelled steps with the most weight, as text and evidence.
+    """The ``top_steps`` labelled steps with the most weight, as text and evidence (steps
+    without weight only where none has any).
 
     ``weights`` are over the last ``len(weights)`` steps of which ``labels`` names the last
     ones (a window may be longer than the history it was padded from)."""
@@ -49,6 +52,7 @@ def reason(method: str, labels: list[str], weights: np.ndarray, top_steps: int =
         return {"text": f"{METHOD_WORDS.get(method, 'weighted')} no history", "evidence": []}
     labels, weights = labels[len(labels) - n:], weights[weights.size - n:]
     best = np.argsort(-weights, kind="stable")[:top_steps]
+    best = best[:1].tolist() + [j for j in best[1:] if round(float(weights[j]), 4) > 0]
     evidence: list[Evidence] = [{"step": labels[j], "weight": round(float(weights[j]), 4)}
                                 for j in best]
     text = f"{METHOD_WORDS.get(method, 'weighted')} " + ", ".join(
@@ -71,3 +75,24 @@ def attention_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
     for w in weights[1:]:
         rollout = mixed(w) @ rollout
     return rollout
+
+
+def gradient_rollout(weights: list[torch.Tensor], gradients: Sequence[torch.Tensor]
+                     ) -> torch.Tensor:
+    """Relevance of each step to a score (Chefer et al., CVPR 2021): per block the attention
+    weights times the score's gradient on them, positive part, heads averaged; accumulated
+    as R <- R + A R from the identity, which is then taken off again. Shape (batch, n, n);
+    row t gives position t's relevance over the steps for that one score, so different
+    scores weight different steps."""
+    if not weights:
+        raise ValueError("gradient rollout needs the weights of at least one block")
+    n = weights[0].shape[-1]
+    eye = torch.eye(n, device=weights[0].device).expand(weights[0].shape[0], n, n)
+    relevance = eye
+    for w, g in zip(weights, gradients, strict=True):
+        relevance = relevance + (w * g).clamp_min(0.0).mean(dim=1) @ relevance
+    # what reached each position through attention (its own residual path would give
+    # every position all of its own weight); a position nothing reached keeps itself
+    through = relevance - eye
+    empty = through.sum(dim=-1, keepdim=True) <= 0
+    return torch.where(empty, eye, through)

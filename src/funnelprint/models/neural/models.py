@@ -1,40 +1,35 @@
-"""The sequential models, registered under their keys: SASRec, Funnelformer, BERT4Rec and
-GRU4Rec (next-item networks) and BST (a re-ranker of another model's candidates)."""
+"""The next-item sequential models, registered under their keys: SASRec, Funnelformer,
+BERT4Rec and GRU4Rec. (BST, a re-ranker of another model's candidates, lives in
+:mod:`.reranker`; the GNNs in :mod:`.graph_models`; the sequential VAE in
+:mod:`.vae_models`.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from typing_extensions import Self
 
-from funnelprint.artifacts import ArtifactError
 from funnelprint.data.dataset import Dataset
 from funnelprint.data.sequences import Sequences
-from funnelprint.models.contract import CandidateScorer, ModelState, Recommender, Validator
-from funnelprint.models.neural.base import NextItemRecommender, SequentialRecommender
+from funnelprint.models.neural.base import NextItemRecommender
 from funnelprint.models.neural.batching import (
     N_GAP_BUCKETS,
     first_real_column,
     last_window,
     training_windows,
 )
-from funnelprint.models.neural.bst import BSTNet
 from funnelprint.models.neural.config import (
     BERT4RecConfig,
-    BSTConfig,
     FunnelformerConfig,
     GRU4RecConfig,
     SASRecConfig,
 )
+from funnelprint.models.neural.evidence import history_softmax_loss
+from funnelprint.models.neural.funnel import FunnelNet
 from funnelprint.models.neural.gru import GRUNet
 from funnelprint.models.neural.layers import Batch, NextItemNet
 from funnelprint.models.neural.sasrec import SASRecNet
 from funnelprint.models.neural.training import TrainConfig, position_mean, sequence_loss
-from funnelprint.models.ranking import mask_seen, top_k
-from funnelprint.models.registry import make_model, model_class, register
+from funnelprint.models.registry import register
 
 
 @register
@@ -48,7 +43,7 @@ class SASRec(NextItemRecommender[SASRecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm)
+                         c.pre_norm, block=c.block, ff_multiplier=c.ff_multiplier)
 
 
 @register
@@ -56,9 +51,13 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
     """Action-aware transformer: each step embeds item + action type + position + time-gap
     bucket (time since the customer's previous event).
 
-    ``target="any"`` predicts the next item whatever the action; ``target="purchase"`` trains
-    on the next *purchased* item from every step before it. ``use_actions`` / ``use_gaps``
-    switch the extra inputs off (with both off it is SASRec), for ablations.
+    ``target="any"`` predicts the next item whatever the action. ``target="purchase"`` adds
+    a purchase-intent head trained on the next *purchased* item from every step before it
+    (beside the next item, which keeps every step a target) and scores with it.
+    ``evidence`` adds a learned score to the items already in the window, by the action
+    taken on them and how many steps ago (a cart for, a removal against), trained against
+    the window's own items. ``use_actions`` / ``use_gaps`` switch the extra inputs off
+    (with both off and no evidence it is SASRec), for ablations.
     """
 
     key = "funnelformer"
@@ -69,12 +68,24 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
         c = self.config
         return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
 
+    @property
+    def _head(self) -> int:
+        return 1 if self.config.target == "purchase" else 0
+
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         n_actions = len(dataset.action_names) if c.use_actions else 0
-        return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm, n_actions=n_actions,
-                         n_gaps=N_GAP_BUCKETS if c.use_gaps else 0)
+        return FunnelNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
+                         c.pre_norm, n_actions, N_GAP_BUCKETS if c.use_gaps else 0, c.block,
+                         c.ff_multiplier, purchase_head=c.target == "purchase",
+                         evidence=c.evidence)
+
+    @property
+    def _funnel(self) -> FunnelNet:
+        net = self.net_
+        if not isinstance(net, FunnelNet):
+            raise TypeError("the funnelformer network is not a FunnelNet")
+        return net
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         maxlen = self.config.maxlen
@@ -85,8 +96,62 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
             purchase = self.dataset_.action_names.index("purchase")
             usable = sequences.select(np.flatnonzero(sequences.lengths >= 2))
             ahead = next_action_items(usable, purchase)
-            arrays["targets"] = last_window(usable, maxlen + 1, ahead)[:, :-1]
+            arrays["purchase_targets"] = last_window(usable, maxlen + 1, ahead)[:, :-1]
         return arrays
+
+    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
+                   ) -> torch.Tensor:
+        net = self._funnel
+        hidden = net(batch)[0]
+        names = ("targets", "purchase_targets")[: 1 + self._head]
+        loss = torch.zeros((), device=hidden.device)
+        for head, name in enumerate(names):
+            states = net.head_states(hidden, head)
+            if net.evidence is None:
+                loss = loss + sequence_loss(states, batch[name], net.items.weight,
+                                            net.n_items, config, generator)
+            else:
+                loss = loss + position_mean(history_softmax_loss(
+                    states, batch[name], batch["items"], batch["actions"], net.items.weight,
+                    net.n_items, net.evidence, head, self.config.negatives, generator),
+                    config)
+        return loss
+
+    def _item_scores(self, x: torch.Tensor, batch: Batch, items: np.ndarray
+                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The network part of the scores (the head the model scores with), for
+        explanations."""
+        hidden, weights = self.net_.encode(x, batch, return_weights=True)
+        states = self._funnel.head_states(hidden[:, -1], self._head)
+        wanted = torch.as_tensor(items, device=self.device_)
+        return (states @ self.net_.item_weights()[wanted].T)[0], weights
+
+    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
+        """See :meth:`NextItemRecommender.explain`; with ``evidence``, each item's steps also
+        carry their evidence for it: the network's share (its attribution times its positive
+        score) plus each step's positive evidence, normalised."""
+        rows = super().explain(history, items)
+        evidence = self._funnel.evidence
+        if evidence is None or not rows.size:
+            return rows
+        items = self._checked_items(items)
+        batch = self.inputs(history)
+        with torch.no_grad():
+            network, _ = self._item_scores(self.net_.embed(batch), batch, items)
+            steps = evidence.step_weights(batch["actions"], self._head)[0, :, -1]
+            on_item = batch["items"][0][None, :] == torch.as_tensor(items + 1)[:, None]
+            own = (on_item * steps[None, :]).clamp_min(0.0).numpy()
+        combined = rows * np.maximum(network.numpy(), 0.0)[:, None] + own
+        total = combined.sum(axis=1, keepdims=True)
+        return np.where(total > 0, combined / np.maximum(total, 1e-12), rows)
+
+    def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
+        self._check_fitted()
+        net = self._funnel
+        net.eval()
+        with torch.no_grad():
+            scores = net.last_scores(self.inputs(history), self._head)
+        return scores.float().cpu().numpy()
 
 
 def next_action_items(seq: Sequences, action: int) -> np.ndarray:
@@ -113,7 +178,8 @@ class BERT4Rec(NextItemRecommender[BERT4RecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                         c.pre_norm, causal=False, mask_token=True)
+                         c.pre_norm, causal=False, mask_token=True, block=c.block,
+                         ff_multiplier=c.ff_multiplier)
 
     def training_arrays(self, sequences: Sequences) -> dict[str, np.ndarray]:
         rows = sequences.select(np.flatnonzero(sequences.lengths >= 2))
@@ -166,148 +232,3 @@ class GRU4Rec(NextItemRecommender[GRU4RecConfig]):
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         return GRUNet(dataset.n_items, c.dim, c.layers, c.dropout)
-
-
-#: Where BST's state keeps its candidate generator's state and how to rebuild it.
-GENERATOR, GENERATOR_MODEL = "generator", "generator_model"
-
-
-@register
-class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
-    """Behavioral Sequence Transformer as a re-ranker: a candidate generator
-    (``candidates_from``, any registered model, fitted by :meth:`fit` with the same
-    validator and saved with BST) proposes ``n_candidates`` items per customer, and BST
-    scores each (history, candidate) pair with a click/buy logit. Trained with
-    ``bst_negatives`` negatives per step, half uniform and half drawn from other steps'
-    targets, so popular items are negatives too (binary cross-entropy, CTR-style).
-
-    Items outside the candidate list keep the generator's order, below every candidate.
-    Explanations are the candidate's target attention over the history.
-    """
-
-    key = "bst"
-    config_class = BSTConfig
-    explain_with = "target-attention"
-
-    generator_: Recommender[Any]
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        c = self.config
-        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
-
-    def build(self, dataset: Dataset) -> BSTNet:
-        c = self.config
-        return BSTNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
-                      len(dataset.action_names) if c.use_actions else 0,
-                      N_GAP_BUCKETS if c.use_gaps else 0)
-
-    # ------------------------------------------------------------------ the generator
-
-    def _generator_runtime(self, key: str,
-                           names: tuple[str, ...] = ("device", "progress")) -> dict[str, Any]:
-        """BST's settings among ``names`` that the generator's config also has."""
-        fields = model_class(key).config_class.field_names()
-        return {name: getattr(self.config, name) for name in names if name in fields}
-
-    def prepare(self, train: Dataset, valid: Validator | None) -> None:
-        """Fit the candidate generator with BST's run-time settings, seed and time budget
-        (a sequential generator trains within the same budget before BST does)."""
-        key = self.config.candidates_from
-        shared = self._generator_runtime(key, ("device", "progress", "seed", "time_budget_s"))
-        self.generator_ = make_model(key, **shared).fit(train, valid)
-
-    def extra_report(self) -> dict[str, Any]:
-        report = self.generator_.fit_report_
-        return {GENERATOR: dict(report)} if report else {}
-
-    def to_state(self) -> ModelState:
-        state = super().to_state().with_nested(GENERATOR, self.generator_.to_state())
-        state.meta[GENERATOR_MODEL] = {"key": self.generator_.key,
-                                       "params": self.generator_.get_params()}
-        return state
-
-    @classmethod
-    def from_state(cls, config: BSTConfig, dataset: Dataset, state: ModelState) -> Self:
-        model = super().from_state(config, dataset, state)
-        saved = state.value(GENERATOR_MODEL)
-        if not isinstance(saved, dict) or not isinstance(saved.get("params"), dict):
-            raise ArtifactError("the candidate generator's settings are incomplete")
-        key = saved.get("key")
-        if key != config.candidates_from:
-            raise ArtifactError(f"the saved candidate generator is {key!r}, but "
-                                f"candidates_from is {config.candidates_from!r}")
-        generator_class = model_class(key)
-        generator_config = generator_class.config_class.from_params(
-            {**saved["params"], **model._generator_runtime(key)})
-        model.generator_ = generator_class.from_state(generator_config, dataset,
-                                                      state.nested(GENERATOR))
-        return model
-
-    # ------------------------------------------------------------------ training
-
-    def batch_loss(self, batch: Batch, config: TrainConfig, generator: torch.Generator
-                   ) -> torch.Tensor:
-        targets = batch["targets"]
-        keep = targets > 0
-        b, n = targets.shape
-        n_negatives = self.config.bst_negatives
-        # Half uniform negatives, half other steps' targets (popularity-distributed): a
-        # re-ranker must separate the popular items a candidate generator proposes too.
-        n_popular = n_negatives // 2
-        uniform = torch.randint(0, self.dataset_.n_items, (b, n, n_negatives - n_popular),
-                                device=targets.device, generator=generator)
-        pool = targets[keep] - 1
-        picks = torch.randint(0, pool.numel(), (b, n, n_popular), device=targets.device,
-                              generator=generator)
-        candidates = torch.cat([(targets - 1).clamp_min(0).unsqueeze(-1), uniform, pool[picks]],
-                               dim=-1)
-        logits, _ = self.net_(batch, candidates)
-        labels = torch.zeros_like(logits)
-        labels[..., 0] = 1.0
-        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        return position_mean(loss[keep].mean(dim=-1), config)
-
-    # ------------------------------------------------------------------ scoring
-
-    def score_candidates(self, history: Sequences, customers: np.ndarray | None,
-                         candidates: np.ndarray) -> np.ndarray:
-        """Click/buy logits of each row's ``candidates`` (rows, C)."""
-        self._check_fitted()
-        self.net_.eval()
-        with torch.no_grad():
-            cand = torch.from_numpy(np.asarray(candidates, dtype=np.int64)).to(self.device_)
-            logits, _ = self.net_(self.inputs(history), cand.unsqueeze(1), last_only=True)
-        scores: np.ndarray = logits[:, 0].float().cpu().numpy()
-        return scores
-
-    def score(self, history: Sequences, customers: np.ndarray | None = None) -> np.ndarray:
-        self._check_fitted()
-        base = self.generator_.score(history, customers).astype(np.float32, copy=False)
-        base = np.where(np.isfinite(base), base, -np.inf)
-        masked = base.copy()
-        mask_seen(masked, history)
-        top, _ = top_k(masked, min(self.config.n_candidates, base.shape[1]))
-        listed = top >= 0
-        top = np.where(listed, top, 0)
-        finite = np.isfinite(base)
-        high = base[finite].max() if finite.any() else 0.0
-        out = np.where(finite, base - high - 1.0, -np.inf).astype(np.float32)
-        logits = self.score_candidates(history, customers, top)
-        # candidates rank above everything else, in the order of their BST probability
-        rows = np.broadcast_to(np.arange(top.shape[0])[:, None], top.shape)
-        out[rows[listed], top[listed]] = 1.0 / (1.0 + np.exp(-logits[listed]))
-        return out
-
-    def explain(self, history: Sequences, items: np.ndarray) -> np.ndarray:
-        """Each item's target attention over one customer's window."""
-        self._check_fitted()
-        if history.n_rows != 1:
-            raise ValueError("explain takes the history of one customer")
-        items = self._checked_items(items)
-        self.net_.eval()
-        with torch.no_grad():
-            cand = torch.from_numpy(items[None, None, :]).to(self.device_)
-            _, weights = self.net_(self.inputs(history), cand, last_only=True)
-        rows: np.ndarray = weights[0, 0].float().cpu().numpy()
-        return rows

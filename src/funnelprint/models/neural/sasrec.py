@@ -1,4 +1,5 @@
-"""SASRec: causal self-attention over the item sequence (Kang & McAuley, 2018)."""
+"""SASRec: causal self-attention over the item sequence (Kang & McAuley, 2018), with the
+standard transformer block or the gated LiGR block of eSASRec."""
 
 from __future__ import annotations
 
@@ -32,14 +33,15 @@ class CausalBlock(nn.Module):
     eval-mode fast path of ``nn.TransformerEncoder`` that returned NaN with padding masks.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float, pre_norm: bool = True) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, pre_norm: bool = True,
+                 ff: nn.Module | None = None) -> None:
         super().__init__()
         self.heads = heads
         self.pre_norm = pre_norm
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), Dropout(dropout),
-                                nn.Linear(dim, dim))
+        self.ff = ff if ff is not None else nn.Sequential(
+            nn.Linear(dim, dim), nn.GELU(), Dropout(dropout), nn.Linear(dim, dim))
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.dropout = Dropout(dropout)
@@ -74,6 +76,50 @@ class CausalBlock(nn.Module):
         return x, weights
 
 
+class SwiGLU(nn.Module):
+    """Feed-forward layer ``multiplier`` times as wide as ``dim`` with a SiLU-gated inner
+    layer (Shazeer, 2020), no biases."""
+
+    def __init__(self, dim: int, multiplier: int, dropout: float) -> None:
+        super().__init__()
+        self.inner = nn.Linear(dim, 2 * dim * multiplier, bias=False)  # gate and value
+        self.outer = nn.Linear(dim * multiplier, dim, bias=False)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, value = self.inner(x).chunk(2, dim=-1)
+        return self.outer(self.dropout(F.silu(gate) * value))
+
+
+class LiGRBlock(CausalBlock):
+    """The gated block of LiGR (LinkedIn, 2025), as eSASRec uses it: pre-LayerNorm attention
+    and a SwiGLU feed-forward layer, each added to the residual stream through a sigmoid
+    gate computed from the stream itself."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, ff_multiplier: int = 4) -> None:
+        super().__init__(dim, heads, dropout, pre_norm=True,
+                         ff=SwiGLU(dim, ff_multiplier, dropout))
+        self.gate1 = nn.Linear(dim, dim)
+        self.gate2 = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(self.norm1(x), mask, return_weights)
+        x = x + torch.sigmoid(self.gate1(x)) * self.dropout(attended)
+        x = x + torch.sigmoid(self.gate2(x)) * self.dropout(self.ff(self.norm2(x)))
+        return x, weights
+
+
+def make_block(kind: str, dim: int, heads: int, dropout: float, pre_norm: bool = True,
+               ff_multiplier: int = 4) -> CausalBlock:
+    """A ``"standard"`` transformer block or a gated ``"ligr"`` one."""
+    if kind == "ligr":
+        return LiGRBlock(dim, heads, dropout, ff_multiplier)
+    if kind == "standard":
+        return CausalBlock(dim, heads, dropout, pre_norm)
+    raise ValueError(f"block must be 'standard' or 'ligr', not {kind!r}")
+
+
 class SASRecNet(NextItemNet):
     """Item + learned position (+ optional action and time-gap) embeddings -> attention blocks
     -> hidden state per position.
@@ -81,12 +127,14 @@ class SASRecNet(NextItemNet):
     With ``causal`` (SASRec) position t sees items up to t; without it (BERT4Rec) every real
     item sees every other, and ``mask_token`` adds one extra input token for masked steps.
     ``n_actions`` / ``n_gaps`` > 0 add embeddings of the action type and of the time-gap
-    bucket of each step (the action-aware model).
+    bucket of each step (the action-aware model). ``block`` picks the block type (see
+    :func:`make_block`).
     """
 
     def __init__(self, n_items: int, maxlen: int, dim: int = 64, blocks: int = 2, heads: int = 1,
                  dropout: float = 0.2, pre_norm: bool = True, causal: bool = True,
-                 n_actions: int = 0, n_gaps: int = 0, mask_token: bool = False) -> None:
+                 n_actions: int = 0, n_gaps: int = 0, mask_token: bool = False,
+                 block: str = "standard", ff_multiplier: int = 4) -> None:
         super().__init__()
         self.causal = causal
         self.maxlen = maxlen
@@ -96,8 +144,8 @@ class SASRecNet(NextItemNet):
         self.actions = nn.Embedding(n_actions + 1, dim, padding_idx=0) if n_actions else None
         self.gaps = nn.Embedding(n_gaps + 1, dim, padding_idx=0) if n_gaps else None
         self.dropout = Dropout(dropout)
-        self.blocks = nn.ModuleList([CausalBlock(dim, heads, dropout, pre_norm)
-                                     for _ in range(blocks)])
+        self.blocks = nn.ModuleList([make_block(block, dim, heads, dropout, pre_norm,
+                                                ff_multiplier) for _ in range(blocks)])
         self.norm = nn.LayerNorm(dim)
         for table in (self.items, self.actions, self.gaps):
             if table is not None:
