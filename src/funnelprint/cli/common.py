@@ -70,7 +70,7 @@ CustomerOpt = Annotated[str, typer.Option("--customer", help="Customer id")]
 KOpt = Annotated[int, typer.Option("--k", help="How many results")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 EngineOpt = Annotated[str, typer.Option(
-    help="local (this process) or spark (Apache Spark; pip install 'funnelprint[spark]')")]
+    help="local (this process) or spark (Apache Spark; pip install 'funnelprint\\[spark]')")]
 SparkMasterOpt = Annotated[str | None, typer.Option(
     help="Spark master URL with --engine spark (default local[2]; spark://HOST:PORT for a "
          "standalone cluster)")]

@@ -66,7 +66,7 @@ def profile(
     spark_master: SparkMasterOpt = None,
     memory: MemoryOpt = None,
 ) -> None:
-    """Profile customers with a fitted model (no retraining). With ``--engine spark`` the
+    """Profile customers with a fitted model (no retraining). With `--engine spark` the
     profiles are written as a directory of Parquet parts (one table)."""
     check_engine(engine, spark_master, {})
     check_reader_options(engine == "spark" or memory is not None, action=action,

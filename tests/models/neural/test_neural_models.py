@@ -258,3 +258,11 @@ def test_seqvae_mean_profile_averages_the_steps(cyclic_split):
     assert np.allclose(sd[0], log_var[0].exp().mean(dim=0).sqrt().numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="pooling must be one of"):
         model.latent_profile(history, pooling="max")
+
+
+def test_reasons_leave_out_steps_of_no_weight():
+    from funnelprint.models.neural.explain import reason
+
+    said = reason("attention", ["viewed a", "viewed b", "carted c"], np.array([0.002, 0.098, 0.9]))
+    assert said["text"] == "attended to carted c (90%), viewed b (10%)"
+    assert [e["step"] for e in said["evidence"]] == ["carted c", "viewed b"]

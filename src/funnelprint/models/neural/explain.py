@@ -42,8 +42,8 @@ def step_labels(dataset: Dataset, history: Sequences, with_actions: bool = True
 
 
 def reason(method: str, labels: list[str], weights: np.ndarray, top_steps: int = 3) -> Reason:
-    """The ``top_steps`` labelled steps with the most weight, as text and evidence (steps
-    without weight only where none has any).
+    """The ``top_steps`` labelled steps with the most weight, as text and evidence (beyond
+    the first, only steps with at least half a percent of the weight).
 
     ``weights`` are over the last ``len(weights)`` steps of which ``labels`` names the last
     ones (a window may be longer than the history it was padded from)."""
@@ -52,7 +52,8 @@ def reason(method: str, labels: list[str], weights: np.ndarray, top_steps: int =
         return {"text": f"{METHOD_WORDS.get(method, 'weighted')} no history", "evidence": []}
     labels, weights = labels[len(labels) - n:], weights[weights.size - n:]
     best = np.argsort(-weights, kind="stable")[:top_steps]
-    best = best[:1].tolist() + [j for j in best[1:] if round(float(weights[j]), 4) > 0]
+    # Beyond the first, a step is named only where its weight rounds to at least 1%.
+    best = best[:1].tolist() + [j for j in best[1:] if float(weights[j]) >= 0.005]
     evidence: list[Evidence] = [{"step": labels[j], "weight": round(float(weights[j]), 4)}
                                 for j in best]
     text = f"{METHOD_WORDS.get(method, 'weighted')} " + ", ".join(
