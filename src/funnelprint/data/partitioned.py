@@ -328,7 +328,7 @@ def partition_events(path: str | Path, mapping: ColumnMapping | None = None,
         resolved: dict[str, str] | None = None
         for raw, problem, names in batches:
             if resolved is None:
-                resolved = _resolve(mapping, names, path)
+                resolved = resolve_required(mapping, names, path)
                 report.mapping = {CANONICAL_COLUMN[f]: c for f, c in resolved.items()}
             rows = canonicalise_rows(raw, resolved, mapping, str(path), time_bounds)
             first = min((e for e in (problem, rows.first_error) if e is not None),
@@ -369,7 +369,9 @@ def _merge_notes(report: LoadReport, batch: LoadReport) -> None:
             report.warnings.append(warning)
 
 
-def _resolve(mapping: ColumnMapping, names: list[str], path: Path) -> dict[str, str]:
+def resolve_required(mapping: ColumnMapping, names: list[str], path: Path) -> dict[str, str]:
+    """The file's columns resolved to canonical fields; a missing required one is an error
+    naming the file's columns and the ``--columns`` option."""
     resolved = mapping.resolve(names)
     missing = [f for f in REQUIRED_FIELDS if f not in resolved]
     if missing:
@@ -449,4 +451,5 @@ def parse_memory(text: str) -> int:
 
 
 __all__ = ["CHUNK_BYTES", "PartitionedLog", "Sample", "csv_layout", "customer_order",
-           "in_sample", "parse_memory", "partition_events", "partitions_for", "sample_journeys"]
+           "in_sample", "parse_memory", "partition_events", "partitions_for", "resolve_required",
+           "sample_journeys"]

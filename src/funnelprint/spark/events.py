@@ -30,10 +30,9 @@ from funnelprint.data.load import (
     canonicalise_rows,
     detect_format,
 )
-from funnelprint.data.partitioned import csv_layout
+from funnelprint.data.partitioned import csv_layout, resolve_required
 from funnelprint.data.schema import (
     CANONICAL_COLUMN,
-    REQUIRED_FIELDS,
     ColumnMapping,
 )
 from funnelprint.data.sessions import MIN_EVENTS_FOR_RATE, SessionConfig
@@ -171,14 +170,7 @@ def read_journeys(spark: SparkSession, path: str | Path, work: Path,
     if not path.exists():
         raise EventDataError("no such file", path=str(path))
     raw, names, header = _raw_frame(spark, path, mapping)
-    resolved = mapping.resolve(names)
-    missing = [f for f in REQUIRED_FIELDS if f not in resolved]
-    if missing:
-        wanted = ", ".join(CANONICAL_COLUMN[f] for f in missing)
-        raise EventDataError(
-            f"missing required column(s) {wanted}; the file has {', '.join(names)} "
-            "(map them with --columns customer=COL,timestamp=COL,action=COL,product=COL)",
-            path=str(path))
+    resolved = resolve_required(mapping, names, path)
     present = [f for f in CANONICAL_COLUMN if f in resolved]
     out_columns = [CANONICAL_COLUMN[f] for f in present]
     schema = _output_schema(present)
