@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from funnelprint.data.errors import EventDataError
+from funnelprint.data.errors import EventDataError, input_file
 from funnelprint.data.load import check_events_left
 from funnelprint.data.pipeline import EventLog, prepare_events
 from funnelprint.data.schema import CANONICAL_ACTIONS, ColumnMapping
@@ -407,9 +407,7 @@ def load_dataset(
     if not sep or prefix not in LOADERS:
         raise ValueError(f"dataset must be PREFIX:PATH with PREFIX one of {', '.join(LOADERS)}; "
                          f"got {spec!r}")
-    path = Path(path_text)
-    if not path.exists():
-        raise EventDataError("no such file", path=str(path))
+    path = input_file(path_text)
     if prefix == "events":
         event_log = prepare_events(path, mapping, **event_options)
         check_events_left(event_log.load_report, event_log.events.height, event_log.dropped)

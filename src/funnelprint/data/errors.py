@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: Longest value quoted in a message; longer ones (whole lines) are shortened.
 MAX_VALUE_CHARS = 200
 
@@ -44,3 +46,15 @@ def _shorten(value: object) -> object:
     if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
         return value[:MAX_VALUE_CHARS] + "…"
     return value
+
+
+def input_file(path: str | Path, on_error: str | None = None) -> Path:
+    """``path`` as a :class:`Path` once it exists (else :class:`EventDataError`), and
+    ``on_error``, where given, checked to be ``raise`` or ``skip``: what every reader
+    checks before it opens a file."""
+    if on_error is not None and on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    path = Path(path)
+    if not path.exists():
+        raise EventDataError("no such file", path=str(path))
+    return path

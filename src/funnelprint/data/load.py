@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from funnelprint.data.errors import EventDataError
+from funnelprint.data.errors import EventDataError, input_file
 from funnelprint.data.schema import (
     CANONICAL_COLUMN,
     CATEGORY_FALLBACKS,
@@ -168,12 +168,8 @@ def read_events(
         The canonical event table (``customer_id, timestamp, action, product_id`` and any of
         ``session_id, category, price, brand, quantity``), in file order, without exact duplicates.
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    path = input_file(path, on_error)
     mapping = mapping or ColumnMapping()
-    path = Path(path)
-    if not path.exists():
-        raise EventDataError("no such file", path=str(path))
     report = LoadReport(path=str(path))
     problems = ReadProblems(str(path))
     raw = read_table(path, report, problems, mapping)

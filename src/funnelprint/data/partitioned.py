@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from funnelprint.data.errors import EventDataError
+from funnelprint.data.errors import EventDataError, input_file
 from funnelprint.data.load import (
     _HASH_SEED,
     DEFAULT_TIME_BOUNDS,
@@ -308,12 +308,8 @@ def partition_events(path: str | Path, mapping: ColumnMapping | None = None,
                      time_bounds: TimeBounds | None = DEFAULT_TIME_BOUNDS) -> PartitionedLog:
     """Read, validate and partition an event file (see the module docstring) into a new
     directory under ``work`` (default: the system's temporary directory)."""
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    path = input_file(path, on_error)
     mapping = mapping or ColumnMapping()
-    path = Path(path)
-    if not path.exists():
-        raise EventDataError("no such file", path=str(path))
     fmt = detect_format(path)
     if fmt == "jsonl":
         raise EventDataError("JSON lines are read whole; convert the file to CSV or Parquet "

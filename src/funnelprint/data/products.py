@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from funnelprint.data.errors import EventDataError
+from funnelprint.data.errors import EventDataError, input_file
 from funnelprint.data.load import (
     LINE,
     LoadReport,
@@ -89,12 +89,8 @@ def load_products(
     rows without a product id, sets unreadable prices to null, and counts each by reason in
     the report (and in a logged warning).
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     explicit = parse_product_columns(columns)
-    path = Path(path)
-    if not path.exists():
-        raise EventDataError("no such file", path=str(path))
+    path = input_file(path, on_error)
     load_report = LoadReport(path=str(path))
     problems = ReadProblems(str(path))
     raw = read_table(path, load_report, problems, ColumnMapping(columns=explicit),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from funnelprint.data.errors import EventDataError
+from funnelprint.data.errors import EventDataError, input_file
 from funnelprint.data.load import (
     DEFAULT_TIME_BOUNDS,
     LINE,
@@ -166,9 +166,7 @@ def read_journeys(spark: SparkSession, path: str | Path, work: Path,
 
     mapping = mapping or ColumnMapping()
     sessions = sessions or SessionConfig()
-    path = Path(path)
-    if not path.exists():
-        raise EventDataError("no such file", path=str(path))
+    path = input_file(path)
     raw, names, header = _raw_frame(spark, path, mapping)
     resolved = resolve_required(mapping, names, path)
     present = [f for f in CANONICAL_COLUMN if f in resolved]
