@@ -7,6 +7,7 @@ bounds are wide enough for a busy machine and far below the stalls they guard ag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -87,6 +88,7 @@ def test_hostile_bodies_are_refused_before_they_cost_anything(server):
         answer, took = timed(lambda: client.post("/v1/events", content=ones, headers={
             **WRITE, "content-type": "application/json"}))
         assert answer.status_code == 413 and answer.json()["error"] == "batch_too_large"
+        assert answer.headers["connection"] == "close"
         assert took < ANSWER_S
         answer, took = timed(lambda: client.post("/v1/events", content=b"x" * (MIB4 + 1),
                                                  headers=WRITE))
@@ -118,6 +120,29 @@ def test_hostile_bodies_are_refused_before_they_cost_anything(server):
     store.close()
     assert {"l-0", "n-0", "s-0"} <= stored
     assert not {"s-1", "s-2", f"{'x' * 20}-1"} & stored
+
+
+def test_an_early_refusal_ends_its_connection_and_nothing_follows_it(server):
+    """A batch refused from its first kilobytes while the rest of its body is still on the
+    wire: the one answer is the 413, it says ``connection: close``, and the server then
+    closes; the unread body is never taken for the next request's headers (which answered
+    a second, stray 431 that a reused connection handed to the client's next request)."""
+    port, _, _ = server
+    body = b'{"events":[' + b",".join([b"1"] * (MIB4 // 2 - 8)) + b"]}"
+    head = (f"POST /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: "
+            f"{WRITE['Authorization']}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the server may close while the body arrives
+            sock.sendall(body)
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                received += chunk
+    assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+    assert b"connection: close" in received.lower()
+    assert received.count(b"HTTP/1.1 ") == 1, received
 
 
 def test_ids_the_api_stores_are_ids_it_can_address(server):

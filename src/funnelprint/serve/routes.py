@@ -88,8 +88,9 @@ async def post_events(request: Request) -> Any:
             # in its first kilobytes, and is refused without reading (or parsing) the rest.
             checked = True
             if await run_in_threadpool(over_batch_limit, bytes(body), limit):
+                # The rest of the body is unread: the connection closes after the answer.
                 raise ApiError(413, "batch_too_large", f"more than {limit} events in one "
-                               "batch")
+                               "batch", {"Connection": "close"})
     return await run_in_threadpool(store_batch, service, bytes(body))
 
 

@@ -56,6 +56,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_bytes = 0
         self._reading_headers = True
+        self._body_pending = False  # the current request's body is still arriving
         self._header_timer: asyncio.TimerHandle | None = None
         if len(self.connections) > self.max_connections:
             log.warning("connection refused: %d open, at most %d", len(self.connections) - 1,
@@ -86,11 +87,25 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._body_pending = True
         self._cancel_header_timer()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._body_pending = False
+        super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self._expect_next_request()
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        # A response sent before its request's body was read (an early refusal on a kept-alive
+        # connection): the rest of that body is still to come and is not the next request's
+        # headers, so counting starts when the body is complete.
+        if not self._body_pending:
+            self._expect_next_request()
+
+    def _expect_next_request(self) -> None:
         self._reading_headers = True  # the next request's headers (keep-alive)
         self._header_bytes = 0
 
