@@ -216,6 +216,33 @@ def test_bad_price_is_an_error(write):
         read_events(write("e.csv", text))
 
 
+def test_a_negative_price_is_refused_or_counted(write):
+    text = ("user_id,timestamp,action,product_id,price\nu,2024-01-01,view,p,3.5\n"
+            "u,2024-01-02,view,p,-79.37\nv,2024-01-01,view,p,0\n")
+    path = write("e.csv", text)
+    with pytest.raises(EventDataError, match=r"e.csv:3: column 'price': not a number of 0 or "
+                                             r"more \(value '-79.37'\)"):
+        read_events(path)
+    events, report = read_events(path, on_error="skip")
+    assert events["price"].to_list() == [3.5, 0.0]
+    assert report.dropped == {"bad_price": 1}
+
+
+def test_an_id_longer_than_the_service_takes_is_refused_or_counted(write):
+    long_id = "x" * 300_000  # a stray quote can swallow a file into one field
+    text = (f"user_id,timestamp,action,product_id,brand\nu,2024-01-01,view,p,b\n"
+            f"{long_id},2024-01-01,view,p,b\nv,2024-01-01,view,{'p' * 201},b\n"
+            f"w,2024-01-01,view,p,{'b' * 1001}\n")
+    path = write("e.csv", text)
+    with pytest.raises(EventDataError, match=r"e\.csv:3: column 'user_id': longer than "
+                                             r"200 characters") as refused:
+        read_events(path)
+    assert len(str(refused.value)) < len(str(path)) + 300  # a readable line, not the value
+    events, report = read_events(path, on_error="skip")
+    assert events["customer_id"].to_list() == ["u"]
+    assert report.dropped == {"long_customer_id": 1, "long_product_id": 1, "long_brand": 1}
+
+
 def test_rees46_sample_without_flags():
     path = shared_file("rees46/2019-Oct_head.csv")
     with open(path, newline="") as fh:

@@ -33,8 +33,11 @@ from funnelprint.data.schema import (
     CANONICAL_COLUMN,
     CATEGORY_FALLBACKS,
     FIELDS,
+    ID_CHARS,
+    ID_FIELDS_OF_EVENTS,
     KNOWN_ACTIONS,
     REQUIRED_FIELDS,
+    TEXT_CHARS,
     ColumnMapping,
     listed,
     looks_like_header,
@@ -949,7 +952,8 @@ _MARKED_FIELDS = ("customer", "product", "session", "category", "brand")
 _CHECK_ORDER = (
     "empty_customer_id", "bad_customer_id", "empty_product_id", "bad_product_id",
     "empty_action", "bad_action", "bad_timestamp", "timestamp_out_of_range", "bad_session_id",
-    "bad_category", "bad_brand", "bad_price", "bad_quantity",
+    "bad_category", "bad_brand", "bad_price", "bad_quantity", "long_customer_id",
+    "long_product_id", "long_session_id", "long_category", "long_brand",
 )
 
 
@@ -991,8 +995,8 @@ def _canonicalise(
             text = clean_text_or_null(col)
             number = text.cast(pl.Float64, strict=False)
             exprs.append(number.alias(name))
-            bad = text.is_not_null() & (number.is_null() | number.is_infinite())
-            check(f"bad_{fld}", col, bad, "not a number", on_raw=True)
+            bad = text.is_not_null() & (number.is_null() | number.is_infinite() | (number < 0))
+            check(f"bad_{fld}", col, bad, "not a number of 0 or more", on_raw=True)
             continue
         if fld == "action":
             names, report.action_mapping = read_actions(raw[col], mapping)
@@ -1001,6 +1005,10 @@ def _canonicalise(
             exprs.append(_category_expr(raw.columns, col).alias(name))
         else:
             exprs.append(clean_text(col).alias(name))
+        if fld != "action":
+            limit = ID_CHARS if fld in ID_FIELDS_OF_EVENTS else TEXT_CHARS
+            check(f"long_{name}", col, pl.col(name).str.len_chars() > limit,
+                  f"longer than {limit:,} characters", on_raw=False)
         if fld in _ID_REASONS:
             check(f"empty_{_ID_REASONS[fld]}", col, pl.col(name).is_null(), "empty value",
                   on_raw=False)

@@ -11,6 +11,13 @@ REQUIRED_FIELDS = ("customer", "timestamp", "action", "product")
 OPTIONAL_FIELDS = ("session", "category", "price", "brand", "quantity")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
+#: Longest customer, product, session and event id, in characters (the service's customer
+#: route takes the same limit, so every id read or stored can be asked for).
+ID_CHARS = 200
+#: Longest text of any other field (category, brand...).
+TEXT_CHARS = 1000
+ID_FIELDS_OF_EVENTS = ("customer", "product", "session")
+
 #: Name of each field in the canonical event table.
 CANONICAL_COLUMN = {
     "customer": "customer_id",

@@ -18,11 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-#: Longest customer, product, session and event id (both stores; the path of a customer
-#: route takes the same limit, so every stored id can be asked for).
-ID_CHARS = 200
-#: Longest text of any other field (action, category, brand...).
-TEXT_CHARS = 1000
+from funnelprint.data.schema import ID_CHARS, TEXT_CHARS
+
 #: Largest element of a batch, in characters of the body.
 EVENT_CHARS = 64 * 1024
 
