@@ -12,7 +12,8 @@ Every model is selected on validation under the protocol it is reported on (keep
 included), trained for at most ``ABLATION_EPOCHS`` epochs (no time budget, so the figures
 do not depend on the machine's load). ``markov`` is the reference that knows nothing but the
 last item. Environment: ``ABLATION_SEEDS`` (3), ``ABLATION_EPOCHS`` (200), ``ABLATION_ONLY``
-(comma-separated log names), ``ABLATION_SIM_CUSTOMERS`` (2000).
+(comma-separated log names), ``ABLATION_TARGETS`` (comma-separated: ``new``,
+``purchase-seen``, ``purchase-unseen``; all by default), ``ABLATION_SIM_CUSTOMERS`` (2000).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: (split, keep_seen) per target.
 TARGETS = {"next new item": ("loo", False), "next purchase, seen allowed": ("purchase", True),
            "next purchase, unseen": ("purchase", False)}
+#: Short names of the targets for ``ABLATION_TARGETS``.
+TARGET_KEYS = {"new": "next new item", "purchase-seen": "next purchase, seen allowed",
+               "purchase-unseen": "next purchase, unseen"}
 #: Model variants: (registry key, parameters); the purchase-intent head is switched on for
 #: purchase targets where a variant asks for it.
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -107,11 +111,13 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("ABLATION_THREADS", "2")))
     seeds = list(range(int(os.environ.get("ABLATION_SEEDS", "3"))))
     epochs = int(os.environ.get("ABLATION_EPOCHS", "200"))
+    chosen = [s for s in os.environ.get("ABLATION_TARGETS", "").split(",") if s]
+    targets = [TARGET_KEYS[key] for key in chosen] or list(TARGETS)
     out: dict = {"seeds": len(seeds), "epochs": epochs, "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dataset in logs(Path(tmp)):
             table: dict = {}
-            for target in TARGETS:
+            for target in targets:
                 for variant in VARIANTS:
                     runs = [fit_and_score(dataset, variant, target, seed, epochs)
                             for seed in (seeds if variant != "markov" else seeds[:1])]
