@@ -51,7 +51,7 @@ def test_errors_and_counts_match_the_reader(write, tmp_path, chunk_bytes):
     with pytest.raises(EventDataError) as parts:
         partition_events(path, chunk_bytes=chunk_bytes, work=tmp_path)
     assert str(parts.value) == str(whole.value)
-    assert ("bad.csv:5: column 'price': not a number of 0 or more (value 'cheap')"
+    assert ("bad.csv:5: column 'price': not a finite, non-negative number (value 'cheap')"
             in str(parts.value))
     events, report = read_events(path, on_error="skip")
     log = partition_events(path, on_error="skip", partitions=3, chunk_bytes=chunk_bytes,

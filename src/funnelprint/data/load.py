@@ -996,7 +996,7 @@ def _canonicalise(
             number = text.cast(pl.Float64, strict=False)
             exprs.append(number.alias(name))
             bad = text.is_not_null() & (number.is_null() | number.is_infinite() | (number < 0))
-            check(f"bad_{fld}", col, bad, "not a number of 0 or more", on_raw=True)
+            check(f"bad_{fld}", col, bad, "not a finite, non-negative number", on_raw=True)
             continue
         if fld == "action":
             names, report.action_mapping = read_actions(raw[col], mapping)
