@@ -212,7 +212,7 @@ def test_parquet_with_native_types(tmp_path):
 
 def test_bad_price_is_an_error(write):
     text = "user_id,timestamp,action,product_id,price\nu,2024-01-01,view,p,abc\n"
-    with pytest.raises(EventDataError, match="column 'price': not a number"):
+    with pytest.raises(EventDataError, match="column 'price': not a finite, non-negative number"):
         read_events(write("e.csv", text))
 
 
