@@ -228,6 +228,14 @@ def test_a_negative_price_is_refused_or_counted(write):
     assert report.dropped == {"bad_price": 1}
 
 
+def test_a_negative_quantity_is_a_return_and_is_kept(write):
+    text = ("user_id,timestamp,action,product_id,quantity\nu,2024-01-01,purchase,p,2\n"
+            "u,2024-01-02,purchase,p,-1\n")
+    events, report = read_events(write("e.csv", text))
+    assert events["quantity"].to_list() == [2.0, -1.0]
+    assert not report.dropped
+
+
 def test_an_id_longer_than_the_service_takes_is_refused_or_counted(write):
     long_id = "x" * 300_000  # a stray quote can swallow a file into one field
     text = (f"user_id,timestamp,action,product_id,brand\nu,2024-01-01,view,p,b\n"

@@ -77,3 +77,14 @@ def test_rows_without_product_id_and_repeated_ids(write):
 def test_products_file_without_a_recognised_header(write):
     with pytest.raises(EventDataError, match="no header recognised"):
         read_products(write("products.csv", "x,y,z,w\n1,2,3,4\n"))
+
+
+def test_a_product_id_longer_than_the_service_takes_is_left_out_or_refused(write):
+    text = f"product_id,price\np1,1\n{'p' * 201},2\n{'é' * 200},3\n"
+    path = write("products.csv", text)
+    products, report = load_products(path)
+    assert products["product_id"].to_list() == ["p1", "é" * 200]  # characters, not bytes
+    assert report.dropped == {"long_product_id": 1}
+    with pytest.raises(EventDataError) as info:
+        load_products(path, on_error="raise")
+    assert (info.value.line, info.value.code) == (3, "long_product_id")

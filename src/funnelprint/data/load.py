@@ -995,8 +995,11 @@ def _canonicalise(
             text = clean_text_or_null(col)
             number = text.cast(pl.Float64, strict=False)
             exprs.append(number.alias(name))
-            bad = text.is_not_null() & (number.is_null() | number.is_infinite() | (number < 0))
-            check(f"bad_{fld}", col, bad, "not a finite, non-negative number", on_raw=True)
+            bad = text.is_not_null() & (number.is_null() | number.is_infinite())
+            if fld == "price":  # a negative quantity is a return; a negative price is no price
+                bad = bad | (number < 0).fill_null(False)
+            check(f"bad_{fld}", col, bad, "not a finite, non-negative number" if fld == "price"
+                  else "not a number", on_raw=True)
             continue
         if fld == "action":
             names, report.action_mapping = read_actions(raw[col], mapping)
@@ -1007,8 +1010,10 @@ def _canonicalise(
             exprs.append(clean_text(col).alias(name))
         if fld != "action":
             limit = ID_CHARS if fld in ID_FIELDS_OF_EVENTS else TEXT_CHARS
-            check(f"long_{name}", col, pl.col(name).str.len_chars() > limit,
-                  f"longer than {limit:,} characters", on_raw=False)
+            # On the column as written: a value built from other columns (a category from its
+            # fallback, a customer from the session) is not blamed on this one.
+            check(f"long_{name}", col, clean_text(col).str.len_chars() > limit,
+                  f"longer than {limit:,} characters", on_raw=True)
         if fld in _ID_REASONS:
             check(f"empty_{_ID_REASONS[fld]}", col, pl.col(name).is_null(), "empty value",
                   on_raw=False)

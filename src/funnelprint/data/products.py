@@ -23,6 +23,7 @@ from funnelprint.data.load import (
 from funnelprint.data.schema import (
     CATEGORY_FALLBACKS,
     COLUMN_ALIASES,
+    ID_CHARS,
     ColumnMapping,
     listed,
     parse_product_columns,
@@ -127,7 +128,10 @@ def load_products(
                 frame = frame.with_columns(fixed)
     no_id = frame["product_id"].is_null()
     bad_price = frame["__bad_price"] if "price" in frame.columns else no_id & False
-    checks = [("empty_product_id", no_id, selected["product_id"], "empty value")]
+    long_id = frame["product_id"].str.len_chars().fill_null(0) > ID_CHARS
+    checks = [("empty_product_id", no_id, selected["product_id"], "empty value"),
+              ("long_product_id", long_id, selected["product_id"],
+               f"longer than {ID_CHARS:,} characters")]
     if "price" in selected:
         checks.append(("bad_price", bad_price, selected["price"],
                        "not a finite, non-negative number"))
@@ -158,10 +162,10 @@ def load_products(
         count = int(mask.sum())
         if not count:
             continue
-        (report.dropped if code == "empty_product_id" else report.nulled)[code] += count
+        (report.nulled if code == "bad_price" else report.dropped)[code] += count
         report.examples.setdefault(code, str(error(code, int(mask.arg_true()[0]), column,
                                                    message)))
-    frame = frame.filter(~no_id).drop(LINE, "__bad_price", strict=False)
+    frame = frame.filter(~no_id & ~long_id).drop(LINE, "__bad_price", strict=False)
     unique = _first_known(frame)
     if unique.height < frame.height:
         report.dropped["duplicate_product_id"] += frame.height - unique.height

@@ -23,7 +23,6 @@ from funnelprint.data.schema import ID_CHARS, TEXT_CHARS
 #: Largest element of a batch, in characters of the body.
 EVENT_CHARS = 64 * 1024
 
-ID_FIELDS = ("customer_id", "product_id", "session_id")
 
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -254,5 +253,5 @@ def _kind(value: Any) -> str:
         type(value), "a number")
 
 
-__all__ = ["EVENT_CHARS", "ID_CHARS", "ID_FIELDS", "TEXT_CHARS", "BatchError", "Refusal",
+__all__ = ["EVENT_CHARS", "ID_CHARS", "TEXT_CHARS", "BatchError", "Refusal",
            "TooLarge", "over_batch_limit", "parse_batch", "screen"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from funnelprint.serve.guard import send_error
+from funnelprint.serve.guard import CLOSE, send_error
 from funnelprint.serve.metrics import Metrics
 
 log = logging.getLogger("funnelprint.serve")
@@ -52,20 +52,27 @@ class Limits:
         limit = self.limit
         start = time.perf_counter()
         status = {"code": 500}
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        body = {"read": b"transfer-encoding" not in headers and length in (None, b"0")}
 
         async def sending(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                sent = list(message.get("headers", []))
+                if not body["read"] and all(k.lower() != b"connection" for k, _ in sent):
+                    # Answered before the body was read: the rest of it is not a next
+                    # request, so the connection ends with this answer.
+                    message = {**message, "headers": [*sent, *CLOSE]}
             await send(message)
 
-        length = dict(scope.get("headers") or []).get(b"content-length")
         try:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await send_error(sending, 413, "body_too_large",
-                                 f"request body over {limit} bytes",
-                                 [(b"connection", b"close")])
+                                 f"request body over {limit} bytes")
             else:
-                await self.app(scope, _counted(receive, limit, self.body_timeout_s), sending)
+                await self.app(scope, _counted(receive, limit, self.body_timeout_s, body),
+                               sending)
         finally:
             self._record(scope, status["code"], time.perf_counter() - start)
 
@@ -80,10 +87,11 @@ class Limits:
                 "ms": round(elapsed * 1000, 2)}})
 
 
-def _counted(receive: Callable[[], Awaitable[Any]], limit: int, seconds: float
-             ) -> Callable[[], Awaitable[Any]]:
+def _counted(receive: Callable[[], Awaitable[Any]], limit: int, seconds: float,
+             body: dict[str, bool]) -> Callable[[], Awaitable[Any]]:
     """``receive`` that counts the body and bounds the time it takes, from the request's
-    start (a client trickling a byte at a time does not reset the clock)."""
+    start (a client trickling a byte at a time does not reset the clock); ``body["read"]``
+    turns true once the last part of the body has been read."""
     seen = 0
     deadline = time.monotonic() + seconds
 
@@ -97,6 +105,8 @@ def _counted(receive: Callable[[], Awaitable[Any]], limit: int, seconds: float
         seen += len(message.get("body", b""))
         if seen > limit:
             raise BodyTooLarge
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body["read"] = True
         return message
 
     return receiving

@@ -32,7 +32,6 @@ from funnelprint.models.traits import TraitsRecommender
 from funnelprint.profile.model import ColdStartError
 from funnelprint.serve.batches import (
     ID_CHARS,
-    ID_FIELDS,
     BatchError,
     over_batch_limit,
     parse_batch,
@@ -111,7 +110,9 @@ def store_batch(service: Service, body: bytes) -> EventsResult:
     events = pl.DataFrame()
     if plain:
         checked = check_records(plain)
-        rejected += [Rejected(index=kept[p.index], code=p.code, reason=p.message)
+        # An id or text over its limit has one code in the API, whichever field it is.
+        rejected += [Rejected(index=kept[p.index], reason=p.message,
+                              code="too_long" if p.code.startswith("long_") else p.code)
                      for p in checked.problems]
         events, more = _refuse_ids(checked.events, ids)
         rejected += [Rejected(index=kept[i], code=code, reason=reason)
@@ -134,24 +135,14 @@ def store_batch(service: Service, body: bytes) -> EventsResult:
 
 def _refuse_ids(events: pl.DataFrame, ids: list[Any]
                 ) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
-    """Events whose ids both stores keep and both routes address; the others as (index,
-    code, reason)."""
-    refused: list[tuple[int, str, str]] = []
-    for name in ("event_id", *ID_FIELDS):
-        if name == "event_id":
-            bad = [i for i in events["index"].to_list() if not _good_event_id(ids[i])]
-            reason = f"event_id: a string of 1 to {ID_CHARS} characters"
-        elif name in events.columns:
-            bad = events.filter(pl.col(name).cast(pl.String).str.len_chars() > ID_CHARS)[
-                "index"].to_list()
-            reason = f"{name}: more than {ID_CHARS} characters"
-        else:
-            continue
-        if bad:
-            refused += [(i, "too_long" if name != "event_id" else "bad_event_id", reason)
-                        for i in bad]
-            events = events.filter(~pl.col("index").is_in(bad))
-    return events, refused
+    """Events whose event ids both stores keep; the others as (index, code, reason). (Ids of
+    customers, products and sessions over their limit were refused by the reader's checks.)"""
+    bad = [i for i in events["index"].to_list() if not _good_event_id(ids[i])]
+    if not bad:
+        return events, []
+    reason = f"event_id: a string of 1 to {ID_CHARS} characters"
+    return (events.filter(~pl.col("index").is_in(bad)),
+            [(i, "bad_event_id", reason) for i in bad])
 
 
 def _good_event_id(value: Any) -> bool:

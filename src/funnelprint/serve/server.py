@@ -41,6 +41,12 @@ RUN_DIR_PREFIX = "funnelprint-run-"
 #: The file in the run directory that tells every worker which models to serve.
 MODELS_FILE = "models.json"
 MAX_HEADER_BYTES = 64 * 1024
+#: After an answer sent before its request's body arrived, the connection reads (and drops)
+#: the rest of the body for at most this long, and at most this much, before it closes: a
+#: close with unread bytes resets the connection, and a reset can destroy the answer before
+#: the client has read it.
+LINGER_S = 2.0
+LINGER_BYTES = 8 * 1024 * 1024
 #: Seconds an orphaned worker may take to finish its running requests.
 ORPHAN_EXIT_S = 3.0
 
@@ -54,6 +60,9 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        # Every later close (uvicorn's too) goes through the lingering transport.
+        self._linger = _LingeringTransport(transport, self)
+        self.transport = self._linger  # type: ignore[assignment]
         self._header_bytes = 0
         self._reading_headers = True
         self._body_pending = False  # the current request's body is still arriving
@@ -70,9 +79,11 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        counting = self._reading_headers
+        if self._linger.lingering:
+            self._linger.discard(len(data))
+            return
         super().data_received(data)
-        if counting and self._reading_headers:  # the headers are still not complete
+        if self._reading_headers:  # the next request's headers are not complete
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
                 self._refuse(431, "request_headers_too_large",
@@ -99,10 +110,12 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        # A response sent before its request's body was read (an early refusal on a kept-alive
-        # connection): the rest of that body is still to come and is not the next request's
-        # headers, so counting starts when the body is complete.
-        if not self._body_pending:
+        if self._body_pending:
+            # Answered before its body arrived: the rest of the body is not the next
+            # request's headers, and reading it unbounded would let a client hold the
+            # connection, so it closes (lingering).
+            self.transport.close()
+        else:
             self._expect_next_request()
 
     def _expect_next_request(self) -> None:
@@ -142,6 +155,41 @@ class GuardedHttpTools(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(head + body)
             self.transport.close()
+
+
+class _LingeringTransport:
+    """A connection's transport whose ``close`` lingers while a request answered early is
+    still arriving: it sends the end of the stream, keeps reading (and dropping) for at most
+    :data:`LINGER_S` and :data:`LINGER_BYTES`, then closes. Everything else is the
+    transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpTools) -> None:
+        self._transport, self._protocol = transport, protocol
+        self.lingering = False
+        self._dropped = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        transport = self._transport
+        if self.is_closing():
+            return
+        if not self._protocol._body_pending or not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()  # after the answer already buffered
+        transport.resume_reading()
+        self._protocol.loop.call_later(LINGER_S, transport.close)
+
+    def discard(self, size: int) -> None:
+        self._dropped += size
+        if self._dropped > LINGER_BYTES:
+            self._transport.close()
 
 
 def configure(header_timeout_s: float, max_connections: int) -> None:
