@@ -111,9 +111,14 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("ABLATION_THREADS", "2")))
     seeds = list(range(int(os.environ.get("ABLATION_SEEDS", "3"))))
     epochs = int(os.environ.get("ABLATION_EPOCHS", "200"))
-    chosen = [s for s in os.environ.get("ABLATION_TARGETS", "").split(",") if s]
+    chosen = [s.strip() for s in os.environ.get("ABLATION_TARGETS", "").split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(TARGET_KEYS))
+    if unknown:
+        raise SystemExit(f"ABLATION_TARGETS: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(TARGET_KEYS)}")
     targets = [TARGET_KEYS[key] for key in chosen] or list(TARGETS)
-    out: dict = {"seeds": len(seeds), "epochs": epochs, "load_start": os.getloadavg()}
+    out: dict = {"seeds": len(seeds), "epochs": epochs, "targets": targets,
+                 "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dataset in logs(Path(tmp)):
             table: dict = {}
