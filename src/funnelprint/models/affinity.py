@@ -27,7 +27,7 @@ The weights are learned (see :mod:`funnelprint.models.weights`), never set by ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,6 +66,24 @@ class ItemSide:
     price_positions: np.ndarray
     n_categories: int
     links: ItemLinks
+    # Catalogue-wide sums that every row's reasons compare with, computed once here so that
+    # a request costs no pass over the catalogue: mean trait and embedding rows, items per
+    # category, the known price positions sorted and their prefix sums.
+    trait_mean: np.ndarray = field(init=False, repr=False)
+    vector_mean: np.ndarray = field(init=False, repr=False)
+    category_sizes: np.ndarray = field(init=False, repr=False)
+    known_positions: np.ndarray = field(init=False, repr=False)
+    position_prefix: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        known = np.sort(self.price_positions[np.isfinite(self.price_positions)])
+        derived = {
+            "trait_mean": self.traits.mean(axis=0), "vector_mean": self.vectors.mean(axis=0),
+            "category_sizes": np.bincount(self.categories[self.categories >= 0],
+                                          minlength=self.n_categories),
+            "known_positions": known, "position_prefix": np.r_[0.0, np.cumsum(known)]}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def build(cls, counts: np.ndarray, traits: np.ndarray, vectors: np.ndarray,
@@ -135,15 +153,13 @@ def features_at(history: Sequences, mix: np.ndarray, items: ItemSide,
             recent_query(history, items.vectors, last_n, decay)))):
         table = items.traits if name == "trait" else items.vectors
         out[at(name)] = np.einsum("rd,rkd->rk", query, table[cols])
-        mean[at(name)] = query @ table.mean(axis=0)
+        mean[at(name)] = query @ (items.trait_mean if name == "trait" else items.vector_mean)
     for name, part in (("category", history), ("recent_category", history.last(last_n))):
         share = _category_shares(part, items)
         codes = items.categories[cols]
         out[at(name)] = np.where(codes >= 0, np.take_along_axis(
             share, np.maximum(codes, 0), axis=1), 0.0) if share.shape[1] else 0.0
-        sizes = np.bincount(items.categories[items.categories >= 0],
-                            minlength=items.n_categories)
-        mean[at(name)] = share @ sizes / n
+        mean[at(name)] = share @ items.category_sizes / n
     carted = _flag(history, action_names, "add_to_cart", "purchase")
     for name, use, side in (("price", np.ones(history.items.size, dtype=bool), False),
                             ("carted_price", carted, True)):
@@ -152,7 +168,7 @@ def features_at(history: Sequences, mix: np.ndarray, items: ItemSide,
         fit = (4.0 * (usual[:, None] - 0.5) * (position - 0.5) if side
                else 0.5 - np.abs(usual[:, None] - position))
         out[at(name)] = np.where(np.isfinite(usual)[:, None] & np.isfinite(position), fit, 0.0)
-        mean[at(name)] = _mean_price_fit(usual, items.price_positions, side)
+        mean[at(name)] = _mean_price_fit(usual, items, side)
     for name, matrix in LINKED.items():
         query = recency_matrix(history, n, *link_query(name, last_n, decay))
         strength = (query @ getattr(items.links, matrix)).tocsr()
@@ -193,16 +209,15 @@ def _mean_price(history: Sequences, use: np.ndarray, items: ItemSide) -> np.ndar
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
-def _mean_price_fit(usual: np.ndarray, positions: np.ndarray, side: bool) -> np.ndarray:
+def _mean_price_fit(usual: np.ndarray, items: ItemSide, side: bool) -> np.ndarray:
     """The mean over every item (unknown prices count 0) of :func:`_price_fit`'s value for
     rows whose mean position is ``usual``."""
-    known = np.sort(positions[np.isfinite(positions)])
-    n, m = positions.size, np.nan_to_num(usual)
+    known, prefix = items.known_positions, items.position_prefix
+    n, m = items.n_items, np.nan_to_num(usual)
     if side:
-        out = 4.0 * (m - 0.5) * (known.sum() - 0.5 * known.size) / max(n, 1)
+        out = 4.0 * (m - 0.5) * (prefix[-1] - 0.5 * known.size) / max(n, 1)
     else:  # 0.5 - |m - p| summed with prefix sums of the sorted positions
         below = np.searchsorted(known, m)
-        prefix = np.r_[0.0, np.cumsum(known)]
         distance = (m * below - prefix[below]) + (prefix[-1] - prefix[below]
                                                   - m * (known.size - below))
         out = (0.5 * known.size - distance) / max(n, 1)

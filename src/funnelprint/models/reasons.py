@@ -192,11 +192,22 @@ class _Facts:
     cold: list[bool]
     mix: list[list[float]]
     trait_names: list[str]
-    ids: list[str]
-    counts: list[int]
-    popular: list[bool]
-    categories: list[str]
-    positions: list[float]
+    # Per item, read one item at a time: the catalogue's own arrays (a request must not
+    # cost a pass over the whole catalogue).
+    item_ids: np.ndarray
+    item_counts: np.ndarray
+    item_popular: np.ndarray
+    item_categories: np.ndarray | None
+    item_positions: np.ndarray
+
+    def id(self, item: int) -> str:
+        return str(self.item_ids[item])
+
+    def count(self, item: int) -> int:
+        return int(self.item_counts[item])
+
+    def category(self, item: int) -> str:
+        return "" if self.item_categories is None else str(self.item_categories[item])
 
 
 def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: Catalogue,
@@ -224,22 +235,19 @@ def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: C
                      "carted_price": _mean_position(history, items,
                                                     customers.action_names).tolist()},
         cold=customers.cold.tolist(), mix=customers.mix.tolist(),
-        trait_names=customers.trait_names, ids=[str(i) for i in catalogue.item_ids],
-        counts=catalogue.counts.tolist(), popular=catalogue.popular.tolist(),
-        categories=([""] * catalogue.item_ids.size if categories is None
-                    else [str(c) for c in categories]),
-        positions=items.price_positions.tolist())
+        trait_names=customers.trait_names, item_ids=catalogue.item_ids,
+        item_counts=catalogue.counts, item_popular=catalogue.popular,
+        item_categories=categories, item_positions=items.price_positions)
 
 
 def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
     """The words of one factor of one listed item; ``high``: the feature stands above its
     mean (else a negative weight on a low feature is what lifts the item)."""
-    ids = facts.ids
     if feature == "popularity":
-        count = facts.counts[item]
+        count = facts.count(item)
         if not high:
             return f"a less common product ({count:,} interactions)"
-        if facts.popular[item]:
+        if bool(facts.item_popular[item]):
             return f"one of the shop's most popular products ({count:,} interactions)"
         return f"chosen more often than most products ({count:,} interactions)"
     if feature == "trait":
@@ -258,19 +266,21 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
             return "similar to the customer's recent products"
         both = facts.support["recent"][row][col]
         if both:
-            return f"similar to recent {ids[best]} ({_count(both, 'customer')} looked at both)"
-        if facts.categories[best] and facts.categories[best] == facts.categories[item]:
-            return f"in the same category as recent {ids[best]}"
+            return (f"similar to recent {facts.id(best)} ({_count(both, 'customer')} looked "
+                    "at both)")
+        if facts.category(best) and facts.category(best) == facts.category(item):
+            return f"in the same category as recent {facts.id(best)}"
         return "similar to the customer's recent products"
     if feature in CATEGORY_FEATURES:
         span = "their steps" if feature == "category" else "their last steps"
         if not high:
             return f"outside the categories of {span}"
         share = facts.category_share[feature][row][col]
-        return f"in {category_label(facts.categories[item])}, like {share:.0%} of {span}"
+        return f"in {category_label(facts.category(item))}, like {share:.0%} of {span}"
     if feature in ("price", "carted_price"):
         whose = "carts" if feature == "carted_price" else "products"
-        position, usual = facts.positions[item], facts.usual_price[feature][row]
+        position = float(facts.item_positions[item])
+        usual = facts.usual_price[feature][row]
         if not (math.isfinite(position) and math.isfinite(usual)):
             return (f"its price is unknown, where most products' prices sit far from the "
                     f"customer's {whose}" if high else f"priced unlike the customer's {whose}")
@@ -284,7 +294,7 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
             return {"transition": "rarely the next product after the customer's last one",
                     "covisit": "rarely in the same visits as the customer's last products",
                     "neighbour": "rarely chosen by the customers of their products"}[feature]
-        return _link(feature, ids[source], facts.support[feature][row][col])
+        return _link(feature, facts.id(source), facts.support[feature][row][col])
     if feature == "left_in_cart":
         return "left in the cart" if high else "not waiting in the cart"
     n = facts.steps[row][col]  # seen, touches
@@ -302,7 +312,7 @@ def _categories(high: bool, row: int, col: int, item: int, facts: _Facts) -> str
         return "outside the categories of their steps"
     recent = facts.category_share["recent_category"][row][col]
     every = facts.category_share["category"][row][col]
-    label = category_label(facts.categories[item])
+    label = category_label(facts.category(item))
     if f"{recent:.0%}" == f"{every:.0%}":
         return f"in {label}, like {every:.0%} of their steps"
     return f"in {label}, like {recent:.0%} of their last steps and {every:.0%} of all their steps"

@@ -102,7 +102,14 @@ def inverse_document_frequency(counts: sp.csr_matrix) -> np.ndarray:
 
 
 def weighted_mean(weights: sp.csr_matrix, features: np.ndarray) -> np.ndarray:
-    """Row-normalised weights times token features: each customer's weighted mean feature."""
+    """Row-normalised weights times token features: each customer's weighted mean feature.
+    Only the tokens some row uses are read: one customer's profile must not cost a pass (and
+    a type conversion) over the whole token table."""
+    weights = sp.csr_matrix(weights)
     totals = np.asarray(weights.sum(axis=1)).ravel()
     inv = np.where(totals > 0, 1.0 / np.maximum(totals, 1e-12), 0.0)
-    return np.asarray(sp.diags(inv) @ weights @ features, dtype=np.float64)
+    used = np.unique(weights.indices)
+    compact = sp.csr_matrix((weights.data, np.searchsorted(used, weights.indices),
+                             weights.indptr), shape=(weights.shape[0], used.size))
+    rows = np.asarray(features[used], dtype=np.float64)
+    return np.asarray(sp.diags(inv) @ compact @ rows, dtype=np.float64)
