@@ -269,3 +269,16 @@ def test_rees46_sample_without_flags():
     purchases = sum(r[1] == "purchase" for r in unique)
     assert events.filter(pl.col("action") == "purchase").height == purchases
     assert {"session_id", "category", "price", "brand"} <= set(events.columns)
+
+
+def test_rows_with_empty_optional_fields_survive_a_refused_row(write):
+    """Every row read is an event or counted under a reason, whatever is empty in it."""
+    text = ("user_id,timestamp,action,product_id,category,brand,price,user_session\n"
+            "u,2024-01-01 00:00,view,p1,,,,\n"
+            "u,2024-01-01 00:01,view,p2,a.b,acme,3,s1\n"
+            "v,not a time,view,p3,,,,\n"
+            "w,2024-01-01 00:02,cart,p4,,b,,\n")
+    events, report = read_events(write("e.csv", text), on_error="skip")
+    assert events["product_id"].sort().to_list() == ["p1", "p2", "p4"]
+    assert report.dropped == {"bad_timestamp": 1}
+    assert report.rows_read == events.height + sum(report.dropped.values())

@@ -34,6 +34,15 @@ def test_invalid_events_are_reported_by_index_and_valid_ones_stored(client):
     assert profile["n_events"] == 3
 
 
+def test_events_without_optional_fields_are_stored_beside_a_refused_one(client):
+    response = post(client, event("o1", 1, "view", "p0010", brand="acme"),
+                    event("o1", 2, "view", "p0011"),
+                    event("o1", 3, "view", "p0012") | {"timestamp": "bad"})
+    body = response.json()
+    assert body["stored"] == 2, body
+    assert [r["index"] for r in body["rejected"]] == [2]
+
+
 def test_a_batch_without_any_valid_event_is_answered_event_by_event(client):
     response = post(client, {"customer_id": "x"}, {"nothing": 1})
     assert response.status_code == 200

@@ -1012,7 +1012,8 @@ def _canonicalise(
             limit = ID_CHARS if fld in ID_FIELDS_OF_EVENTS else TEXT_CHARS
             # On the column as written: a value built from other columns (a category from its
             # fallback, a customer from the session) is not blamed on this one.
-            check(f"long_{name}", col, clean_text(col).str.len_chars() > limit,
+            check(f"long_{name}", col,
+                  (clean_text(col).str.len_chars() > limit).fill_null(False),
                   f"longer than {limit:,} characters", on_raw=True)
         if fld in _ID_REASONS:
             check(f"empty_{_ID_REASONS[fld]}", col, pl.col(name).is_null(), "empty value",
@@ -1113,6 +1114,9 @@ def _validate(
     report: LoadReport, problems: ReadProblems,
 ) -> pl.DataFrame:
     flags = [c.flag for c in checks]
+    # A flag is true or false, never null: a null would drop its row from the filter below
+    # without being counted under any reason.
+    frame = frame.with_columns(pl.col(f).fill_null(False) for f in flags)
     any_bad = (frame.select(pl.any_horizontal(flags)).to_series() if flags
                else pl.Series([False] * frame.height, dtype=pl.Boolean))
     clean = not any_bad.any()
