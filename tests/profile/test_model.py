@@ -176,8 +176,12 @@ def test_segments_follow_dominant_personas(fitted, shop):
     assert len(set(profiles.argmax(axis=1))) == len(profiles)
     assert (fitted.assign_segments(profiles) == np.arange(len(profiles))).all()
     prior, _ = fitted.transform_events(new_log([("newbie", "view", str(fitted.item_ids_[0]))]))
-    assert np.allclose(prior.select(trait_columns(4)).to_numpy()[0],
-                       profiles[prior["segment"][0]])
+    # A cold start takes its segment's taste and everyone's behaviour, trait by trait.
+    share = fitted.trait_behaviour_shares()
+    segment = prior["segment"][0]
+    expected = (1 - share) * profiles[segment] + share * fitted.population_profile_
+    assert np.allclose(prior.select(trait_columns(4)).to_numpy()[0], expected / expected.sum())
+    assert prior["guess"][0] == f"segment {segment}"
     summary = fitted.segment_summary()
     assert sum(s["customers"] for s in summary) == (~fitted.customer_cold_).sum()
     assert sum(s["customers"] + s["cold_start"] for s in summary) == fitted.customer_ids_.size

@@ -137,7 +137,7 @@ ALIKE: tuple[frozenset[str], ...] = (frozenset({"views_per_visit", "minutes_per_
 DEFINING: dict[str, tuple[tuple[str, int], ...]] = {
     "price-seeking": (("viewed_price", -1), ("carted_price", -1), ("bought_price", -1)),
     "premium-seeking": (("viewed_price", 1), ("carted_price", 1), ("bought_price", 1)),
-    "impulse buyer": (("seconds_to_cart", -1), ("seconds_to_purchase", -1)),
+    "impulse buyer": (("seconds_to_purchase", -1),),
     "window shopper": (("views_per_visit", 1), ("minutes_per_visit", 1)),
     "cart abandoner": (("cart_to_purchase", -1),),
     "regular": (("visit_regularity", 1), ("visits_per_week", 1)),

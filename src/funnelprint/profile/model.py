@@ -292,7 +292,23 @@ class ProfileModel:
                            behaviour_shares(self.components_, taste.shape[1], features[warm]),
                            self.customer_traits_, ~self.customer_cold_, figures, observable,
                            c.seed)
+        # The cold-start priors once each trait's behaviour share is known (see with_priors).
+        self.customer_traits_, _ = solving.with_priors(
+            matrix.known_tokens, raw, self.min_known_tokens_, self.population_profile_,
+            self.segment_centers_, self.trait_behaviour_shares())
         return self
+
+    def trait_behaviour_shares(self) -> np.ndarray | None:
+        """How much of each trait speaks of behaviour, as its name reads (None before the
+        traits are described): 1 for a trait named by behaviour alone, 0 for one named by
+        taste alone, else its share of definition in the behaviour blocks. What a cold-start
+        prior takes from everyone rather than from a segment (see ``with_priors``)."""
+        info = getattr(self, "trait_info_", None)
+        if not info:
+            return None
+        weight = {"behaviour": 1.0, "taste": 0.0}
+        return np.array([weight.get(t.get("kind", ""), t.get("behaviour_share", 0.0))
+                         for t in info], dtype=np.float64)
 
     def _derive_items(self) -> None:
         self.item_traits_, self.item_vectors_, self.item_popularity_ = fitting.item_views(
@@ -339,8 +355,11 @@ class ProfileModel:
         raw = solving.solve(solving.joint(blocks, self.block_scales_, self.behaviour_weight_),
                             self.components_, self.config.beta_loss)
         traits, cold = solving.with_priors(matrix.known_tokens, raw, self.min_known_tokens_,
-                                           self.population_profile_, self.segment_centers_)
-        return Profiles(traits, raw, cold, matrix.known_tokens, self.assign_segments(traits),
+                                           self.population_profile_, self.segment_centers_,
+                                           self.trait_behaviour_shares())
+        segments = solving.segments_of(traits, raw, cold, matrix.known_tokens,
+                                       self.segment_centers_)
+        return Profiles(traits, raw, cold, matrix.known_tokens, segments,
                         matrix.unknown_tokens)
 
     def _aggregate(self, seq: Sequences, tokens: np.ndarray) -> TokenMatrix:
@@ -389,7 +408,8 @@ class ProfileModel:
                                             self.segment_centers_)
         columns: dict[str, Any] = {"customer_id": ids}
         columns |= {f"trait_{j}": traits[:, j] for j in range(self.n_traits_)}
-        columns |= {"segment": self.assign_segments(traits), "cold_start": cold,
+        segments = solving.segments_of(traits, raw, cold, known, self.segment_centers_)
+        columns |= {"segment": segments, "cold_start": cold,
                     "known_tokens": known,
                     "guess": pl.Series(guess, dtype=pl.String).replace("", None),
                     "confidence": pl.Series(confidence, dtype=pl.Float64).fill_nan(None)}
@@ -424,8 +444,9 @@ class ProfileModel:
         events (the segments are cut on them), and ``cold_start`` customers whose profile is
         a guess that puts them there."""
         self._check_fitted()
-        segments = self.assign_segments(self.customer_traits_)
         cold = self.customer_cold_
+        segments = solving.segments_of(self.customer_traits_, self.customer_raw_, cold,
+                                       self.customer_known_, self.segment_centers_)
         out = []
         for s, center in enumerate(self.segment_profiles_):
             lead = np.argsort(-center)[:2]

@@ -56,7 +56,8 @@ BEHAVIOUR_CORE: dict[str, tuple[str, ...]] = {
                       "bought_price_position"),
     "premium-seeking": ("carted_price_position", "viewed_price_position",
                         "bought_price_position"),
-    "impulse buyer": ("seconds_view_to_cart", "seconds_view_to_purchase"),
+    # A buyer: carting quickly alone is "carts at first sight", whoever buys nothing.
+    "impulse buyer": ("seconds_view_to_purchase",),
     "window shopper": ("views_per_session", "session_minutes"),
     "cart abandoner": ("carts_never_bought", "cart_to_purchase"),
     "regular": ("visit_regularity", "visits_per_week"),

@@ -132,18 +132,40 @@ def behaviour_blocks(seq: Sequences, action_names: tuple[str, ...],
 
 
 def with_priors(known: np.ndarray, raw: np.ndarray, min_known_tokens: int,
-                population_profile: np.ndarray, segment_centers: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+                population_profile: np.ndarray, segment_centers: np.ndarray,
+                behaviour_share: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Normalised traits, with a prior for customers with too few known tokens: the
     nearest segment's centre, or the population profile when none is known (behaviour
-    alone, from events of unknown products, is too little to pick a segment)."""
+    alone, from events of unknown products, is too little to pick a segment).
+
+    ``behaviour_share`` (per trait, how much of it speaks of behaviour, 0 to 1): a
+    segment's prior keeps the segment's value only for what a trait says of taste and takes
+    everyone's for what it says of behaviour. A few events show what a customer
+    looked at, not how they shop: a one-visit customer must not inherit "visits often"
+    from the segment their products point to."""
     traits = normalise(raw)
     cold = known < min_known_tokens
     empty = (known == 0) | (traits.sum(axis=1) == 0)
     centres = normalise(segment_centers**2)
+    if behaviour_share is not None and behaviour_share.size == centres.shape[1]:
+        share = np.clip(behaviour_share, 0.0, 1.0)
+        centres = normalise((1.0 - share) * centres + share * population_profile)
     prior = np.where(empty[:, None], population_profile,
                      centres[assign_segments(traits, segment_centers)])
     return np.where(cold[:, None], normalise(prior), traits), cold
+
+
+def segments_of(traits: np.ndarray, raw: np.ndarray, cold: np.ndarray, known: np.ndarray,
+                segment_centers: np.ndarray) -> np.ndarray:
+    """Each profile's segment: the nearest centre, except for a cold-start customer whose
+    prior came from a segment (:func:`with_priors`): that segment, the one their ``guess``
+    names."""
+    segments = assign_segments(traits, segment_centers)
+    partial = normalise(raw)
+    guessed = cold & (known > 0) & (partial.sum(axis=1) > 0)
+    if guessed.any() and segment_centers.size:
+        segments[guessed] = assign_segments(partial[guessed], segment_centers)
+    return segments
 
 
 def guesses(known: np.ndarray, raw: np.ndarray, cold: np.ndarray, min_known_tokens: int,
@@ -167,5 +189,5 @@ def guesses(known: np.ndarray, raw: np.ndarray, cold: np.ndarray, min_known_toke
 
 
 __all__ = ["aggregate", "assign_segments", "attention_actions", "behaviour_blocks",
-           "event_tokens", "guesses", "hellinger", "joint", "normalise", "solve", "solver",
-           "with_priors"]
+           "event_tokens", "guesses", "hellinger", "joint", "normalise", "segments_of",
+           "solve", "solver", "with_priors"]
