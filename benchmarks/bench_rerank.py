@@ -2,7 +2,9 @@
 and BST re-orders them, loo-full, on a simulated shop and on the REES46 head; beside it, BST
 without the generator's rank as an input and BST trained on uniform negatives only (what it
 did before), to show what each ingredient adds. Selected on validation; at most
-``RERANK_EPOCHS`` epochs (60), no time limit. ``RERANK_SEEDS`` (1) seeds."""
+``RERANK_EPOCHS`` epochs (60), no time limit. ``RERANK_SEEDS`` (1) seeds;
+``RERANK_VARIANTS`` (comma-separated names of :data:`VARIANTS`, all by default). BST's
+blend with the generator's order is chosen on validation; the record keeps it."""
 
 from __future__ import annotations
 
@@ -37,16 +39,25 @@ def compare(dataset: Dataset, seeds: list[int], epochs: int) -> dict:
     generator = make_model("markov").fit(split.train)
     result = evaluate_model(generator, split.test, split.train, protocol, ks=(10,))
     out["markov"] = {"HR@10": round(result["HR@10"], 4), "NDCG@10": round(result["NDCG@10"], 4)}
+    chosen = [v.strip() for v in os.environ.get("RERANK_VARIANTS", "").split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"RERANK_VARIANTS: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(VARIANTS)}")
     for name, params in VARIANTS.items():
-        runs = []
+        if chosen and name not in chosen:
+            continue
+        runs, blends = [], []
         for seed in seeds:
             model = make_model("bst", "full", candidates_from="markov", epochs=epochs,
                                time_budget_s=None, progress=False, seed=seed, **params)
             model.fit(split.train, validator(split.valid, split.train, protocol, seed=seed))
+            blends.append(model.fit_report_.get("blend_valid"))
             runs.append(evaluate_model(model, split.test, split.train, protocol, ks=(10,)))
         out[name] = {k: round(float(np.mean([r[k] for r in runs])), 4)
                      for k in ("HR@10", "NDCG@10")}
         out[name]["NDCG@10_std"] = round(float(np.std([r["NDCG@10"] for r in runs])), 4)
+        out[name]["blend_valid"] = blends
         print(f"{dataset.name} {name}: {out[name]} (markov {out['markov']})", file=sys.stderr,
               flush=True)
     return out

@@ -90,6 +90,31 @@ def test_bst_reranks_the_generator_candidates(cyclic_split, cyclic_valid):
                for c, g in zip(candidates, generator, strict=True))
 
 
+def test_bst_blends_with_its_generator_order_as_validation_chooses(cyclic_split,
+                                                                    cyclic_valid, tmp_path):
+    from funnelprint.models import persist
+    from funnelprint.models.neural.reranker import BLENDS
+
+    model = make_model("bst", n_candidates=6, **FAST).fit(cyclic_split.train, cyclic_valid)
+    tried = model.fit_report_["blend_valid"]
+    assert model.blend_ in BLENDS and set(tried) == {str(b) for b in BLENDS}
+    assert tried[str(model.blend_)] == max(tried.values())
+    assert persist.load(persist.save(model, tmp_path / "bst")).blend_ == model.blend_
+    # blend 0: the candidates in the generator's order, exactly
+    history = cyclic_split.test.history.select(np.arange(8))
+    plain = make_model("bst", n_candidates=6, blend=0.0, **FAST).fit(cyclic_split.train,
+                                                                     cyclic_valid)
+    generator = plain.generator_.score(history)
+    generator[np.repeat(np.arange(8), history.lengths), history.items] = -np.inf
+    scores = plain.score(history)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :6]
+    assert np.array_equal(np.take_along_axis(scores, top, axis=1).argsort(axis=1, kind="stable"),
+                          np.take_along_axis(generator, top, axis=1).argsort(axis=1,
+                                                                              kind="stable"))
+    with pytest.raises(ValueError, match="blend"):
+        make_model("bst", blend=1.5)
+
+
 def test_bst_fits_its_generator_with_the_same_validator(cyclic_split, cyclic_valid,
                                                        monkeypatch):
     from funnelprint.models.baselines import Markov

@@ -194,7 +194,9 @@ class BSTConfig(AttentionConfig):
     ``n_candidates`` it proposes per customer, the negatives per training prefix (
     ``hard_negatives`` from the generator's list, ``uniform_negatives`` from the
     catalogue), whether BST reads the generator's rank of each candidate (``use_ranks``),
-    and the action and time-gap inputs."""
+    the action and time-gap inputs, and ``blend``: the weight of BST's own scores against
+    the generator's order in the final order (0: the generator's, 1: BST's; None: chosen on
+    validation among 0, 0.25, 0.5, 0.75 and 1)."""
 
     blocks: int = 1
     candidates_from: str = "markov"
@@ -204,10 +206,14 @@ class BSTConfig(AttentionConfig):
     use_ranks: bool = True
     use_actions: bool = True
     use_gaps: bool = True
+    blend: float | None = None
 
     def validate(self) -> None:
         super().validate()
         at_least(self, 1, "n_candidates")
+        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
+            raise ValueError(f"blend must be between 0 and 1 (or None: chosen on "
+                             f"validation), not {self.blend}")
         at_least(self, 0, "hard_negatives", "uniform_negatives")
         if self.hard_negatives + self.uniform_negatives < 1:
             raise ValueError("BST needs at least one negative per training prefix "

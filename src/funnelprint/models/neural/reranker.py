@@ -30,11 +30,15 @@ from funnelprint.models.neural.training import TrainConfig, position_mean
 from funnelprint.models.ranking import batch_rows, mask_seen
 from funnelprint.models.registry import make_model, model_class, register
 
-#: Where BST's state keeps its candidate generator's state and how to rebuild it.
-GENERATOR, GENERATOR_MODEL = "generator", "generator_model"
+#: Where BST's state keeps its candidate generator's state and how to rebuild it, and the
+#: blend of their orders.
+GENERATOR, GENERATOR_MODEL, BLEND = "generator", "generator_model", "blend"
 #: Side features per candidate: the generator's (scaled log) rank, and whether the
 #: candidate is on its list.
 N_SIDE = 2
+#: Weights of BST's scores against the generator's order tried on validation, BST alone
+#: first (a tie keeps the larger weight).
+BLENDS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 def generator_ranks(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,6 +60,13 @@ def rank_features(ranks: torch.Tensor, n_candidates: int) -> torch.Tensor:
     return torch.stack([scaled, (ranks < n_candidates).float()], dim=-1)
 
 
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row's scores less their mean, over their standard deviation (finite rows)."""
+    scores = scores.astype(np.float64)
+    spread = scores.std(axis=1, keepdims=True)
+    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+
+
 @register
 class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     """Behavioral Sequence Transformer as a re-ranker: a candidate generator
@@ -66,8 +77,11 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     ``n_candidates`` for that prefix and ``uniform_negatives`` from the catalogue, each with
     the generator's rank as an input (``use_ranks``), under a softmax.
 
-    Items outside the candidate list keep the generator's order, below every candidate.
-    Explanations are the candidate's target attention over the history.
+    The final order of the candidates blends BST's scores with the generator's order
+    (``blend``, chosen on validation unless given: ``blend_``), so that where BST learned
+    less than the generator knows, the generator's order stands. Items outside the
+    candidate list keep the generator's order, below every candidate. Explanations are the
+    candidate's target attention over the history.
     """
 
     key = "bst"
@@ -75,6 +89,7 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     explain_with = "target-attention"
 
     generator_: Recommender[Any]
+    blend_: float = 1.0
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -102,6 +117,24 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
         shared = self._generator_runtime(key, ("device", "progress", "seed", "time_budget_s"))
         self.generator_ = make_model(key, **shared).fit(train, valid)
 
+    def fit(self, train: Dataset, valid: Validator | None = None) -> Self:
+        """Fit the generator and BST, then the blend of their orders: the configured one,
+        else the one of :data:`BLENDS` with the best validation NDCG@10 (BST alone without
+        a validator)."""
+        self.blend_ = 1.0
+        super().fit(train, valid)
+        if self.config.blend is not None:
+            self.blend_ = float(self.config.blend)
+        elif valid is not None:
+            tried = {}
+            for blend in BLENDS:
+                self.blend_ = blend
+                tried[blend] = float(valid(self))
+            self.blend_ = max(BLENDS, key=lambda b: (tried[b], b))
+            self.fit_report_ = {**self.fit_report_, "blend": self.blend_,
+                                "blend_valid": {str(b): round(v, 4) for b, v in tried.items()}}
+        return self
+
     def extra_report(self) -> dict[str, Any]:
         report = self.generator_.fit_report_
         return {GENERATOR: dict(report)} if report else {}
@@ -110,6 +143,7 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
         state = super().to_state().with_nested(GENERATOR, self.generator_.to_state())
         state.meta[GENERATOR_MODEL] = {"key": self.generator_.key,
                                        "params": self.generator_.get_params()}
+        state.meta[BLEND] = self.blend_
         return state
 
     @classmethod
@@ -127,6 +161,10 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
             {**saved["params"], **model._generator_runtime(key)})
         model.generator_ = generator_class.from_state(generator_config, dataset,
                                                       state.nested(GENERATOR))
+        blend = state.meta.get(BLEND, 1.0)  # saved before blending: BST's order alone
+        if not isinstance(blend, (int, float)) or not 0.0 <= blend <= 1.0:
+            raise ArtifactError(f"the saved blend {blend!r} is not a number from 0 to 1")
+        model.blend_ = float(blend)
         return model
 
     def _generator_scores(self, history: Sequences, customers: np.ndarray | None = None
@@ -204,7 +242,12 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
             logits, _ = self.net_(self.inputs(history), candidates.unsqueeze(1).to(
                 self.device_), last_only=True, side=side)
         out: np.ndarray = logits[:, 0].float().cpu().numpy()
-        return out
+        if self.blend_ >= 1.0:
+            return out
+        # The generator's order as a score (ties stay ties), both standardised per row.
+        order = -np.log1p(ranks.numpy().astype(np.float64))
+        mixed = self.blend_ * _standardised(out) + (1.0 - self.blend_) * _standardised(order)
+        return mixed.astype(np.float32)
 
     def score_candidates(self, history: Sequences, customers: np.ndarray | None,
                          candidates: np.ndarray) -> np.ndarray:
