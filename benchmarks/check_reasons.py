@@ -86,6 +86,7 @@ class Log:
     history: dict[str, list[str]] = field(default_factory=dict)
     customers: dict[str, set[str]] = field(default_factory=dict)
     visits: dict[str, set[int]] = field(default_factory=dict)
+    own_visits: dict[str, set[int]] = field(default_factory=dict)
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     left: set[tuple[str, str]] = field(default_factory=set)
 
@@ -107,6 +108,7 @@ class Log:
         out.position = dict(zip(priced["product"], priced["position"], strict=True))
         for c, group in events.group_by("customer", maintain_order=True):
             out.history[str(c[0])] = group["product"].to_list()
+            out.own_visits[str(c[0])] = set(group["visit"].to_list())
         for p, group in events.group_by("product"):
             out.customers[str(p[0])] = set(group["customer"].to_list())
             out.visits[str(p[0])] = set(group["visit"].to_list())
@@ -200,9 +202,10 @@ def check(phrase: str, customer: str, item: str, log: Log) -> bool | None:
         return (customer, item) not in log.left
     if phrase == "new to the customer":
         return item not in history
-    if m := re.fullmatch(r"the customer came back to it \((\d+) steps? on it\)", phrase):
-        n = history.count(item)
-        return n == int(m[1]) and n >= 2
+    if m := re.fullmatch(r"the customer came back to it in (\d+) visits \((\d+) steps? on "
+                         r"it\)", phrase):
+        visits = len(log.visits.get(item, set()) & log.own_visits.get(customer, set()))
+        return visits == int(m[1]) >= 2 and history.count(item) == int(m[2])
     if m := re.fullmatch(r"already in the customer's history \((\d+) steps? on it\)", phrase):
         return history.count(item) == int(m[1])
     if m := re.fullmatch(r"priced (like|unlike) the customer's (products|carts)"

@@ -215,16 +215,22 @@ def test_a_category_is_said_once_and_a_bare_id_as_a_category(numbered):
     assert named > 0 and both > 0
 
 
-def test_came_back_is_said_of_repeats_only(model, sampled):
+def test_came_back_is_said_of_returns_in_another_visit_only(model, sampled):
     request, results = sampled
+    offsets, visits_of = request.history.offsets, request.history.sessions
+    assert visits_of is not None
     said = 0
     for row, row_reasons in enumerate(results["none"].reasons):
         history = request.history.row(row).tolist()
+        sessions = {row: visits_of[offsets[row]:offsets[row + 1]]}
         for col, reason in enumerate(row_reasons):
-            found = re.search(r"came back to it \((\d+) steps? on it\)", reason["text"])
+            item = int(results["none"].items[row, col])
+            found = re.search(r"came back to it in (\d+) visits \((\d+) steps? on it\)",
+                              reason["text"])
             if found:
-                n = history.count(int(results["none"].items[row, col]))
-                assert int(found.group(1)) == n >= 2
+                visits = len(set(sessions[row][np.array(history) == item].tolist()))
+                assert int(found.group(1)) == visits >= 2
+                assert int(found.group(2)) == history.count(item)
                 said += 1
     assert said > 0
 

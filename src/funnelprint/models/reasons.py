@@ -188,6 +188,7 @@ class _Facts:
     support: dict[str, list[list[int]]]
     category_share: dict[str, list[list[float]]]
     steps: list[list[int]]
+    visits: list[list[int]]
     usual_price: dict[str, list[float]]
     cold: list[bool]
     mix: list[list[float]]
@@ -231,6 +232,7 @@ def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: C
                         "recent_category": _category_steps(history.last(last_n), listed,
                                                            items).tolist()},
         steps=_steps_on(history, listed).tolist(),
+        visits=_visits_on(history, listed).tolist(),
         usual_price={"price": _mean_position(history, items, None).tolist(),
                      "carted_price": _mean_position(history, items,
                                                     customers.action_names).tolist()},
@@ -297,12 +299,12 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
         return _link(feature, facts.id(source), facts.support[feature][row][col])
     if feature == "left_in_cart":
         return "left in the cart" if high else "not waiting in the cart"
-    n = facts.steps[row][col]  # seen, touches
+    n, visits = facts.steps[row][col], facts.visits[row][col]  # seen, touches
     if not high or n == 0:
         return "new to the customer"
-    if n == 1:
-        return "already in the customer's history (1 step on it)"
-    return f"the customer came back to it ({n} steps on it)"
+    if visits >= 2:  # a view then a cart in one visit is not coming back
+        return f"the customer came back to it in {visits} visits ({n} steps on it)"
+    return f"already in the customer's history ({n} step{'s' * (n != 1)} on it)"
 
 
 def _categories(high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
@@ -372,6 +374,20 @@ def _steps_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
                              return_counts=True)
     if not keys.size:
         return np.zeros(listed.shape, dtype=np.int64)
+    wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
+    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return np.where((keys[at] == wanted) & (listed >= 0), counts[at], 0)
+
+
+def _visits_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
+    """Per listed item: in how many of the row's visits it has a step (0 where the history
+    has no visits)."""
+    if history.sessions is None or not history.items.size:
+        return np.zeros(listed.shape, dtype=np.int64)
+    width = int(max(history.items.max(initial=0), listed.max(initial=0))) + 1
+    pairs = row_of(history.offsets).astype(np.int64) * width + history.items
+    distinct = np.unique(np.stack([pairs, history.sessions.astype(np.int64)], axis=1), axis=0)
+    keys, counts = np.unique(distinct[:, 0], return_counts=True)
     wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
     at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
     return np.where((keys[at] == wanted) & (listed >= 0), counts[at], 0)
