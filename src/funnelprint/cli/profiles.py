@@ -124,8 +124,9 @@ def traits(model: ModelOpt, as_json: JsonOpt = False) -> None:
         write_json(summary)
         return
     for info in fitted.trait_info_:
-        kind = (f"  [dim]({info['kind']}, {info['behaviour_share']:.0%} behaviour)[/]"
-                if "kind" in info else "")
+        # The name's kind (what its words speak of) and where the trait's weight lies.
+        kind = (f"  [dim]({info['kind']} name; {info['behaviour_share']:.0%} of its weight "
+                f"on behaviour)[/]" if "kind" in info else "")
         console.print(f"[bold]{info['trait']}[/]: {escape(info['name'])}{kind}")
         typical = info.get("typical_customers")
         if typical:

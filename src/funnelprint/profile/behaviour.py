@@ -59,7 +59,7 @@ FEATURES = (
     Feature("view_to_purchase", "purchases per viewed product (smoothed)",
             "converts", "rarely buys", "view_to_purchase"),
     Feature("cart_to_remove", "removals per cart (smoothed)", "removes from the cart",
-            "keeps what it carts", "removals_per_cart"),
+            "rarely removes from the cart", "removals_per_cart"),
     Feature("carts_never_bought", "share of carted products never bought (smoothed)",
             "abandons carts", "completes carts", "cart_to_purchase", sign=-1),
     Feature("views_per_session", "product views per visit", "many views per visit",
@@ -81,9 +81,9 @@ FEATURES = (
     Feature("views_before_cart", "views of a product before it is carted", "deliberates",
             "carts at first sight", "views_before_cart"),
     Feature("seconds_view_to_cart", "log seconds from viewing a product to carting it",
-            "slow to cart", "carts instantly", "seconds_to_cart"),
+            "slow to cart", "quick to cart", "seconds_to_cart"),
     Feature("seconds_view_to_purchase", "log seconds from first viewing a product to "
-            "buying it", "slow to buy", "buys instantly", "seconds_to_purchase"),
+            "buying it", "slow to buy", "quick to buy", "seconds_to_purchase"),
     Feature("viewed_price_position", "price percentile of viewed products within their "
             "category", "looks at premium items", "looks at cheap items", "viewed_price",
             needs_price=True),

@@ -162,7 +162,7 @@ def trait_card(info: dict[str, Any], population: dict[str, float], reach: dict[s
         f'<article class="card trait"><h3>{esc(info["name"])}</h3>'
         f'<p class="meta"><span class="badge {esc(kind)}">{esc(kind)}</span> '
         f'{esc(info["trait"])}'
-        + (f" · {share:.0%} behaviour" if isinstance(share, float) else "")
+        + (f" · {share:.0%} of its weight on behaviour" if isinstance(share, float) else "")
         + f' · <b>{reach["leaning"]:,}</b> customers lean on it, '
         f'<b>{reach["leading"]:,}</b> most of all</p>'
         + (f'<p class="meta">evidence from its {typical["customers"]:,} typical customers '
