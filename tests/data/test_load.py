@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import csv
 import gzip
 import json
@@ -282,3 +283,12 @@ def test_rows_with_empty_optional_fields_survive_a_refused_row(write):
     assert events["product_id"].sort().to_list() == ["p1", "p2", "p4"]
     assert report.dropped == {"bad_timestamp": 1}
     assert report.rows_read == events.height + sum(report.dropped.values())
+
+
+def test_duplicates_of_minute_timestamps_come_with_a_warning(write, caplog):
+    text = ("user_id,timestamp,action,product_id\nu,2024-01-01 10:00,view,p\n"
+            "u,2024-01-01 10:00,view,p\nu,2024-01-01 10:01,view,q\n")
+    with caplog.at_level(logging.WARNING):
+        events, report = read_events(write("e.csv", text))
+    assert report.dropped == {"duplicate": 1} and events.height == 2
+    assert "no seconds" in caplog.text and "real repeats" in caplog.text
