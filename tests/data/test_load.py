@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import logging
 import csv
 import gzip
 import json
+import logging
 from datetime import datetime, timezone
 
 import polars as pl
