@@ -8,6 +8,7 @@ product becomes a row ``customer_id, rank, product_id, score, reason``.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,8 @@ import pyarrow.parquet as pq
 from funnelprint.models.contract import Recommender
 from funnelprint.models.ranking import batch_rows
 from funnelprint.models.serving import DEFAULT_EXCLUDE, Exclude, answer_all
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".parquet", ".csv")
 #: Column names that hold customer ids in a customers file.
@@ -60,9 +63,14 @@ def read_customers(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: no customer id column (one of {', '.join(ID_COLUMNS)}) "
                          f"among {', '.join(frame.columns)}")
     ids = frame[column].cast(pl.String).str.strip_chars()
-    ids = ids.filter(ids.is_not_null() & (ids != "")).unique(maintain_order=True)
+    listed = ids.filter(ids.is_not_null() & (ids != ""))
+    ids = listed.unique(maintain_order=True)
     if not ids.len():
         raise ValueError(f"{path}: no customer ids")
+    blank, repeated = frame.height - listed.len(), listed.len() - ids.len()
+    if blank or repeated:
+        log.warning("%s: %d customer id(s) listed more than once answered once; %d blank "
+                    "line(s) or empty id(s) left out", path, repeated, blank)
     return ids.to_numpy().astype(str)
 
 
