@@ -207,7 +207,8 @@ def check(phrase: str, customer: str, item: str, log: Log) -> bool | None:
         visits = len(log.visits.get(item, set()) & log.own_visits.get(customer, set()))
         return visits == int(m[1]) >= 2 and history.count(item) == int(m[2])
     if m := re.fullmatch(r"already in the customer's history \((\d+) steps? on it\)", phrase):
-        return history.count(item) == int(m[1])
+        visits = len(log.visits.get(item, set()) & log.own_visits.get(customer, set()))
+        return history.count(item) == int(m[1]) and visits < 2
     if m := re.fullmatch(r"priced (like|unlike) the customer's (products|carts)"
                          r"(?: \(percentile (\d+)% of its category(?:, theirs (\d+)%)?\))?",
                          phrase):

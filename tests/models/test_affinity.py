@@ -154,3 +154,21 @@ def test_features_at_listed_items_agree_with_the_whole_stack():
     picked, mean = affinity.features_at(seq, mix, items, ACTIONS, 5, 0.7, columns)
     assert picked == pytest.approx(np.take_along_axis(stack, columns[None], axis=2), abs=1e-5)
     assert mean == pytest.approx(stack.astype(np.float64).mean(axis=2), abs=1e-5)
+
+
+def test_catalogue_sums_are_computed_once_and_match_the_catalogue():
+    rng = np.random.default_rng(3)
+    n = 40
+    positions = np.where(rng.random(n) < 0.3, np.nan, rng.random(n))
+    categories = rng.choice(["a", "b", "", "c"], n)
+    items = ItemSide.build(rng.integers(1, 50, n), rng.random((n, 3)), rng.normal(size=(n, 4)),
+                           categories, positions,
+                           ItemLinks.learn(one_row([0, 1, 0, 2], [V, V, V, V]), n))
+    assert np.allclose(items.trait_mean, items.traits.mean(axis=0))
+    assert np.allclose(items.vector_mean, items.vectors.mean(axis=0))
+    known = np.sort(positions[np.isfinite(positions)])
+    assert np.array_equal(items.known_positions, known)
+    assert np.isclose(items.position_prefix[-1], known.sum())
+    codes = items.categories
+    assert items.category_sizes.tolist() == np.bincount(codes[codes >= 0],
+                                                        minlength=items.n_categories).tolist()

@@ -1230,8 +1230,8 @@ def _drop_duplicates(frame: pl.DataFrame, report: LoadReport) -> pl.DataFrame:
     times = frame["timestamp"]
     if ((times.dt.second() == 0) & (times.dt.nanosecond() == 0)).all():
         log.warning("%s: the timestamps have no seconds, so some of the %d row(s) dropped as "
-                    "exact duplicates may be real repeats within one minute", report.path,
-                    repeated.len())
+                    "exact duplicates may be real repeats at the same timestamp",
+                    report.path, repeated.len())
     keep = pl.int_range(pl.len()).is_in(repeated.implode()).not_()
     return frame.filter(keep)
 

@@ -12,7 +12,8 @@ OPTIONAL_FIELDS = ("session", "category", "price", "brand", "quantity")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 
 #: Longest customer, product, session and event id, in characters (the service's customer
-#: route takes the same limit, so every id read or stored can be asked for).
+#: route takes the same limit, so every id read from a column or stored can be asked for; a
+#: customer made from a session, ``session:<id>``, can be up to 8 characters longer).
 ID_CHARS = 200
 #: Longest text of any other field (category, brand...).
 TEXT_CHARS = 1000

@@ -380,13 +380,13 @@ def _steps_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
 
 
 def _visits_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
-    """Per listed item: in how many of the row's visits it has a step (0 where the history
-    has no visits)."""
-    if history.sessions is None or not history.items.size:
+    """Per listed item: in how many of the row's visits it has a step (the log's sessions,
+    else visits cut at 30 minutes without events)."""
+    if not history.items.size:
         return np.zeros(listed.shape, dtype=np.int64)
     width = int(max(history.items.max(initial=0), listed.max(initial=0))) + 1
     pairs = row_of(history.offsets).astype(np.int64) * width + history.items
-    distinct = np.unique(np.stack([pairs, history.sessions.astype(np.int64)], axis=1), axis=0)
+    distinct = np.unique(np.stack([pairs, session_ids(history)], axis=1), axis=0)
     keys, counts = np.unique(distinct[:, 0], return_counts=True)
     wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
     at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from funnelprint.profile import solving
 from funnelprint.profile.behaviour import (
     FEATURE_NAMES,
     VISIT_FEATURES,
@@ -130,6 +131,11 @@ def restore(model: ProfileModel, item_ids: np.ndarray, read: ArrayReader,
 
         model.aggregator_ = AttentionAggregator.from_arrays(attention, config.dimension)
     model.customer_cold_ = model.customer_cold_.astype(bool)
+    # Cold starts under the current prior rule, whichever version saved them: what the
+    # stored profiles say and what a refresh of the same events gives stay one answer.
+    model.customer_traits_, _ = solving.with_priors(
+        model.customer_known_, model.customer_raw_, model.min_known_tokens_,
+        model.population_profile_, model.segment_centers_, model.trait_behaviour_shares())
     v, n_items = len(model.vocabulary_), model.item_ids_.size
     if (len(model.trait_info_) != model.n_traits_
             or (config.traits is not None and model.n_traits_ != config.traits)

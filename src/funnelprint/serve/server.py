@@ -65,7 +65,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.transport = self._linger  # type: ignore[assignment]
         self._header_bytes = 0
         self._reading_headers = True
-        self._body_pending = False  # the current request's body is still arriving
+        #: Whether the current request's body is still arriving (read by the transport).
+        self.body_pending = False
         self._header_timer: asyncio.TimerHandle | None = None
         if len(self.connections) > self.max_connections:
             log.warning("connection refused: %d open, at most %d", len(self.connections) - 1,
@@ -98,19 +99,17 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
-        self._body_pending = True
+        self.body_pending = True
         self._cancel_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._body_pending = False
+        self.body_pending = False
         super().on_message_complete()
-        if self.cycle is not None and self.cycle.response_complete:
-            self._expect_next_request()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._body_pending:
+        if self.body_pending:
             # Answered before its body arrived: the rest of the body is not the next
             # request's headers, and reading it unbounded would let a client hold the
             # connection, so it closes (lingering).
@@ -178,7 +177,7 @@ class _LingeringTransport:
         transport = self._transport
         if self.is_closing():
             return
-        if not self._protocol._body_pending or not transport.can_write_eof():
+        if not self._protocol.body_pending or not transport.can_write_eof():
             transport.close()
             return
         self.lingering = True

@@ -113,6 +113,11 @@ def test_bst_blends_with_its_generator_order_as_validation_chooses(cyclic_split,
                                                                               kind="stable"))
     with pytest.raises(ValueError, match="blend"):
         make_model("bst", blend=1.5)
+    # a model saved before the blend existed loads as BST's own order
+    state = model.to_state()
+    del state.meta["blend"]
+    old = type(model).from_state(model.config, cyclic_split.train, state)
+    assert old.blend_ == 1.0
 
 
 def test_bst_fits_its_generator_with_the_same_validator(cyclic_split, cyclic_valid,

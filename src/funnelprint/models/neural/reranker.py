@@ -60,11 +60,13 @@ def rank_features(ranks: torch.Tensor, n_candidates: int) -> torch.Tensor:
     return torch.stack([scaled, (ranks < n_candidates).float()], dim=-1)
 
 
-def _standardised(scores: np.ndarray) -> np.ndarray:
-    """Each row's scores less their mean, over their standard deviation (finite rows)."""
+def _standardised(scores: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """Each row's scores less the mean of its ``use``d ones, over their standard deviation."""
     scores = scores.astype(np.float64)
-    spread = scores.std(axis=1, keepdims=True)
-    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+    n = np.maximum(use.sum(axis=1, keepdims=True), 1)
+    mean = np.where(use, scores, 0.0).sum(axis=1, keepdims=True) / n
+    spread = np.sqrt(np.where(use, (scores - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / n)
+    return (scores - mean) / np.where(spread > 0, spread, 1.0)
 
 
 @register
@@ -89,7 +91,7 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     explain_with = "target-attention"
 
     generator_: Recommender[Any]
-    blend_: float = 1.0
+    blend_: float
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -233,8 +235,10 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
 
     # ------------------------------------------------------------------ scoring
 
-    def _logits(self, history: Sequences, candidates: torch.Tensor, ranks: torch.Tensor
-                ) -> np.ndarray:
+    def _logits(self, history: Sequences, candidates: torch.Tensor, ranks: torch.Tensor,
+                listed: np.ndarray | None = None) -> np.ndarray:
+        """BST's score of each candidate, blended with the generator's order (``listed``:
+        the candidates that count; the others take no part in the blend's scaling)."""
         self.net_.eval()
         side = rank_features(ranks, self.config.n_candidates).unsqueeze(1).to(self.device_) \
             if self.config.use_ranks else None
@@ -246,7 +250,9 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
             return out
         # The generator's order as a score (ties stay ties), both standardised per row.
         order = -np.log1p(ranks.numpy().astype(np.float64))
-        mixed = self.blend_ * _standardised(out) + (1.0 - self.blend_) * _standardised(order)
+        use = np.ones(out.shape, dtype=bool) if listed is None else listed
+        mixed = (self.blend_ * _standardised(out, use)
+                 + (1.0 - self.blend_) * _standardised(order, use))
         return mixed.astype(np.float32)
 
     def score_candidates(self, history: Sequences, customers: np.ndarray | None,
@@ -267,7 +273,7 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
         high = raw[finite].max() if finite.any() else 0.0
         # off the list, items keep the generator's order below every candidate
         out = np.where(finite, raw - high - 1.0, -np.inf).astype(np.float32)
-        logits = self._logits(history, top, torch.gather(rank_of, 1, top))
+        logits = self._logits(history, top, torch.gather(rank_of, 1, top), listed)
         # candidates rank above everything else (at 0 and up), in the order of BST's logits
         logits = np.where(listed, logits, np.inf)
         logits = logits - logits.min(axis=1, keepdims=True)
