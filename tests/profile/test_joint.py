@@ -2,6 +2,8 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import time
+
 import numpy as np
 import pytest
 
@@ -121,7 +123,9 @@ def test_one_thread_limits_hold_across_overlapping_calls_and_are_restored():
     def blas_threads() -> int:
         return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
 
-    before = blas_threads()
+    # Other code of the process (scikit-learn's own k-means limit, on a thread another test
+    # left running) may hold a limit for a moment: the process's own value is the largest seen.
+    before = max(blas_threads() for _ in range(20))
     inside: list[int] = []
     first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
 
@@ -150,4 +154,7 @@ def test_one_thread_limits_hold_across_overlapping_calls_and_are_restored():
     for t in threads:
         t.join(120)
     assert inside == [1]
+    deadline = time.monotonic() + 30
+    while blas_threads() != before and time.monotonic() < deadline:
+        time.sleep(0.1)  # a moment's limit held elsewhere in the process, as above
     assert blas_threads() == before
