@@ -1,8 +1,7 @@
 """Block scaling and the bi-cross-validated choice of traits and block balance."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
