@@ -224,10 +224,12 @@ class Supervisor(Multiprocess):
                     os.kill(process.pid, signal.SIGHUP)
 
     def keep_subprocess_alive(self) -> None:
-        for process in self.processes:
-            if process.pid is not None and not process.process.is_alive():
-                _mark_dead(process.pid)
+        # Marked once uvicorn has replaced them: a worker that dies while uvicorn pings it
+        # (not yet dead when looked at before) is replaced all the same.
+        before = {process.pid for process in self.processes if process.pid is not None}
         super().keep_subprocess_alive()
+        for pid in before - {process.pid for process in self.processes}:
+            _mark_dead(pid)
 
 
 def _mark_dead(pid: int) -> None:
