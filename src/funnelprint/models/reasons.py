@@ -232,7 +232,7 @@ def _facts(history: Sequences, listed: np.ndarray, items: ItemSide, catalogue: C
                         "recent_category": _category_steps(history.last(last_n), listed,
                                                            items).tolist()},
         steps=_steps_on(history, listed).tolist(),
-        visits=_visits_on(history, listed).tolist(),
+        visits=_steps_on(history, listed, visits=True).tolist(),
         usual_price={"price": _mean_position(history, items, None).tolist(),
                      "carted_price": _mean_position(history, items,
                                                     customers.action_names).tolist()},
@@ -367,27 +367,17 @@ def _support(name: str, source: np.ndarray, listed: np.ndarray, items: ItemSide,
     return out
 
 
-def _steps_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
-    """Per listed item: how many steps of the row's history are on it."""
-    width = int(max(history.items.max(initial=0), listed.max(initial=0))) + 1
-    keys, counts = np.unique(row_of(history.offsets).astype(np.int64) * width + history.items,
-                             return_counts=True)
-    if not keys.size:
-        return np.zeros(listed.shape, dtype=np.int64)
-    wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
-    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
-    return np.where((keys[at] == wanted) & (listed >= 0), counts[at], 0)
-
-
-def _visits_on(history: Sequences, listed: np.ndarray) -> np.ndarray:
-    """Per listed item: in how many of the row's visits it has a step (the log's sessions,
-    else visits cut at 30 minutes without events)."""
+def _steps_on(history: Sequences, listed: np.ndarray, visits: bool = False) -> np.ndarray:
+    """Per listed item: how many steps of the row's history are on it, or with ``visits`` in
+    how many of the row's visits it has a step (the log's sessions, else visits cut at 30
+    minutes without events)."""
     if not history.items.size:
         return np.zeros(listed.shape, dtype=np.int64)
     width = int(max(history.items.max(initial=0), listed.max(initial=0))) + 1
     pairs = row_of(history.offsets).astype(np.int64) * width + history.items
-    distinct = np.unique(np.stack([pairs, session_ids(history)], axis=1), axis=0)
-    keys, counts = np.unique(distinct[:, 0], return_counts=True)
+    if visits:  # one (row, item) entry per visit
+        pairs = np.unique(np.stack([pairs, session_ids(history)], axis=1), axis=0)[:, 0]
+    keys, counts = np.unique(pairs, return_counts=True)
     wanted = np.arange(listed.shape[0])[:, None] * width + np.maximum(listed, 0)
     at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
     return np.where((keys[at] == wanted) & (listed >= 0), counts[at], 0)

@@ -77,8 +77,11 @@ class SequentialRecommender(Recommender[SC], Explainer, Generic[SC, N]):
 
     @property
     def features(self) -> tuple[str, ...]:
-        """Step features the network reads (items, and for some models actions and gaps)."""
-        return ("items",)
+        """Step features the network reads: items, and actions and gaps where the model's
+        config has them switched on (``use_actions``, ``use_gaps``)."""
+        c = self.config
+        return (("items",) + ("actions",) * bool(getattr(c, "use_actions", False))
+                + ("gaps",) * bool(getattr(c, "use_gaps", False)))
 
     @abstractmethod
     def build(self, dataset: Dataset) -> N:

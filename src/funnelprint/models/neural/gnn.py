@@ -50,6 +50,13 @@ class SessionNet(nn.Module, ABC):
     #: multiplied by ``scale`` (NISER, Gupta et al., 2019); 0: plain dot products.
     scale: float = 0.0
 
+    def __init__(self, n_items: int, dim: int, scale: float) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.scale = scale
+        self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        init_items(self.items)
+
     @abstractmethod
     def steps(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per step of the window: vectors that add up to the session vector, weighted by
@@ -117,11 +124,7 @@ class SRGNNNet(SessionNet):
 
     def __init__(self, n_items: int, dim: int = 64, gnn_steps: int = 1, dropout: float = 0.2,
                  scale: float = 0.0) -> None:
-        super().__init__()
-        self.n_items = n_items
-        self.scale = scale
-        self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        init_items(self.items)
+        super().__init__(n_items, dim, scale)
         self.dropout = Dropout(dropout)
         self.graph_steps = nn.ModuleList([GatedGraphStep(dim) for _ in range(gnn_steps)])
         self.last_query = nn.Linear(dim, dim)
@@ -215,11 +218,7 @@ class GCEGNNNet(SessionNet):
     def __init__(self, n_items: int, maxlen: int, neighbours: torch.Tensor,
                  counts: torch.Tensor, dim: int = 64, dropout: float = 0.2,
                  scale: float = 0.0) -> None:
-        super().__init__()
-        self.n_items = n_items
-        self.scale = scale
-        self.items = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        init_items(self.items)
+        super().__init__(n_items, dim, scale)
         self.positions = nn.Embedding(maxlen, dim)
         nn.init.normal_(self.positions.weight, std=dim ** -0.5)
         self.neighbours: torch.Tensor

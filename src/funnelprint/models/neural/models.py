@@ -64,11 +64,6 @@ class Funnelformer(NextItemRecommender[FunnelformerConfig]):
     config_class = FunnelformerConfig
 
     @property
-    def features(self) -> tuple[str, ...]:
-        c = self.config
-        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
-
-    @property
     def _head(self) -> int:
         return 1 if self.config.target == "purchase" else 0
 

@@ -93,11 +93,6 @@ class BST(SequentialRecommender[BSTConfig, BSTNet], CandidateScorer):
     generator_: Recommender[Any]
     blend_: float
 
-    @property
-    def features(self) -> tuple[str, ...]:
-        c = self.config
-        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
-
     def build(self, dataset: Dataset) -> BSTNet:
         c = self.config
         return BSTNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,

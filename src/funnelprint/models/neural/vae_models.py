@@ -36,11 +36,6 @@ class SeqVAE(NextItemRecommender[SeqVAEConfig]):
     config_class = SeqVAEConfig
     _steps = 0
 
-    @property
-    def features(self) -> tuple[str, ...]:
-        c = self.config
-        return ("items",) + ("actions",) * c.use_actions + ("gaps",) * c.use_gaps
-
     def build(self, dataset: Dataset) -> NextItemNet:
         c = self.config
         encoder = SASRecNet(dataset.n_items, c.maxlen, c.dim, c.blocks, c.heads, c.dropout,
