@@ -967,7 +967,8 @@ def _canonicalise(
     checks: list[_Check] = []
 
     def check(code: str, column: str, flag: pl.Expr, message: str, on_raw: bool) -> None:
-        (exprs if on_raw else flags).append(flag.alias(_FLAG + code))
+        # A flag is true or false, never null: a null row would be neither kept nor counted.
+        (exprs if on_raw else flags).append(flag.fill_null(False).alias(_FLAG + code))
         checks.append(_Check(code, column, _FLAG + code, message))
 
     for fld in FIELDS:
@@ -997,7 +998,7 @@ def _canonicalise(
             exprs.append(number.alias(name))
             bad = text.is_not_null() & (number.is_null() | number.is_infinite())
             if fld == "price":  # a negative quantity is a return; a negative price is no price
-                bad = bad | (number < 0).fill_null(False)
+                bad = bad | (number < 0)
             check(f"bad_{fld}", col, bad, "not a finite, non-negative number" if fld == "price"
                   else "not a number", on_raw=True)
             continue
@@ -1012,8 +1013,7 @@ def _canonicalise(
             limit = ID_CHARS if fld in ID_FIELDS_OF_EVENTS else TEXT_CHARS
             # On the column as written: a value built from other columns (a category from its
             # fallback, a customer from the session) is not blamed on this one.
-            check(f"long_{name}", col,
-                  (clean_text(col).str.len_chars() > limit).fill_null(False),
+            check(f"long_{name}", col, clean_text(col).str.len_chars() > limit,
                   f"longer than {limit:,} characters", on_raw=True)
         if fld in _ID_REASONS:
             check(f"empty_{_ID_REASONS[fld]}", col, pl.col(name).is_null(), "empty value",
@@ -1114,9 +1114,6 @@ def _validate(
     report: LoadReport, problems: ReadProblems,
 ) -> pl.DataFrame:
     flags = [c.flag for c in checks]
-    # A flag is true or false, never null: a null would drop its row from the filter below
-    # without being counted under any reason.
-    frame = frame.with_columns(pl.col(f).fill_null(False) for f in flags)
     any_bad = (frame.select(pl.any_horizontal(flags)).to_series() if flags
                else pl.Series([False] * frame.height, dtype=pl.Boolean))
     clean = not any_bad.any()
