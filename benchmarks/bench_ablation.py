@@ -13,7 +13,8 @@ included), trained for at most ``ABLATION_EPOCHS`` epochs (no time budget, so th
 do not depend on the machine's load). ``markov`` is the reference that knows nothing but the
 last item. Environment: ``ABLATION_SEEDS`` (3), ``ABLATION_EPOCHS`` (200), ``ABLATION_ONLY``
 (comma-separated log names), ``ABLATION_TARGETS`` (comma-separated: ``new``,
-``purchase-seen``, ``purchase-unseen``; all by default), ``ABLATION_SIM_CUSTOMERS`` (2000).
+``purchase-seen``, ``purchase-unseen``; all by default), ``ABLATION_VARIANTS`` (comma-separated
+keys of ``VARIANTS``; all by default), ``ABLATION_SIM_CUSTOMERS`` (2000).
 """
 
 from __future__ import annotations
@@ -117,13 +118,19 @@ def main() -> None:
         raise SystemExit(f"ABLATION_TARGETS: unknown {', '.join(unknown)}; choose from "
                          f"{', '.join(TARGET_KEYS)}")
     targets = [TARGET_KEYS[key] for key in chosen] or list(TARGETS)
+    variants = [v.strip() for v in os.environ.get("ABLATION_VARIANTS", "").split(",")
+                if v.strip()] or list(VARIANTS)
+    strange = sorted(set(variants) - set(VARIANTS))
+    if strange:
+        raise SystemExit(f"ABLATION_VARIANTS: unknown {', '.join(strange)}; choose from "
+                         f"{', '.join(VARIANTS)}")
     out: dict = {"seeds": len(seeds), "epochs": epochs, "targets": targets,
                  "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dataset in logs(Path(tmp)):
             table: dict = {}
             for target in targets:
-                for variant in VARIANTS:
+                for variant in variants:
                     runs = [fit_and_score(dataset, variant, target, seed, epochs)
                             for seed in (seeds if variant != "markov" else seeds[:1])]
                     scores = [r["NDCG@10"] for r in runs]

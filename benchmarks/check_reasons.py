@@ -213,19 +213,32 @@ def check(phrase: str, customer: str, item: str, log: Log) -> bool | None:
                          r"(?: \(percentile (\d+)% of its category(?:, theirs (\d+)%)?\))?",
                          phrase):
         return check_price(m, customer, item, log)
+    if m := re.fullmatch(r"priced at percentile (\d+)% of its category, the customer's "
+                         r"(products|carts) at (\d+)%", phrase):
+        mine, theirs = price_positions(customer, item, m[2], log)
+        return mine is not None and close(m[1], mine) and close(m[3], theirs)
     if phrase.startswith("its price is unknown"):
         return item not in log.position
     return None
 
 
-def check_price(m: re.Match[str], customer: str, item: str, log: Log) -> bool:
+def price_positions(customer: str, item: str, whose: str, log: Log
+                    ) -> tuple[float | None, float]:
+    """The item's price percentile in its category and the mean of the customer's products
+    (``whose`` = "carts": carted and bought ones); None where either is unknown."""
     events = log.events.filter(pl.col("customer") == customer)
-    if m[2] == "carts":
+    if whose == "carts":
         events = events.filter(pl.col("action").is_in(["add_to_cart", "purchase"]))
     positions = [log.position[p] for p in events["product"].to_list() if p in log.position]
     if item not in log.position or not positions:
+        return None, float("nan")
+    return log.position[item], float(np.mean(positions))
+
+
+def check_price(m: re.Match[str], customer: str, item: str, log: Log) -> bool:
+    mine, theirs = price_positions(customer, item, m[2], log)
+    if mine is None:
         return False
-    mine, theirs = log.position[item], float(np.mean(positions))
     ok = m[3] is None or close(m[3], mine)
     ok &= m[4] is None or close(m[4], theirs)
     like = abs(mine - theirs) <= 0.25 if m[2] == "products" else (

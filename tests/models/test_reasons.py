@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -246,3 +247,28 @@ def test_shared_counts_each_distinct_pair_once():
                                  np.array([0, 1, 0, 1, 1, 2, 2]), 3)
     assert signals.shared(by_group, np.array([0, 1, 0, 1]), np.array([1, 0, 2, 2])
                           ).tolist() == [2, 2, 0, 1]
+
+
+@pytest.mark.parametrize(("feature", "position", "usual", "alike"), [
+    ("price", 0.30, 0.20, True), ("price", 0.90, 0.20, False),
+    ("carted_price", 0.90, 0.60, True), ("carted_price", 0.40, 0.70, False)])
+def test_priced_like_is_said_only_of_prices_alike(feature, position, usual, alike):
+    """A price feature can stand above its mean with the prices far apart (unpriced
+    products pull the mean down); the words then state the figures instead of "like"."""
+    facts = SimpleNamespace(item_positions=np.array([position]),
+                            usual_price={feature: [usual]})
+    text = reasons._factor(feature, True, 0, 0, 0, facts)  # type: ignore[arg-type]
+    assert text.startswith("priced like") == alike, text
+    assert f"{position:.0%}" in text and f"{usual:.0%}" in text
+
+
+def test_every_priced_like_phrase_holds_its_own_figures(model, sampled):
+    _, results = sampled
+    for result in results.values():
+        for row_reasons in result.reasons:
+            for reason in row_reasons:
+                for found in re.finditer(r"priced like the customer's products \(percentile "
+                                         r"(\d+)% of its category, theirs (\d+)%\)",
+                                         reason["text"]):
+                    # both figures are rounded to whole points
+                    assert abs(int(found[1]) - int(found[2])) <= 26, reason["text"]

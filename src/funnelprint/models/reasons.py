@@ -45,6 +45,8 @@ MAX_FACTORS = 3
 #: Steps searched for the history product behind a link (older ones weigh too little).
 SOURCE_STEPS = 50
 SIMILAR_ENOUGH = 0.3
+#: Percentile points within which a product is "priced like" the customer's products.
+PRICE_ALIKE = 0.25
 #: Shared visits or transitions from which a link is "often"; below, the count is stated.
 OFTEN = 3
 
@@ -288,6 +290,11 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
                     f"customer's {whose}" if high else f"priced unlike the customer's {whose}")
         if not high:
             return f"priced unlike the customer's {whose} (percentile {position:.0%})"
+        if not _prices_alike(feature, position, usual):
+            # the feature can stand above its mean without the prices being alike (many
+            # unpriced products pull the mean down): then say the figures, not "like"
+            return (f"priced at percentile {position:.0%} of its category, the customer's "
+                    f"{whose} at {usual:.0%}")
         return (f"priced like the customer's {whose} (percentile {position:.0%} of its "
                 f"category, theirs {usual:.0%})")
     if feature in LINKED:
@@ -305,6 +312,14 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
     if visits >= 2:  # a view then a cart in one visit is not coming back
         return f"the customer came back to it in {visits} visits ({n} steps on it)"
     return f"already in the customer's history ({n} step{'s' * (n != 1)} on it)"
+
+
+def _prices_alike(feature: str, position: float, usual: float) -> bool:
+    """Whether "priced like" is true: within ``PRICE_ALIKE`` percentile points of the
+    customer's products, or, for carts, on the same side of the category's middle."""
+    if feature == "carted_price":
+        return (position - 0.5) * (usual - 0.5) > 0
+    return abs(position - usual) <= PRICE_ALIKE
 
 
 def _categories(high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
