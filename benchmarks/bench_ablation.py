@@ -14,7 +14,8 @@ do not depend on the machine's load). ``markov`` is the reference that knows not
 last item. Environment: ``ABLATION_SEEDS`` (3), ``ABLATION_EPOCHS`` (200), ``ABLATION_ONLY``
 (comma-separated log names), ``ABLATION_TARGETS`` (comma-separated: ``new``,
 ``purchase-seen``, ``purchase-unseen``; all by default), ``ABLATION_VARIANTS`` (comma-separated
-keys of ``VARIANTS``; all by default), ``ABLATION_SIM_CUSTOMERS`` (2000).
+keys of ``VARIANTS``; all by default), ``ABLATION_SIM_CUSTOMERS`` (2000), ``ABLATION_THREADS``
+(2).
 """
 
 from __future__ import annotations
@@ -118,13 +119,13 @@ def main() -> None:
         raise SystemExit(f"ABLATION_TARGETS: unknown {', '.join(unknown)}; choose from "
                          f"{', '.join(TARGET_KEYS)}")
     targets = [TARGET_KEYS[key] for key in chosen] or list(TARGETS)
-    variants = [v.strip() for v in os.environ.get("ABLATION_VARIANTS", "").split(",")
-                if v.strip()] or list(VARIANTS)
+    variants = list(dict.fromkeys(v.strip() for v in os.environ.get(
+        "ABLATION_VARIANTS", "").split(",") if v.strip())) or list(VARIANTS)
     strange = sorted(set(variants) - set(VARIANTS))
     if strange:
         raise SystemExit(f"ABLATION_VARIANTS: unknown {', '.join(strange)}; choose from "
                          f"{', '.join(VARIANTS)}")
-    out: dict = {"seeds": len(seeds), "epochs": epochs, "targets": targets,
+    out: dict = {"seeds": len(seeds), "epochs": epochs, "targets": targets, "variants": variants,
                  "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         for name, dataset in logs(Path(tmp)):

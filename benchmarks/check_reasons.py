@@ -12,7 +12,9 @@ Conventions: a visit is the log's session column (``user_session``/``session_id`
 customer's run of events with gaps of at most 30 minutes; a transition is a customer's step
 followed by a step on another product; "often", "similar" and "rarely" hold with at least
 :data:`OFTEN` (at most ``OFTEN - 1``) shared visits, customers or transitions; a stated count
-must equal the log's; a stated share or percentile must be within one point.
+must equal the log's; a stated share or percentile must be within one point; "priced like"
+holds within :data:`PRICE_ALIKE` percentile points of the mean of the customer's products
+(carts: both on the same side of 50), "unlike" where it does not.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import numpy as np
 import polars as pl
 
 OFTEN = 3
+#: Percentile points within which a product is priced like the customer's products.
+PRICE_ALIKE = 25
 LAST_N = 5
 GAP_S = 30 * 60
 ACTIONS = {"pv": "view", "view": "view", "cart": "add_to_cart", "add_to_cart": "add_to_cart",
@@ -241,8 +245,9 @@ def check_price(m: re.Match[str], customer: str, item: str, log: Log) -> bool:
         return False
     ok = m[3] is None or close(m[3], mine)
     ok &= m[4] is None or close(m[4], theirs)
-    like = abs(mine - theirs) <= 0.25 if m[2] == "products" else (
-        (mine - 0.5) * (theirs - 0.5) > 0)
+    # the rule is judged on the stated whole points where both are stated (a reader's check)
+    a, b = ((int(m[3]), int(m[4])) if m[3] and m[4] else (100 * mine, 100 * theirs))
+    like = abs(a - b) <= PRICE_ALIKE if m[2] == "products" else (a - 50) * (b - 50) > 0
     return ok and (like if m[1] == "like" else not like)
 
 

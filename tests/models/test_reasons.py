@@ -251,24 +251,40 @@ def test_shared_counts_each_distinct_pair_once():
 
 @pytest.mark.parametrize(("feature", "position", "usual", "alike"), [
     ("price", 0.30, 0.20, True), ("price", 0.90, 0.20, False),
-    ("carted_price", 0.90, 0.60, True), ("carted_price", 0.40, 0.70, False)])
-def test_priced_like_is_said_only_of_prices_alike(feature, position, usual, alike):
+    ("price", 0.55, 0.30, True),  # 25 points apart, whatever the float difference says
+    ("price", 0.375, 0.125, False),  # printed 38% and 12%: 26 points
+    ("carted_price", 0.90, 0.60, True), ("carted_price", 0.40, 0.70, False),
+    ("carted_price", 0.502, 0.80, False)])  # printed 50%: on neither side
+def test_prices_alike_is_judged_on_the_printed_points(feature, position, usual, alike):
+    assert reasons._prices_alike(feature, position, usual) == alike
+
+
+@pytest.mark.parametrize("high", [True, False])
+@pytest.mark.parametrize(("position", "usual"), [(0.30, 0.20), (0.90, 0.20)])
+def test_a_price_verdict_is_said_only_where_the_printed_figures_bear_it(high, position, usual):
     """A price feature can stand above its mean with the prices far apart (unpriced
-    products pull the mean down); the words then state the figures instead of "like"."""
+    products pull the mean down), or below it with them alike: then the words state the
+    figures instead of "like" or "unlike"."""
     facts = SimpleNamespace(item_positions=np.array([position]),
-                            usual_price={feature: [usual]})
-    text = reasons._factor(feature, True, 0, 0, 0, facts)  # type: ignore[arg-type]
-    assert text.startswith("priced like") == alike, text
+                            usual_price={"price": [usual]})
+    text = reasons._factor("price", high, 0, 0, 0, facts)  # type: ignore[arg-type]
+    alike = abs(position - usual) <= 0.25
+    verdict = "priced like" if alike else "priced unlike"
+    assert text.startswith(verdict) == (high == alike), text
     assert f"{position:.0%}" in text and f"{usual:.0%}" in text
 
 
-def test_every_priced_like_phrase_holds_its_own_figures(model, sampled):
+def test_every_price_verdict_holds_its_own_figures(model, sampled):
     _, results = sampled
+    said = 0
     for result in results.values():
         for row_reasons in result.reasons:
             for reason in row_reasons:
-                for found in re.finditer(r"priced like the customer's products \(percentile "
-                                         r"(\d+)% of its category, theirs (\d+)%\)",
+                for found in re.finditer(r"priced (like|unlike) the customer's (products|carts) "
+                                         r"\(percentile (\d+)% of its category, theirs (\d+)%\)",
                                          reason["text"]):
-                    # both figures are rounded to whole points
-                    assert abs(int(found[1]) - int(found[2])) <= 26, reason["text"]
+                    a, b = int(found[3]), int(found[4])
+                    like = abs(a - b) <= 25 if found[2] == "products" else (a - 50) * (b - 50) > 0
+                    assert like == (found[1] == "like"), reason["text"]
+                    said += 1
+    assert said > 0

@@ -16,7 +16,10 @@ hold for this customer and product:
   :data:`OFTEN` transitions or shared visits on, and "similar to recent X" says how many
   customers looked at both (or, none, that the two share a category);
 - the two category features, when both lift a product, are said once; a category that is
-  a bare id is named as one ("category 2053013563651392361").
+  a bare id is named as one ("category 2053013563651392361");
+- "priced like" the customer's products only within :data:`PRICE_ALIKE` printed percentile
+  points of their mean (carts: on the same side of the category's middle), "unlike" only
+  outside; where the feature's sign and the prices disagree both percentiles are stated.
 """
 
 from __future__ import annotations
@@ -45,8 +48,8 @@ MAX_FACTORS = 3
 #: Steps searched for the history product behind a link (older ones weigh too little).
 SOURCE_STEPS = 50
 SIMILAR_ENOUGH = 0.3
-#: Percentile points within which a product is "priced like" the customer's products.
-PRICE_ALIKE = 0.25
+#: Printed percentile points within which a product is "priced like" the customer's products.
+PRICE_ALIKE = 25
 #: Shared visits or transitions from which a link is "often"; below, the count is stated.
 OFTEN = 3
 
@@ -288,15 +291,14 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
         if not (math.isfinite(position) and math.isfinite(usual)):
             return (f"its price is unknown, where most products' prices sit far from the "
                     f"customer's {whose}" if high else f"priced unlike the customer's {whose}")
-        if not high:
-            return f"priced unlike the customer's {whose} (percentile {position:.0%})"
-        if not _prices_alike(feature, position, usual):
-            # the feature can stand above its mean without the prices being alike (many
-            # unpriced products pull the mean down): then say the figures, not "like"
-            return (f"priced at percentile {position:.0%} of its category, the customer's "
-                    f"{whose} at {usual:.0%}")
-        return (f"priced like the customer's {whose} (percentile {position:.0%} of its "
-                f"category, theirs {usual:.0%})")
+        alike = _prices_alike(feature, position, usual)
+        if high == alike:
+            return (f"priced {'like' if alike else 'unlike'} the customer's {whose} "
+                    f"(percentile {position:.0%} of its category, theirs {usual:.0%})")
+        # the feature can stand above its mean with the prices apart (unpriced products
+        # pull the mean down), or below it with them alike: say the figures, not a verdict
+        return (f"priced at percentile {position:.0%} of its category, the customer's "
+                f"{whose} at {usual:.0%}")
     if feature in LINKED:
         source = facts.sources[feature][row][col]
         if not high or source < 0:
@@ -315,11 +317,18 @@ def _factor(feature: str, high: bool, row: int, col: int, item: int, facts: _Fac
 
 
 def _prices_alike(feature: str, position: float, usual: float) -> bool:
-    """Whether "priced like" is true: within ``PRICE_ALIKE`` percentile points of the
-    customer's products, or, for carts, on the same side of the category's middle."""
+    """Whether "priced like" holds of the percentiles as printed (whole points, so a reader
+    can check it): within ``PRICE_ALIKE`` points of the customer's products, or, for
+    carts, on the same side of the category's middle (50 is on neither)."""
+    mine, theirs = _points(position), _points(usual)
     if feature == "carted_price":
-        return (position - 0.5) * (usual - 0.5) > 0
-    return abs(position - usual) <= PRICE_ALIKE
+        return (mine - 50) * (theirs - 50) > 0
+    return abs(mine - theirs) <= PRICE_ALIKE
+
+
+def _points(share: float) -> int:
+    """A share in whole percentage points, rounded exactly as ``f"{share:.0%}"`` prints."""
+    return int(f"{share:.0%}"[:-1])
 
 
 def _categories(high: bool, row: int, col: int, item: int, facts: _Facts) -> str:
