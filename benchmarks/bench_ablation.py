@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from _common import chosen_keys
 
 from funnelprint.data import ColumnMapping
 from funnelprint.data.dataset import Dataset, load_dataset
@@ -113,18 +114,8 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("ABLATION_THREADS", "2")))
     seeds = list(range(int(os.environ.get("ABLATION_SEEDS", "3"))))
     epochs = int(os.environ.get("ABLATION_EPOCHS", "200"))
-    chosen = [s.strip() for s in os.environ.get("ABLATION_TARGETS", "").split(",") if s.strip()]
-    unknown = sorted(set(chosen) - set(TARGET_KEYS))
-    if unknown:
-        raise SystemExit(f"ABLATION_TARGETS: unknown {', '.join(unknown)}; choose from "
-                         f"{', '.join(TARGET_KEYS)}")
-    targets = [TARGET_KEYS[key] for key in chosen] or list(TARGETS)
-    variants = list(dict.fromkeys(v.strip() for v in os.environ.get(
-        "ABLATION_VARIANTS", "").split(",") if v.strip())) or list(VARIANTS)
-    strange = sorted(set(variants) - set(VARIANTS))
-    if strange:
-        raise SystemExit(f"ABLATION_VARIANTS: unknown {', '.join(strange)}; choose from "
-                         f"{', '.join(VARIANTS)}")
+    targets = [TARGET_KEYS[key] for key in chosen_keys("ABLATION_TARGETS", TARGET_KEYS)]
+    variants = chosen_keys("ABLATION_VARIANTS", VARIANTS)
     out: dict = {"seeds": len(seeds), "epochs": epochs, "targets": targets, "variants": variants,
                  "load_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:

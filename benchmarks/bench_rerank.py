@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import chosen_keys
 
 from funnelprint.data.dataset import Dataset, load_dataset
 from funnelprint.data.simulate import SimulationConfig, simulate
@@ -39,13 +40,9 @@ def compare(dataset: Dataset, seeds: list[int], epochs: int) -> dict:
     generator = make_model("markov").fit(split.train)
     result = evaluate_model(generator, split.test, split.train, protocol, ks=(10,))
     out["markov"] = {"HR@10": round(result["HR@10"], 4), "NDCG@10": round(result["NDCG@10"], 4)}
-    chosen = [v.strip() for v in os.environ.get("RERANK_VARIANTS", "").split(",") if v.strip()]
-    unknown = sorted(set(chosen) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"RERANK_VARIANTS: unknown {', '.join(unknown)}; choose from "
-                         f"{', '.join(VARIANTS)}")
+    chosen = chosen_keys("RERANK_VARIANTS", VARIANTS)
     for name, params in VARIANTS.items():
-        if chosen and name not in chosen:
+        if name not in chosen:
             continue
         runs, blends = [], []
         for seed in seeds:
