@@ -133,3 +133,23 @@ def test_a_products_table_of_another_shop_is_refused():
         dataset.with_products(other)
     half = pl.DataFrame({"product_id": ["p1", "SKU-2"], "price": [1.0, 2.0]})
     assert dataset.with_products(half).item_prices is not None
+
+
+def test_an_item_takes_its_latest_price_whoever_saw_it_last_in_the_file():
+    """The log is sorted by customer: the customer that comes last saw p1 and p2 first (at
+    the old prices); the other saw them a month later at the new ones, which the items keep."""
+    def frame(early: str, late: str) -> pl.DataFrame:
+        return pl.DataFrame({
+            "customer_id": [early, early, late, late],
+            "timestamp": [T0, T0 + timedelta(minutes=1), T0 + timedelta(days=30),
+                          T0 + timedelta(days=30, minutes=1)],
+            "action": ["view"] * 4, "product_id": ["p1", "p2", "p1", "p2"],
+            "price": [3.0, 7.0, 4.0, 6.0],
+        }).with_columns(pl.col("timestamp").dt.cast_time_unit("us").dt.replace_time_zone("UTC"))
+
+    last = prepare_frame(frame("a", "z")).events["customer_id"][-1]
+    events = prepare_frame(frame(last, "z" if last == "a" else "a")).events
+    assert events["customer_id"][-1] == last  # the old prices are the file's last rows
+    dataset = Dataset.from_events(events)
+    prices = dict(zip(dataset.item_ids, dataset.item_prices, strict=True))
+    assert prices == {"p1": 4.0, "p2": 6.0}

@@ -294,7 +294,7 @@ class Dataset:
         item) into one step at the first event's time whose action is the run's last
         non-view action (its funnel outcome: bought, carted, removed), or view when there
         is none. The log's sessions are kept (a merged step keeps its first event's). Its
-        ``category, brand, price`` columns describe the items (each product's last non-null
+        ``category, brand, price`` columns describe the items (each product's latest non-null
         value), and a ``products`` table (``product_id`` and any of those columns) on top of
         them (see :meth:`with_products`)."""
         events = log if isinstance(log, pl.DataFrame) else log.events
@@ -340,13 +340,15 @@ META_COLUMNS = ("category", "brand", "price")
 
 
 def _event_products(events: pl.DataFrame) -> pl.DataFrame | None:
-    """Each product's last non-null category, brand and price among the events."""
+    """Each product's latest non-null category, brand and price among the events (by time:
+    the log is sorted by customer, so its last row on a product need not be the latest)."""
     table: pl.DataFrame | None = None
     for column in META_COLUMNS:
         if column not in events.columns:
             continue
-        pairs = (events.select("product_id", column).drop_nulls()
-                 .unique("product_id", keep="last", maintain_order=True))
+        pairs = (events.select("product_id", column, "timestamp").drop_nulls()
+                 .sort("timestamp", maintain_order=True)
+                 .unique("product_id", keep="last", maintain_order=True).drop("timestamp"))
         table = pairs if table is None else table.join(pairs, on="product_id", how="full",
                                                       coalesce=True)
     return table
