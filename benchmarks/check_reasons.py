@@ -103,8 +103,9 @@ class Log:
         size = int(np.searchsorted(np.cumsum(values), 0.25 * values.sum()) + 1)
         out.head = {p for p, c in out.counts.items() if c >= values[size - 1]}
         out.median = float(np.median(values))
+        # the latest price by time (the rows are in customer order)
         meta = events.group_by("product").agg(pl.col("category").last(),
-                                              pl.col("price").drop_nulls().last())
+                                              pl.col("price").sort_by("time").drop_nulls().last())
         out.category = dict(zip(meta["product"], meta["category"], strict=True))
         priced = meta.filter(pl.col("price").is_not_null() & pl.col("category").is_not_null())
         priced = priced.with_columns(((pl.col("price").rank("average").over("category") - 0.5)
